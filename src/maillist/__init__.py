@@ -1,0 +1,3 @@
+"""maillist: an email discussion-list server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from maillist.cli import main
+
+main()

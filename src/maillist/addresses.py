@@ -1,0 +1,44 @@
+"""Address validation and normalisation (email-validator), and the list sub-address rules. Pure."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+from maillist.errors import BadAddress
+
+# Sub-addresses a list answers to (LIST-request@, LIST-bounces+tag@, ...). A list's own local part may
+# not end with one of these, or its sub-addresses would be ambiguous with another list.
+SUFFIXES = ("request", "owner", "join", "leave", "bounces", "confirm")
+MAX_ADDRESS = 254
+
+
+def normalise(address: str) -> str:
+    """Return the address in canonical form (domain lower-cased), or raise BadAddress.
+
+    No DNS look-ups: an admin adding members should not wait on (or be refused by) a resolver.
+    """
+    text = address.strip()
+    if not text:
+        raise BadAddress("invalid address '': empty")
+    if len(text) > MAX_ADDRESS or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise BadAddress(f"invalid address {text[:80]!r}: too long or contains control characters")
+    try:
+        info = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise BadAddress(f"invalid address {text!r}: {exc}") from None
+    return f"{info.local_part}@{info.domain.lower()}"
+
+
+def normalise_list_address(address: str) -> str:
+    """A list address: a valid address whose local part cannot be mistaken for a sub-address."""
+    canonical = normalise(address)
+    local = canonical.rsplit("@", 1)[0].lower()
+    if "+" in local:
+        raise BadAddress(f"invalid list address {canonical!r}: '+' is reserved for sub-addresses")
+    for suffix in SUFFIXES:
+        if local.endswith("-" + suffix):
+            raise BadAddress(
+                f"invalid list address {canonical!r}: a list name may not end in '-{suffix}' "
+                "(reserved for the list's own sub-addresses)"
+            )
+    return canonical

@@ -1,0 +1,95 @@
+"""The `maillist` admin command. Commands call services; errors become one line on stderr."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maillist import __version__
+from maillist.cli import audit, badges, demo, lists, members
+from maillist.config import DEFAULT_DB, Config
+from maillist.errors import MaillistError
+
+app = typer.Typer(
+    name="maillist",
+    help="maillist: an email discussion-list server. Manage lists, members, badges and the server.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(lists.app, name="lists")
+app.add_typer(members.app, name="members")
+app.add_typer(badges.app, name="badges")
+app.command("audit")(audit.audit)
+app.command("demo")(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"maillist {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            envvar="MAILLIST_DB",
+            help=f"SQLite database file (default {DEFAULT_DB}; env MAILLIST_DB).",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = Config.from_env(db=db, actor=_actor())
+
+
+def _actor() -> str:
+    """Who the audit log names for CLI actions: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def main() -> None:
+    """Entry point: domain errors and anything unexpected become one line on stderr, never a traceback."""
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except MaillistError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: a clear line, and the trace on request
+        if os.environ.get("MAILLIST_DEBUG"):
+            raise
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        typer.echo(
+            f"error: internal error: {type(exc).__name__}: {exc} (set MAILLIST_DEBUG=1 for details)",
+            err=True,
+        )
+        sys.exit(70)

@@ -1,0 +1,28 @@
+"""`maillist audit`: the log of admin actions."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from maillist.cli.output import emit_json, table
+from maillist.cli.runtime import run
+from maillist.services import audit as svc
+
+
+def audit(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 50,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")] = False,
+) -> None:
+    """Recent admin actions: who did what, to what, when."""
+    entries = run(ctx, lambda db, cfg: svc.recent(db, limit))
+    if json:
+        emit_json([asdict(e) for e in entries])
+        return
+    table(
+        ("at", "actor", "action", "target", "detail"),
+        [(e.at, e.actor, e.action, e.target, e.detail) for e in entries],
+    )

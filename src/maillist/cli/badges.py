@@ -1,0 +1,55 @@
+"""`maillist badges ...`: site-wide badges that follow a person to every list."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from maillist.cli.output import emit_json, note, table
+from maillist.cli.runtime import run
+from maillist.services import badges as svc
+
+app = typer.Typer(
+    help="Grant and revoke site-wide badges (e.g. 'Licensee Badge') shown with a person's posts.",
+    no_args_is_help=True,
+)
+AddressArg = Annotated[str, typer.Argument(help="The person's address.")]
+BadgeArg = Annotated[str, typer.Argument(help="The badge's name, e.g. 'Training Badge'.")]
+
+
+@app.command("grant")
+def grant(ctx: typer.Context, address: AddressArg, badge: BadgeArg) -> None:
+    """Give a person a badge; it appears with their posts on every list."""
+    g = run(ctx, lambda db, cfg: svc.grant(db, address, badge, actor=cfg.actor))
+    typer.echo(f"granted {g.badge!r} to {g.address}")
+
+
+@app.command("revoke")
+def revoke(ctx: typer.Context, address: AddressArg, badge: BadgeArg) -> None:
+    """Take a badge away from a person."""
+    run(ctx, lambda db, cfg: svc.revoke(db, address, badge, actor=cfg.actor))
+    typer.echo(f"revoked {badge.strip()!r} from {address.strip()}")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    address: Annotated[
+        str | None, typer.Argument(help="Only this person's badges (default: every grant).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")] = False,
+) -> None:
+    """Badge grants: who holds which badge, since when, granted by whom."""
+    grants = run(ctx, lambda db, cfg: svc.grants(db, address))
+    if json:
+        emit_json([asdict(g) for g in grants])
+        return
+    if not grants:
+        note("no badges granted" + (f" to {address}" if address else ""))
+        return
+    table(
+        ("badge", "address", "name", "granted_at", "granted_by"),
+        [(g.badge, g.address, g.name, g.granted_at, g.granted_by) for g in grants],
+    )

@@ -1,0 +1,56 @@
+"""`maillist demo`: a small list with members and badges, so a new user sees the shape at once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from maillist.cli.runtime import run
+from maillist.config import Config
+from maillist.db import Database
+from maillist.errors import DuplicateList
+from maillist.models import Role
+from maillist.services import badges, lists, members
+
+PEOPLE = (
+    ("madamos@example.org", "Mark Adamos", Role.OWNER, ("Licensee Badge",)),
+    ("baritony@example.org", "BariTony", Role.MEMBER, ("Licensee Badge", "Training Badge")),
+    ("dolores@example.net", "Dolores Reyes", Role.MODERATOR, ()),
+    ("kai@example.com", "Kai Lindqvist", Role.MEMBER, ("Training Badge",)),
+)
+
+
+def demo(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Option(help="Address of the demo list.")] = "managers@example.org",
+) -> None:
+    """Create a demo list with four members and a few badges (skipped if it already exists)."""
+
+    async def build(db: Database, cfg: Config) -> bool:
+        try:
+            await lists.create(
+                db, address, name="Managers", description="Demo discussion list", actor=cfg.actor
+            )
+        except DuplicateList:
+            return False
+        for who, name, role, granted in PEOPLE:
+            await members.add(db, address, [who], name=name, role=role, actor=cfg.actor)
+            for badge in granted:
+                await badges.grant(db, who, badge, actor=cfg.actor)
+        return True
+
+    cfg = ctx.find_root().obj
+    created = run(ctx, build)
+    where = cfg.db if isinstance(cfg, Config) else "the database"
+    if created:
+        typer.echo(f"created demo list {address} in {where} with {len(PEOPLE)} members:")
+    else:
+        typer.echo(f"demo list {address} already exists in {where}:")
+    for who, name, role, granted in PEOPLE:
+        badge_text = " - " + ", ".join(granted) if granted else ""
+        typer.echo(f"  {name} <{who}> ({role.value}){badge_text}")
+    typer.echo(
+        "The SMTP/LMTP server (`maillist serve`) is not built yet; "
+        "try: maillist members list " + address
+    )

@@ -1,0 +1,126 @@
+"""`maillist members ...`: add, remove, list, import and export members."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maillist import memberfile
+from maillist.cli.output import emit_json, note, table
+from maillist.cli.runtime import run
+from maillist.models import Mode, Role
+from maillist.services import members as svc
+
+app = typer.Typer(help="Add, remove, list, import and export a list's members.", no_args_is_help=True)
+
+ListArg = Annotated[str, typer.Argument(help="The list's address.")]
+PROGRESS_FROM = 5000  # rows; smaller files finish before a bar would be worth drawing
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    list_address: ListArg,
+    addresses: Annotated[list[str], typer.Argument(help="One or more member addresses.")],
+    name: Annotated[str, typer.Option(help="Display name (for every address given).")] = "",
+    role: Annotated[Role, typer.Option(case_sensitive=False, help="Role on this list.")] = Role.MEMBER,
+    mode: Annotated[Mode, typer.Option(case_sensitive=False, help="Delivery mode.")] = Mode.REGULAR,
+) -> None:
+    """Subscribe addresses. If any address is invalid or already a member, nothing is added."""
+    added = run(
+        ctx,
+        lambda db, cfg: svc.add(
+            db, list_address, addresses, name=name, role=role, mode=mode, actor=cfg.actor
+        ),
+    )
+    for address in added:
+        typer.echo(f"added {address} to {list_address} as {role.value} ({mode.value})")
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    list_address: ListArg,
+    addresses: Annotated[list[str], typer.Argument(help="One or more member addresses.")],
+) -> None:
+    """Unsubscribe addresses. If any is not a member, nothing is removed."""
+    removed = run(ctx, lambda db, cfg: svc.remove(db, list_address, addresses, actor=cfg.actor))
+    for address in removed:
+        typer.echo(f"removed {address} from {list_address}")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    list_address: ListArg,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")] = False,
+) -> None:
+    """Members with role, delivery mode, status and badges."""
+    rows = run(ctx, lambda db, cfg: svc.members(db, list_address))
+    if json:
+        emit_json(
+            [
+                {
+                    "address": m.address,
+                    "name": m.name,
+                    "role": m.role.value,
+                    "mode": m.mode.value,
+                    "status": m.status.value,
+                    "badges": list(m.badges),
+                }
+                for m in rows
+            ]
+        )
+        return
+    if not rows:
+        note(f"{list_address} has no members yet")
+        return
+    table(
+        ("address", "name", "role", "mode", "status", "badges"),
+        [(m.address, m.name, m.role.value, m.mode.value, m.status.value, ", ".join(m.badges)) for m in rows],
+    )
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    list_address: ListArg,
+    file: Annotated[
+        Path, typer.Argument(help="CSV with a header row: address, and optionally name, role, mode.")
+    ],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Add nothing if any row is invalid.")
+    ] = False,
+) -> None:
+    """Bulk-subscribe from CSV. Valid new rows are added; bad rows are reported by line number."""
+    rows, warnings = memberfile.read_rows(file)
+    for warning in warnings:
+        note(f"warning: {warning}")
+    show_bar = len(rows) >= PROGRESS_FROM and sys.stderr.isatty()
+    with typer.progressbar(
+        length=2 * len(rows), label="importing", file=sys.stderr, hidden=not show_bar
+    ) as bar:
+        report = run(
+            ctx,
+            lambda db, cfg: svc.import_rows(
+                db, list_address, rows, strict=strict, actor=cfg.actor, progress=bar.update
+            ),
+        )
+    for problem in report.invalid:
+        note(f"line {problem.line}: {problem.reason}")
+    typer.echo(
+        f"added {report.added}, already members {report.already}, invalid {len(report.invalid)}"
+    )
+    if not report.applied:
+        note(f"--strict: nothing imported because {len(report.invalid)} row(s) are invalid")
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export(ctx: typer.Context, list_address: ListArg) -> None:
+    """Print the members as CSV, in the format `members import` reads back."""
+    rows = run(ctx, lambda db, cfg: svc.members(db, list_address))
+    memberfile.write_members(sys.stdout, rows)

@@ -1,0 +1,34 @@
+"""What every command shares: the Config from the global options, and running a service call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+
+from maillist.config import Config
+from maillist.db import Database
+
+T = TypeVar("T")
+
+
+def config(ctx: typer.Context) -> Config:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Config), "the root callback sets the Config"
+    return obj
+
+
+def run(ctx: typer.Context, call: Callable[[Database, Config], Awaitable[T]]) -> T:
+    """Open the database, run one service call on it, close it. Errors propagate to main()."""
+    cfg = config(ctx)
+
+    async def go() -> T:
+        db = await Database.open(cfg.db)
+        try:
+            return await call(db, cfg)
+        finally:
+            await db.close()
+
+    return asyncio.run(go())

@@ -1,0 +1,76 @@
+"""SQL for badges and badge grants."""
+
+from __future__ import annotations
+
+from maillist.db.connection import Tx
+from maillist.models import Badge, BadgeGrant
+
+
+async def ensure(tx: Tx, name: str, at: str) -> int:
+    """The badge's id, creating it on first grant; the first spelling of its name is kept."""
+    await tx.execute(
+        "INSERT INTO badges (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        (name, at),
+    )
+    async with tx.execute("SELECT id FROM badges WHERE name = ?", (name,)) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def badge_id(tx: Tx, name: str) -> int | None:
+    async with tx.execute("SELECT id FROM badges WHERE name = ?", (name,)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else None
+
+
+async def grant(tx: Tx, person_id: int, badge: int, at: str, by: str) -> bool:
+    cur = await tx.execute(
+        "INSERT INTO badge_grants (person_id, badge_id, granted_at, granted_by) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        (person_id, badge, at, by),
+    )
+    return cur.rowcount > 0
+
+
+async def revoke(tx: Tx, person_id: int, badge: int) -> bool:
+    cur = await tx.execute(
+        "DELETE FROM badge_grants WHERE person_id = ? AND badge_id = ?", (person_id, badge)
+    )
+    if cur.rowcount:
+        # A badge nobody holds any more is forgotten, so `badges list` shows only live badges.
+        await tx.execute(
+            "DELETE FROM badges WHERE id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM badge_grants WHERE badge_id = ?)",
+            (badge, badge),
+        )
+    return cur.rowcount > 0
+
+
+async def grants(tx: Tx, person_id: int | None = None) -> list[BadgeGrant]:
+    where, args = ("WHERE g.person_id = ?", (person_id,)) if person_id is not None else ("", ())
+    async with tx.execute(
+        f"""SELECT p.address, p.name, b.name, g.granted_at, g.granted_by
+            FROM badge_grants g JOIN people p ON p.id = g.person_id
+            JOIN badges b ON b.id = g.badge_id {where}
+            ORDER BY b.name, p.address""",
+        args,
+    ) as cur:
+        return [BadgeGrant(*row) for row in await cur.fetchall()]
+
+
+async def for_person(tx: Tx, person_id: int) -> list[str]:
+    async with tx.execute(
+        "SELECT b.name FROM badge_grants g JOIN badges b ON b.id = g.badge_id "
+        "WHERE g.person_id = ? ORDER BY b.name",
+        (person_id,),
+    ) as cur:
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def summary(tx: Tx) -> list[Badge]:
+    async with tx.execute(
+        "SELECT b.name, COUNT(g.person_id) FROM badges b "
+        "LEFT JOIN badge_grants g ON g.badge_id = b.id GROUP BY b.id ORDER BY b.name"
+    ) as cur:
+        return [Badge(*row) for row in await cur.fetchall()]

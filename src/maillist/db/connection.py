@@ -1,0 +1,79 @@
+"""Open the SQLite file (WAL, synchronous=FULL, foreign keys) and run explicit transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from maillist.db import migrate
+from maillist.errors import StoreError
+
+Tx = aiosqlite.Connection
+"""What services hand to db/ functions. Services never use it themselves, so another backend can
+slot in behind the same db/ function signatures."""
+
+
+class Database:
+    """One connection per process: SQLite serialises writers anyway, and one writer keeps
+    `BEGIN IMMEDIATE` from ever waiting on ourselves."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path, *, migrate_to: int | None = None) -> Database:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create directory for database {path}: {exc.strerror}") from None
+        if path.is_dir():
+            raise StoreError(f"cannot open database {path}: it is a directory")
+        try:
+            conn = await aiosqlite.connect(str(path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from None
+        db = cls(conn, path)
+        try:
+            await conn.execute("PRAGMA busy_timeout = 10000")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = FULL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await migrate.upgrade(conn, target=migrate_to)
+        except sqlite3.DatabaseError as exc:
+            await conn.close()
+            raise StoreError(f"cannot use database {path}: {exc}") from None
+        except BaseException:
+            await conn.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """BEGIN IMMEDIATE ... COMMIT: every command and every accepted message is one of these."""
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Tx]:
+        """A read transaction, so a listing made of several queries sees one state."""
+        await self._conn.execute("BEGIN")
+        try:
+            yield self._conn
+        finally:
+            await self._conn.execute("COMMIT")
+
+    async def schema_version(self) -> int:
+        return await migrate.current_version(self._conn)

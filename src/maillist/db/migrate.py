@@ -1,0 +1,79 @@
+"""Numbered migrations (db/migrations/NNNN_name.sql) tracked in PRAGMA user_version.
+
+Each migration and its version bump commit together, so a crash leaves the file at one version or
+the next, never between. A database from an older maillist is upgraded when opened."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from importlib import resources
+
+import aiosqlite
+
+from maillist.errors import StoreError
+
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def available() -> list[tuple[int, str]]:
+    """(version, sql) for every migration shipped with this maillist, in order."""
+    found = []
+    for entry in resources.files("maillist.db.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    found.sort()
+    for expected, (version, _) in enumerate(found, start=1):
+        if version != expected:
+            raise StoreError(f"migration {expected:04d} is missing from this installation")
+    return found
+
+
+def latest() -> int:
+    return len(available())
+
+
+async def current_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def upgrade(conn: aiosqlite.Connection, target: int | None = None) -> int:
+    migrations = available()
+    newest = len(migrations) if target is None else target
+    version = await current_version(conn)
+    if version > len(migrations):
+        raise StoreError(
+            f"database schema version {version} is newer than this maillist supports "
+            f"({len(migrations)}); upgrade maillist"
+        )
+    for number, sql in migrations[version:newest]:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            # executescript would COMMIT on its own; run statement by statement inside our transaction.
+            for statement in _statements(sql):
+                await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {number:d}")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+    return await current_version(conn)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into complete statements (sqlite3 decides, so triggers and ';' in strings work)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        not part.strip() or part.lstrip().startswith("--") for part in buffer.splitlines()
+    ):
+        raise StoreError("a migration ends with an incomplete SQL statement")
+    return statements

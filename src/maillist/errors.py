@@ -1,0 +1,45 @@
+"""Domain errors. Each edge (CLI, SMTP) maps them to its own answer once."""
+
+
+class MaillistError(Exception):
+    """Base of every error that carries a message meant for a person."""
+
+
+class BadAddress(MaillistError):
+    pass
+
+
+class UnknownList(MaillistError):
+    pass
+
+
+class DuplicateList(MaillistError):
+    pass
+
+
+class UnknownMember(MaillistError):
+    pass
+
+
+class AlreadyMember(MaillistError):
+    pass
+
+
+class UnknownPerson(MaillistError):
+    pass
+
+
+class BadgeError(MaillistError):
+    pass
+
+
+class BadOption(MaillistError):
+    pass
+
+
+class BadInput(MaillistError):
+    """A file or value given by the admin that cannot be used as it is."""
+
+
+class StoreError(MaillistError):
+    """The database cannot be opened, is too new, or is damaged."""

@@ -1,0 +1,117 @@
+"""The list options an admin may set, each with its parser. Pure: text in, typed value out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from maillist.addresses import normalise
+from maillist.errors import BadAddress, BadOption
+from maillist.models import Posting
+
+MAX_MESSAGE_SIZE_CAP = 100 * 1024 * 1024
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmKM]?)[bB]?\s*$")
+_TRUE = {"yes", "true", "on", "1"}
+_FALSE = {"no", "false", "off", "0"}
+
+
+def _single_line(limit: int) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise BadOption("must be one line without control characters")
+        if len(value) > limit:
+            raise BadOption(f"must be at most {limit} characters")
+        return value.strip()
+
+    return parse
+
+
+def _nonempty_line(limit: int) -> Callable[[str], str]:
+    line = _single_line(limit)
+
+    def parse(value: str) -> str:
+        text = line(value)
+        if not text:
+            raise BadOption("must not be empty")
+        return text
+
+    return parse
+
+
+def _posting(value: str) -> str:
+    try:
+        return Posting(value.strip().lower()).value
+    except ValueError:
+        raise BadOption("must be one of: members, open, moderated") from None
+
+
+def _size(value: str) -> int:
+    match = _SIZE.match(value)
+    if not match:
+        raise BadOption("must be a size in bytes, optionally with K or M (e.g. 10M)")
+    number = int(match.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[match.group(2).lower()]
+    if not 1024 <= number <= MAX_MESSAGE_SIZE_CAP:
+        raise BadOption(f"must be between 1K and {MAX_MESSAGE_SIZE_CAP // (1024 * 1024)}M")
+    return number
+
+
+def _bool(value: str) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise BadOption("must be yes or no")
+
+
+def _reply_to(value: str) -> str:
+    text = value.strip()
+    if text.lower() in {"author", "list"}:
+        return text.lower()
+    try:
+        return normalise(text)
+    except BadAddress:
+        raise BadOption("must be 'author', 'list' or an email address") from None
+
+
+def _url(value: str) -> str:
+    text = _single_line(500)(value)
+    if text and not re.match(r"^https?://[^\s/]+", text):
+        raise BadOption("must be an http(s):// URL, or empty to unset")
+    return text.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+OPTIONS: dict[str, Option] = {
+    o.name: o
+    for o in (
+        Option("name", _nonempty_line(100), "display name, used in List-Id and notices"),
+        Option("description", _single_line(500), "one-line description"),
+        Option("posting", _posting, "who may post: members | open | moderated"),
+        Option("subject_prefix", _single_line(64), "prefix added to subjects, e.g. [team]"),
+        Option("max_message_size", _size, "largest accepted post, e.g. 10M"),
+        Option("reply_to", _reply_to, "Reply-To policy: author | list | an address"),
+        Option("personalize", _bool, "one copy per member with VERP bounces: yes | no"),
+        Option("web_url", _url, "base URL of the list's web pages (archive, one-click unsubscribe)"),
+    )
+}
+
+
+def parse_option(name: str, value: str) -> tuple[str, Any]:
+    """Return (canonical option name, typed value) or raise BadOption naming the option."""
+    key = name.strip().lower().replace("-", "_")
+    option = OPTIONS.get(key)
+    if option is None:
+        raise BadOption(f"unknown list option {name!r}; options are: {', '.join(OPTIONS)}")
+    try:
+        return key, option.parse(value)
+    except BadOption as exc:
+        raise BadOption(f"bad value {value!r} for {key}: {exc}") from None

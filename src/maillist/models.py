@@ -1,0 +1,140 @@
+"""One frozen dataclass per row that crosses a module boundary, and the enums they use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    MODERATOR = "moderator"
+    OWNER = "owner"
+
+
+class Mode(StrEnum):
+    REGULAR = "regular"
+    DIGEST = "digest"
+    NOMAIL = "nomail"
+
+
+class Status(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class Posting(StrEnum):
+    MEMBERS = "members"
+    OPEN = "open"
+    MODERATED = "moderated"
+
+
+@dataclass(frozen=True, slots=True)
+class MailingList:
+    id: int
+    address: str
+    name: str
+    description: str
+    posting: Posting
+    subject_prefix: str
+    max_message_size: int
+    reply_to: str
+    personalize: bool
+    web_url: str
+    created_at: str
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rsplit("@", 1)[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rsplit("@", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    address: str
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A subscription seen from the list: who, in which role and mode, with their badges."""
+
+    address: str
+    name: str
+    role: Role
+    mode: Mode
+    status: Status
+    badges: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BadgeGrant:
+    address: str
+    name: str
+    badge: str
+    granted_at: str
+    granted_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Badge:
+    name: str
+    holders: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListSummary:
+    list: MailingList
+    members: int
+    moderators: int
+    owners: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMember:
+    """One member to add: already validated and normalised."""
+
+    address: str
+    name: str = ""
+    role: Role = Role.MEMBER
+    mode: Mode = Mode.REGULAR
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One CSV data row as read, before validation; `line` is its line number in the file."""
+
+    line: int
+    address: str
+    name: str = ""
+    role: str = ""
+    mode: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    added: int
+    already: int
+    invalid: tuple[RowProblem, ...] = field(default_factory=tuple)
+    applied: bool = True

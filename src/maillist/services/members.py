@@ -1,0 +1,171 @@
+"""Subscribe, unsubscribe and list members; bulk import with a per-row report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from maillist.addresses import normalise
+from maillist.clock import now_iso
+from maillist.db import Database
+from maillist.db import audit as db_audit
+from maillist.db import people as db_people
+from maillist.db import subscriptions as db_subs
+from maillist.errors import AlreadyMember, BadAddress, BadInput, MaillistError, UnknownMember
+from maillist.models import (
+    ImportReport,
+    ImportRow,
+    Member,
+    Mode,
+    NewMember,
+    Role,
+    RowProblem,
+)
+from maillist.services.lists import require
+
+Progress = Callable[[int], None]
+"""Called with the number of rows just processed, so the CLI can advance a progress bar."""
+
+_BATCH = 5000
+
+
+async def add(
+    db: Database,
+    list_address: str,
+    addresses: Sequence[str],
+    *,
+    name: str = "",
+    role: Role = Role.MEMBER,
+    mode: Mode = Mode.REGULAR,
+    actor: str,
+) -> list[str]:
+    """Subscribe every address or none: one bad or existing address changes nothing."""
+    canonical = _unique([normalise(a) for a in addresses])
+    if name and any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise BadInput("a name must be one line without control characters")
+    async with db.transaction() as tx:
+        mlist = await require(tx, list_address)
+        present = await db_subs.addresses_on(tx, mlist.id)
+        already = [a for a in canonical if a.lower() in present]
+        if already:
+            raise AlreadyMember(f"already a member of {mlist.address}: {', '.join(already)}")
+        at = now_iso()
+        await db_people.upsert_many(tx, ((a, name.strip()) for a in canonical), at)
+        await db_subs.insert_many(tx, mlist.id, (NewMember(a, name, role, mode) for a in canonical), at)
+        for address in canonical:
+            await db_audit.record(
+                tx, at, actor, "members.add", mlist.address, f"{address} role={role} mode={mode}"
+            )
+    return canonical
+
+
+async def remove(db: Database, list_address: str, addresses: Sequence[str], *, actor: str) -> list[str]:
+    canonical = _unique([normalise(a) for a in addresses])
+    async with db.transaction() as tx:
+        mlist = await require(tx, list_address)
+        present = await db_subs.addresses_on(tx, mlist.id)
+        missing = [a for a in canonical if a.lower() not in present]
+        if missing:
+            raise UnknownMember(f"not a member of {mlist.address}: {', '.join(missing)}")
+        at = now_iso()
+        for address in canonical:
+            await db_subs.delete(tx, mlist.id, address)
+            await db_audit.record(tx, at, actor, "members.remove", mlist.address, address)
+    return canonical
+
+
+async def members(db: Database, list_address: str) -> list[Member]:
+    async with db.snapshot() as tx:
+        return await db_subs.members(tx, (await require(tx, list_address)).id)
+
+
+def validate_rows(
+    rows: Sequence[ImportRow], progress: Progress | None = None
+) -> tuple[list[tuple[int, NewMember]], list[RowProblem]]:
+    """Check each row on its own (address, role, mode, repeats within the file); keep line numbers."""
+    good: list[tuple[int, NewMember]] = []
+    problems: list[RowProblem] = []
+    first_line: dict[str, int] = {}
+    for count, row in enumerate(rows, start=1):
+        try:
+            member = _member_from(row)
+        except MaillistError as exc:
+            problems.append(RowProblem(row.line, str(exc)))
+        else:
+            key = member.address.lower()
+            if key in first_line:
+                problems.append(
+                    RowProblem(row.line, f"{member.address} repeats line {first_line[key]}")
+                )
+            else:
+                first_line[key] = row.line
+                good.append((row.line, member))
+        if progress is not None and count % 1000 == 0:
+            progress(1000)
+    if progress is not None and len(rows) % 1000:
+        progress(len(rows) % 1000)
+    return good, problems
+
+
+async def import_rows(
+    db: Database,
+    list_address: str,
+    rows: Sequence[ImportRow],
+    *,
+    strict: bool = False,
+    actor: str,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Add the valid new rows in one transaction; with `strict`, add nothing if any row is bad."""
+    async with db.snapshot() as tx:
+        await require(tx, list_address)  # an unknown list fails before the rows are checked
+    good, problems = validate_rows(rows, progress)
+    if strict and problems:
+        return ImportReport(added=0, already=0, invalid=tuple(problems), applied=False)
+    async with db.transaction() as tx:
+        mlist = await require(tx, list_address)
+        present = await db_subs.addresses_on(tx, mlist.id)
+        new = [m for _, m in good if m.address.lower() not in present]
+        at = now_iso()
+        for start in range(0, len(new), _BATCH):
+            chunk = new[start : start + _BATCH]
+            await db_people.upsert_many(tx, ((m.address, m.name) for m in chunk), at)
+            await db_subs.insert_many(tx, mlist.id, chunk, at)
+            if progress is not None:
+                progress(len(chunk))
+        await db_audit.record(
+            tx,
+            at,
+            actor,
+            "members.import",
+            mlist.address,
+            f"added={len(new)} already={len(good) - len(new)} invalid={len(problems)}",
+        )
+    return ImportReport(added=len(new), already=len(good) - len(new), invalid=tuple(problems))
+
+
+def _member_from(row: ImportRow) -> NewMember:
+    if not row.address.strip():
+        raise BadAddress("empty address")
+    address = normalise(row.address)
+    name = row.name.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise BadInput(f"name for {address} contains control characters")
+    try:
+        role = Role(row.role.strip().lower() or "member")
+    except ValueError:
+        raise BadInput(f"unknown role {row.role!r} (member, moderator, owner)") from None
+    try:
+        mode = Mode(row.mode.strip().lower() or "regular")
+    except ValueError:
+        raise BadInput(f"unknown mode {row.mode!r} (regular, digest, nomail)") from None
+    return NewMember(address, name, role, mode)
+
+
+def _unique(addresses: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for address in addresses:
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            out.append(address)
+    return out
