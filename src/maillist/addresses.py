@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from email_validator import EmailNotValidError, validate_email
 
 from maillist.errors import BadAddress
@@ -10,6 +12,12 @@ from maillist.errors import BadAddress
 # not end with one of these, or its sub-addresses would be ambiguous with another list.
 SUFFIXES = ("request", "owner", "join", "leave", "bounces", "confirm")
 MAX_ADDRESS = 254
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control(text: str) -> bool:
+    """True if `text` holds a C0 control character or DEL (CR, LF and NUL among them)."""
+    return _CONTROL.search(text) is not None
 
 
 def normalise(address: str) -> str:
@@ -20,7 +28,7 @@ def normalise(address: str) -> str:
     text = address.strip()
     if not text:
         raise BadAddress("invalid address '': empty")
-    if len(text) > MAX_ADDRESS or any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if len(text) > MAX_ADDRESS or has_control(text):
         raise BadAddress(f"invalid address {text[:80]!r}: too long or contains control characters")
     try:
         info = validate_email(text, check_deliverability=False)
@@ -42,3 +50,14 @@ def normalise_list_address(address: str) -> str:
                 "(reserved for the list's own sub-addresses)"
             )
     return canonical
+
+
+def normalise_each(addresses: list[str]) -> list[str | BadAddress]:
+    """normalise() over a batch, returning each error in place: the unit of work for a process pool."""
+    out: list[str | BadAddress] = []
+    for address in addresses:
+        try:
+            out.append(normalise(address))
+        except BadAddress as exc:
+            out.append(exc)
+    return out

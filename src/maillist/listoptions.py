@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from maillist.addresses import normalise
+from maillist.addresses import has_control, normalise
 from maillist.errors import BadAddress, BadOption
 from maillist.models import Posting
 
@@ -19,7 +19,7 @@ _FALSE = {"no", "false", "off", "0"}
 
 def _single_line(limit: int) -> Callable[[str], str]:
     def parse(value: str) -> str:
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        if has_control(value):
             raise BadOption("must be one line without control characters")
         if len(value) > limit:
             raise BadOption(f"must be at most {limit} characters")

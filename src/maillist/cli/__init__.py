@@ -65,29 +65,17 @@ def _actor() -> str:
 
 
 def main() -> None:
-    """Entry point: domain errors and anything unexpected become one line on stderr, never a traceback."""
+    """Entry point: domain errors and anything unexpected become one line on stderr, never a traceback.
+
+    Typer (in standalone mode) already answers usage errors with exit code 2."""
     try:
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        app()
     except MaillistError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:  # the last line of defence: a clear line, and the trace on request
         if os.environ.get("MAILLIST_DEBUG"):
             raise
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
         typer.echo(
             f"error: internal error: {type(exc).__name__}: {exc} (set MAILLIST_DEBUG=1 for details)",
             err=True,

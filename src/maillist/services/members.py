@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from maillist.addresses import normalise
+from maillist.addresses import has_control, normalise
 from maillist.clock import now_iso
 from maillist.db import Database
 from maillist.db import audit as db_audit
@@ -21,6 +21,7 @@ from maillist.models import (
     RowProblem,
 )
 from maillist.services.lists import require
+from maillist.services.validation import normalise_all
 
 Progress = Callable[[int], None]
 """Called with the number of rows just processed, so the CLI can advance a progress bar."""
@@ -40,7 +41,7 @@ async def add(
 ) -> list[str]:
     """Subscribe every address or none: one bad or existing address changes nothing."""
     canonical = _unique([normalise(a) for a in addresses])
-    if name and any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if name and has_control(name):
         raise BadInput("a name must be one line without control characters")
     async with db.transaction() as tx:
         mlist = await require(tx, list_address)
@@ -78,31 +79,27 @@ async def members(db: Database, list_address: str) -> list[Member]:
         return await db_subs.members(tx, (await require(tx, list_address)).id)
 
 
-def validate_rows(
-    rows: Sequence[ImportRow], progress: Progress | None = None
-) -> tuple[list[tuple[int, NewMember]], list[RowProblem]]:
-    """Check each row on its own (address, role, mode, repeats within the file); keep line numbers."""
-    good: list[tuple[int, NewMember]] = []
+def check_rows(
+    rows: Sequence[ImportRow], addresses: Sequence[str | BadAddress]
+) -> tuple[list[NewMember], list[RowProblem]]:
+    """Check each row on its own (its normalised address, role, mode, repeats within the file)."""
+    good: list[NewMember] = []
     problems: list[RowProblem] = []
     first_line: dict[str, int] = {}
-    for count, row in enumerate(rows, start=1):
+    for row, address in zip(rows, addresses, strict=True):
         try:
-            member = _member_from(row)
+            if isinstance(address, BadAddress):
+                raise address
+            member = _member_from(row, address)
         except MaillistError as exc:
             problems.append(RowProblem(row.line, str(exc)))
+            continue
+        key = member.address.lower()
+        if key in first_line:
+            problems.append(RowProblem(row.line, f"{member.address} repeats line {first_line[key]}"))
         else:
-            key = member.address.lower()
-            if key in first_line:
-                problems.append(
-                    RowProblem(row.line, f"{member.address} repeats line {first_line[key]}")
-                )
-            else:
-                first_line[key] = row.line
-                good.append((row.line, member))
-        if progress is not None and count % 1000 == 0:
-            progress(1000)
-    if progress is not None and len(rows) % 1000:
-        progress(len(rows) % 1000)
+            first_line[key] = row.line
+            good.append(member)
     return good, problems
 
 
@@ -118,13 +115,14 @@ async def import_rows(
     """Add the valid new rows in one transaction; with `strict`, add nothing if any row is bad."""
     async with db.snapshot() as tx:
         await require(tx, list_address)  # an unknown list fails before the rows are checked
-    good, problems = validate_rows(rows, progress)
+    addresses = await normalise_all([row.address for row in rows], progress)
+    good, problems = check_rows(rows, addresses)
     if strict and problems:
         return ImportReport(added=0, already=0, invalid=tuple(problems), applied=False)
     async with db.transaction() as tx:
         mlist = await require(tx, list_address)
         present = await db_subs.addresses_on(tx, mlist.id)
-        new = [m for _, m in good if m.address.lower() not in present]
+        new = [m for m in good if m.address.lower() not in present]
         at = now_iso()
         for start in range(0, len(new), _BATCH):
             chunk = new[start : start + _BATCH]
@@ -143,12 +141,9 @@ async def import_rows(
     return ImportReport(added=len(new), already=len(good) - len(new), invalid=tuple(problems))
 
 
-def _member_from(row: ImportRow) -> NewMember:
-    if not row.address.strip():
-        raise BadAddress("empty address")
-    address = normalise(row.address)
+def _member_from(row: ImportRow, address: str) -> NewMember:
     name = row.name.strip()
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if has_control(name):
         raise BadInput(f"name for {address} contains control characters")
     try:
         role = Role(row.role.strip().lower() or "member")
