@@ -113,7 +113,9 @@ def baseline_list(db: Path) -> float:
         "SELECT p.address, p.name, s.role, s.mode, s.status FROM subscriptions s "
         "JOIN people p ON p.id = s.person_id ORDER BY p.address"
     ).fetchall()
-    json.dumps([dict(zip(("address", "name", "role", "mode", "status"), r, strict=True)) for r in rows])
+    json.dumps(
+        [dict(zip(("address", "name", "role", "mode", "status"), r, strict=True)) for r in rows]
+    )
     conn.close()
     return time.perf_counter() - start
 
@@ -124,7 +126,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     cli = [sys.executable, "-m", "maillist"]
-    results: dict[str, list[float]] = {k: [] for k in ("imp", "imp_rss", "imp_base", "lst", "lst_rss", "lst_base")}
+    results: dict[str, list[float]] = {
+        k: [] for k in ("imp", "imp_rss", "imp_base", "lst", "lst_rss", "lst_base")
+    }
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "members.csv"
         write_csv(csv_path, args.members)
@@ -132,27 +136,43 @@ def main() -> None:
             db = Path(tmp) / f"run{run}.db"
             base_db = Path(tmp) / f"base{run}.db"
             for target in (db, base_db):
-                subprocess.run([*cli, "--db", str(target), "lists", "create", "bench@example.org"],
-                               check=True, capture_output=True)
-            imp, imp_rss, out = timed([*cli, "--db", str(db), "members", "import", "bench@example.org", str(csv_path)])
+                subprocess.run(
+                    [*cli, "--db", str(target), "lists", "create", "bench@example.org"],
+                    check=True,
+                    capture_output=True,
+                )
+            imp, imp_rss, out = timed(
+                [*cli, "--db", str(db), "members", "import", "bench@example.org", str(csv_path)]
+            )
             assert out.startswith(f"added {args.members},".encode()), out[:200]
             imp_base = baseline_import(base_db, csv_path)
-            lst, lst_rss, out = timed([*cli, "--db", str(db), "members", "list", "bench@example.org", "--json"])
+            lst, lst_rss, out = timed(
+                [*cli, "--db", str(db), "members", "list", "bench@example.org", "--json"]
+            )
             assert len(json.loads(out)) == args.members
             lst_base = baseline_list(base_db)
-            for key, value in zip(results, (imp, imp_rss, imp_base, lst, lst_rss, lst_base), strict=True):
+            for key, value in zip(
+                results, (imp, imp_rss, imp_base, lst, lst_rss, lst_base), strict=True
+            ):
                 results[key].append(value)
-            print(f"run {run}: import {imp:.2f}s ({imp_rss:.0f} MB) baseline {imp_base:.2f}s | "
-                  f"list --json {lst:.2f}s ({lst_rss:.0f} MB) baseline {lst_base:.2f}s", flush=True)
+            print(
+                f"run {run}: import {imp:.2f}s ({imp_rss:.0f} MB) baseline {imp_base:.2f}s | "
+                f"list --json {lst:.2f}s ({lst_rss:.0f} MB) baseline {lst_base:.2f}s",
+                flush=True,
+            )
     med = {k: statistics.median(v) for k, v in results.items()}
     n = args.members
     print(f"\nmedian of {args.runs} runs, {n:,} members")
-    print(f"members import      {med['imp']:.2f} s  ({n / med['imp']:,.0f} rows/s)  peak RSS {med['imp_rss']:.0f} MB"
-          f"  | baseline {med['imp_base']:.2f} s, ratio {med['imp'] / med['imp_base']:.1f}x"
-          f"  | target < {TARGET_IMPORT_S} s, < {TARGET_RSS_MB:.0f} MB")
-    print(f"members list --json {med['lst']:.2f} s  peak RSS {med['lst_rss']:.0f} MB"
-          f"  | baseline {med['lst_base']:.2f} s, ratio {med['lst'] / med['lst_base']:.1f}x"
-          f"  | target < {TARGET_LIST_S} s, < {TARGET_RSS_MB:.0f} MB")
+    print(
+        f"members import      {med['imp']:.2f} s  ({n / med['imp']:,.0f} rows/s)  peak RSS {med['imp_rss']:.0f} MB"
+        f"  | baseline {med['imp_base']:.2f} s, ratio {med['imp'] / med['imp_base']:.1f}x"
+        f"  | target < {TARGET_IMPORT_S} s, < {TARGET_RSS_MB:.0f} MB"
+    )
+    print(
+        f"members list --json {med['lst']:.2f} s  peak RSS {med['lst_rss']:.0f} MB"
+        f"  | baseline {med['lst_base']:.2f} s, ratio {med['lst'] / med['lst_base']:.1f}x"
+        f"  | target < {TARGET_LIST_S} s, < {TARGET_RSS_MB:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -100,7 +100,9 @@ OPTIONS: dict[str, Option] = {
         Option("max_message_size", _size, "largest accepted post, e.g. 10M"),
         Option("reply_to", _reply_to, "Reply-To policy: author | list | an address"),
         Option("personalize", _bool, "one copy per member with VERP bounces: yes | no"),
-        Option("web_url", _url, "base URL of the list's web pages (archive, one-click unsubscribe)"),
+        Option(
+            "web_url", _url, "base URL of the list's web pages (archive, one-click unsubscribe)"
+        ),
     )
 }
 

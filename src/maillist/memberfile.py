@@ -67,4 +67,6 @@ def write_members(handle: TextIO, members: Iterable[Member]) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     for m in members:
-        writer.writerow((m.address, m.name, m.role.value, m.mode.value, m.status.value, "; ".join(m.badges)))
+        writer.writerow(
+            (m.address, m.name, m.role.value, m.mode.value, m.status.value, "; ".join(m.badges))
+        )

@@ -15,7 +15,9 @@ from maillist.services import audit as svc
 def audit(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 50,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
+    ] = False,
 ) -> None:
     """Recent admin actions: who did what, to what, when."""
     entries = run(ctx, lambda db, cfg: svc.recent(db, limit))

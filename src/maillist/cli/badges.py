@@ -39,7 +39,9 @@ def list_(
     address: Annotated[
         str | None, typer.Argument(help="Only this person's badges (default: every grant).")
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
+    ] = False,
 ) -> None:
     """Badge grants: who holds which badge, since when, granted by whom."""
     grants = run(ctx, lambda db, cfg: svc.grants(db, address))

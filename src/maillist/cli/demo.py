@@ -8,10 +8,10 @@ import typer
 
 from maillist.cli.runtime import run
 from maillist.config import Config
-from maillist.db import Database
 from maillist.errors import DuplicateList
 from maillist.models import Role
 from maillist.services import badges, lists, members
+from maillist.services.store import Store
 
 PEOPLE = (
     ("madamos@example.org", "Mark Adamos", Role.OWNER, ("Licensee Badge",)),
@@ -23,11 +23,13 @@ PEOPLE = (
 
 def demo(
     ctx: typer.Context,
-    address: Annotated[str, typer.Option(help="Address of the demo list.")] = "managers@example.org",
+    address: Annotated[
+        str, typer.Option(help="Address of the demo list.")
+    ] = "managers@example.org",
 ) -> None:
     """Create a demo list with four members and a few badges (skipped if it already exists)."""
 
-    async def build(db: Database, cfg: Config) -> bool:
+    async def build(db: Store, cfg: Config) -> bool:
         try:
             await lists.create(
                 db, address, name="Managers", description="Demo discussion list", actor=cfg.actor

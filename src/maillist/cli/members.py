@@ -14,7 +14,9 @@ from maillist.cli.runtime import run
 from maillist.models import Mode, Role
 from maillist.services import members as svc
 
-app = typer.Typer(help="Add, remove, list, import and export a list's members.", no_args_is_help=True)
+app = typer.Typer(
+    help="Add, remove, list, import and export a list's members.", no_args_is_help=True
+)
 
 ListArg = Annotated[str, typer.Argument(help="The list's address.")]
 PROGRESS_FROM = 5000  # rows; smaller files finish before a bar would be worth drawing
@@ -26,7 +28,9 @@ def add(
     list_address: ListArg,
     addresses: Annotated[list[str], typer.Argument(help="One or more member addresses.")],
     name: Annotated[str, typer.Option(help="Display name (for every address given).")] = "",
-    role: Annotated[Role, typer.Option(case_sensitive=False, help="Role on this list.")] = Role.MEMBER,
+    role: Annotated[
+        Role, typer.Option(case_sensitive=False, help="Role on this list.")
+    ] = Role.MEMBER,
     mode: Annotated[Mode, typer.Option(case_sensitive=False, help="Delivery mode.")] = Mode.REGULAR,
 ) -> None:
     """Subscribe addresses. If any address is invalid or already a member, nothing is added."""
@@ -56,7 +60,9 @@ def remove(
 def list_(
     ctx: typer.Context,
     list_address: ListArg,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
+    ] = False,
 ) -> None:
     """Members with role, delivery mode, status and badges."""
     rows = run(ctx, lambda db, cfg: svc.members(db, list_address))
@@ -80,7 +86,10 @@ def list_(
         return
     table(
         ("address", "name", "role", "mode", "status", "badges"),
-        [(m.address, m.name, m.role.value, m.mode.value, m.status.value, ", ".join(m.badges)) for m in rows],
+        [
+            (m.address, m.name, m.role.value, m.mode.value, m.status.value, ", ".join(m.badges))
+            for m in rows
+        ],
     )
 
 
@@ -89,7 +98,8 @@ def import_(
     ctx: typer.Context,
     list_address: ListArg,
     file: Annotated[
-        Path, typer.Argument(help="CSV with a header row: address, and optionally name, role, mode.")
+        Path,
+        typer.Argument(help="CSV with a header row: address, and optionally name, role, mode."),
     ],
     strict: Annotated[
         bool, typer.Option("--strict", help="Add nothing if any row is invalid.")

@@ -9,7 +9,7 @@ from typing import TypeVar
 import typer
 
 from maillist.config import Config
-from maillist.db import Database
+from maillist.services.store import Store, open_store
 
 T = TypeVar("T")
 
@@ -20,12 +20,12 @@ def config(ctx: typer.Context) -> Config:
     return obj
 
 
-def run(ctx: typer.Context, call: Callable[[Database, Config], Awaitable[T]]) -> T:
+def run(ctx: typer.Context, call: Callable[[Store, Config], Awaitable[T]]) -> T:
     """Open the database, run one service call on it, close it. Errors propagate to main()."""
     cfg = config(ctx)
 
     async def go() -> T:
-        db = await Database.open(cfg.db)
+        db = await open_store(cfg.db)
         try:
             return await call(db, cfg)
         finally:

@@ -32,7 +32,9 @@ class Database:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create directory for database {path}: {exc.strerror}") from None
+            raise StoreError(
+                f"cannot create directory for database {path}: {exc.strerror}"
+            ) from None
         if path.is_dir():
             raise StoreError(f"cannot open database {path}: it is a directory")
         try:

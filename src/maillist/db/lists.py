@@ -42,7 +42,13 @@ def _row(row: Any) -> MailingList:
 
 
 async def insert(
-    tx: Tx, address: str, name: str, description: str, posting: Posting, subject_prefix: str, at: str
+    tx: Tx,
+    address: str,
+    name: str,
+    description: str,
+    posting: Posting,
+    subject_prefix: str,
+    at: str,
 ) -> MailingList:
     async with tx.execute(
         f"INSERT INTO lists (address, name, description, posting, subject_prefix, created_at) "

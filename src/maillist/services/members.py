@@ -51,7 +51,9 @@ async def add(
             raise AlreadyMember(f"already a member of {mlist.address}: {', '.join(already)}")
         at = now_iso()
         await db_people.upsert_many(tx, ((a, name.strip()) for a in canonical), at)
-        await db_subs.insert_many(tx, mlist.id, (NewMember(a, name, role, mode) for a in canonical), at)
+        await db_subs.insert_many(
+            tx, mlist.id, (NewMember(a, name, role, mode) for a in canonical), at
+        )
         for address in canonical:
             await db_audit.record(
                 tx, at, actor, "members.add", mlist.address, f"{address} role={role} mode={mode}"
@@ -59,7 +61,9 @@ async def add(
     return canonical
 
 
-async def remove(db: Database, list_address: str, addresses: Sequence[str], *, actor: str) -> list[str]:
+async def remove(
+    db: Database, list_address: str, addresses: Sequence[str], *, actor: str
+) -> list[str]:
     canonical = _unique([normalise(a) for a in addresses])
     async with db.transaction() as tx:
         mlist = await require(tx, list_address)
@@ -96,7 +100,9 @@ def check_rows(
             continue
         key = member.address.lower()
         if key in first_line:
-            problems.append(RowProblem(row.line, f"{member.address} repeats line {first_line[key]}"))
+            problems.append(
+                RowProblem(row.line, f"{member.address} repeats line {first_line[key]}")
+            )
         else:
             first_line[key] = row.line
             good.append(member)

@@ -1,0 +1,14 @@
+"""Opening the store, for the edges (CLI, server) that must not reach into db/ themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from maillist.db import Database
+
+Store = Database
+
+
+async def open_store(path: Path) -> Store:
+    """Open (creating or upgrading) the database at `path`."""
+    return await Database.open(path)
