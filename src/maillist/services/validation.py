@@ -35,6 +35,10 @@ async def normalise_all(
         futures = [loop.run_in_executor(pool, normalise_each, chunk) for chunk in chunks]
         if progress is not None:
             for future, chunk in zip(futures, chunks, strict=True):
-                future.add_done_callback(lambda _f, n=len(chunk): progress(n))
+                future.add_done_callback(_advance(progress, len(chunk)))
         done = await asyncio.gather(*futures)
     return [result for chunk_results in done for result in chunk_results]
+
+
+def _advance(progress: Callable[[int], None], rows: int) -> Callable[[object], None]:
+    return lambda _future: progress(rows)
