@@ -61,3 +61,26 @@ def normalise_each(addresses: list[str]) -> list[str | BadAddress]:
         except BadAddress as exc:
             out.append(exc)
     return out
+
+
+def split_recipient(address: str) -> tuple[str, str, str]:
+    """Split a recipient into (list address, kind, tag); kind is "post" for the list itself.
+
+    `team-bounces+anne=example.org@x` -> ("team@x", "bounces", "anne=example.org"). The local part is
+    matched case-insensitively; only -bounces and -confirm take a +tag. The list may not exist: the
+    caller looks it up. Raises BadAddress for anything that cannot be a list or sub-address."""
+    canonical = normalise(address)
+    local, domain = canonical.rsplit("@", 1)
+    base, plus, tag = local.partition("+")
+    lowered = base.lower()
+    for suffix in SUFFIXES:
+        if lowered.endswith("-" + suffix) and len(base) > len(suffix) + 1:
+            if plus and suffix not in {"bounces", "confirm"}:
+                break
+            if suffix == "confirm" and not tag:
+                break
+            return f"{base[: -len(suffix) - 1]}@{domain}", suffix, tag
+    else:
+        if not plus:
+            return canonical, "post", ""
+    raise BadAddress(f"not a list address: {canonical}")

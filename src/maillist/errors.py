@@ -43,3 +43,11 @@ class BadInput(MaillistError):
 
 class StoreError(MaillistError):
     """The database cannot be opened, is too new, or is damaged."""
+
+
+class MessageRefused(MaillistError):
+    """A message that will not be stored; the text is the full SMTP reply ("5xx x.y.z text")."""
+
+
+class UnknownHeld(MaillistError):
+    pass

@@ -138,3 +138,50 @@ class ImportReport:
     already: int
     invalid: tuple[RowProblem, ...] = field(default_factory=tuple)
     applied: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message row (raw bytes left out unless asked for). `raw is None` marks a placeholder."""
+
+    id: int
+    list_id: int
+    kind: str
+    message_id: str
+    thread_id: int | None
+    parent_id: int | None
+    envelope_from: str
+    recipient: str
+    sender: str
+    sender_name: str
+    subject: str
+    date: str
+    in_reply_to: str
+    refs: str
+    size: int
+    received_at: str
+    verdict: str
+    reasons: str
+    placeholder: bool
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    id: int
+    list_address: str
+    message_id: str
+    sender: str
+    subject: str
+    date: str
+    reason: str
+    held_at: str
+    decision: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    id: int
+    subject: str
+    started_at: str
+    last_activity_at: str

@@ -74,3 +74,21 @@ async def summary(tx: Tx) -> list[Badge]:
         "LEFT JOIN badge_grants g ON g.badge_id = b.id GROUP BY b.id ORDER BY b.name"
     ) as cur:
         return [Badge(*row) for row in await cur.fetchall()]
+
+
+async def for_addresses(tx: Tx, addresses: list[str]) -> dict[str, list[str]]:
+    """Badges keyed by lower-cased address, for listing many authors at once."""
+    found: dict[str, list[str]] = {}
+    unique = sorted({a.lower() for a in addresses if a})
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        async with tx.execute(
+            f"SELECT lower(p.address), b.name FROM people p "
+            f"JOIN badge_grants g ON g.person_id = p.id JOIN badges b ON b.id = g.badge_id "
+            f"WHERE p.address IN ({marks}) ORDER BY b.name",
+            chunk,
+        ) as cur:
+            for address, badge in await cur.fetchall():
+                found.setdefault(address, []).append(badge)
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,9 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        # One transaction at a time on the one connection: concurrent sessions in the server queue
+        # here instead of nesting BEGINs.
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path, *, migrate_to: int | None = None) -> Database:
@@ -65,22 +69,36 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """BEGIN IMMEDIATE ... COMMIT: every command and every accepted message is one of these."""
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
-        await self._conn.execute("COMMIT")
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Tx]:
         """A read transaction, so a listing made of several queries sees one state."""
-        await self._conn.execute("BEGIN")
-        try:
-            yield self._conn
-        finally:
-            await self._conn.execute("COMMIT")
+        async with self._lock:
+            await self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                await self._conn.execute("COMMIT")
 
     async def schema_version(self) -> int:
         return await migrate.current_version(self._conn)
+
+    @asynccontextmanager
+    async def savepoint(self, tx: Tx, name: str) -> AsyncIterator[Tx]:
+        """A nested unit inside a transaction: one message of a group commit fails alone."""
+        await tx.execute(f"SAVEPOINT {name}")
+        try:
+            yield tx
+        except BaseException:
+            await tx.execute(f"ROLLBACK TO {name}")
+            await tx.execute(f"RELEASE {name}")
+            raise
+        await tx.execute(f"RELEASE {name}")

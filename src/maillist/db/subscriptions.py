@@ -65,3 +65,12 @@ async def members(tx: Tx, list_id: int) -> list[Member]:
 _ROLE = {r.value: r for r in Role}
 _MODE = {m.value: m for m in Mode}
 _STATUS = {s.value: s for s in Status}
+
+
+async def is_member(tx: Tx, list_id: int, address: str) -> bool:
+    async with tx.execute(
+        "SELECT 1 FROM subscriptions s JOIN people p ON p.id = s.person_id "
+        "WHERE s.list_id = ? AND p.address = ?",
+        (list_id, address),
+    ) as cur:
+        return await cur.fetchone() is not None

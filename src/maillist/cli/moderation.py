@@ -1,0 +1,69 @@
+"""`maillist moderation ...`: held posts, and a moderator's decision on each."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from maillist.cli.output import emit_json, note, table
+from maillist.cli.runtime import run
+from maillist.services import moderation as svc
+
+app = typer.Typer(help="List held posts; approve, reject or discard them.", no_args_is_help=True)
+IdArg = Annotated[int, typer.Argument(help="The held message's id (from `moderation list`).")]
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    list_address: Annotated[str, typer.Argument(help="The list's address.")],
+    json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
+    ] = False,
+) -> None:
+    """Posts waiting for a moderator, oldest first, with the reason each was held."""
+    held = run(ctx, lambda db, cfg: svc.pending(db, list_address))
+    if json:
+        emit_json(
+            [
+                {k: v for k, v in asdict(h).items() if k not in {"list_address", "decision"}}
+                for h in held
+            ]
+        )
+        return
+    if not held:
+        note(f"nothing held for {list_address}")
+        return
+    table(
+        ("id", "sender", "subject", "date", "reason"),
+        [(h.id, h.sender or "?", h.subject[:50], h.date, h.reason) for h in held],
+    )
+
+
+@app.command("approve")
+def approve(ctx: typer.Context, held_id: IdArg) -> None:
+    """Post it: queued for redistribution exactly as if it had been accepted directly."""
+    held = run(ctx, lambda db, cfg: svc.decide(db, held_id, "approved", actor=cfg.actor))
+    typer.echo(f"approved {held_id} <{held.message_id}> on {held.list_address}")
+
+
+@app.command("reject")
+def reject(
+    ctx: typer.Context,
+    held_id: IdArg,
+    reason: Annotated[str, typer.Option(help="Why, recorded with the decision.")] = "",
+) -> None:
+    """Refuse it. The reason is recorded (telling the sender comes with redistribution)."""
+    held = run(
+        ctx, lambda db, cfg: svc.decide(db, held_id, "rejected", actor=cfg.actor, reason=reason)
+    )
+    typer.echo(f"rejected {held_id} <{held.message_id}> on {held.list_address}")
+
+
+@app.command("discard")
+def discard(ctx: typer.Context, held_id: IdArg) -> None:
+    """Drop it silently (spam): recorded, never posted, nobody told."""
+    held = run(ctx, lambda db, cfg: svc.decide(db, held_id, "discarded", actor=cfg.actor))
+    typer.echo(f"discarded {held_id} <{held.message_id}> on {held.list_address}")

@@ -1,0 +1,55 @@
+"""SQL for held posts awaiting a moderator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maillist.db.connection import Tx
+from maillist.models import HeldMessage
+
+_SELECT = """SELECT h.id, l.address, m.message_id, m.sender, m.subject, m.date, h.reason,
+                    h.held_at, h.decision
+             FROM held_messages h JOIN messages m ON m.id = h.message_id
+             JOIN lists l ON l.id = h.list_id"""
+
+
+def _row(row: Any) -> HeldMessage:
+    return HeldMessage(*row)
+
+
+async def hold(tx: Tx, message_row: int, list_id: int, reason: str, at: str) -> int:
+    async with tx.execute(
+        "INSERT INTO held_messages (message_id, list_id, reason, held_at) VALUES (?, ?, ?, ?) "
+        "RETURNING id",
+        (message_row, list_id, reason, at),
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def pending(tx: Tx, list_id: int) -> list[HeldMessage]:
+    async with tx.execute(
+        f"{_SELECT} WHERE h.list_id = ? AND h.decision IS NULL ORDER BY h.id", (list_id,)
+    ) as cur:
+        return [_row(r) for r in await cur.fetchall()]
+
+
+async def get(tx: Tx, held_id: int) -> tuple[HeldMessage, int, int] | None:
+    """The held post, its message row id and its list id."""
+    async with tx.execute(
+        "SELECT h.id, l.address, m.message_id, m.sender, m.subject, m.date, h.reason, h.held_at, "
+        "h.decision, h.message_id, h.list_id FROM held_messages h "
+        "JOIN messages m ON m.id = h.message_id JOIN lists l ON l.id = h.list_id WHERE h.id = ?",
+        (held_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    return (_row(row[:9]), row[9], row[10]) if row else None
+
+
+async def decide(tx: Tx, held_id: int, decision: str, at: str, by: str, note: str) -> None:
+    await tx.execute(
+        "UPDATE held_messages SET decision = ?, decided_at = ?, decided_by = ?, note = ? "
+        "WHERE id = ?",
+        (decision, at, by, note, held_id),
+    )

@@ -1,0 +1,221 @@
+"""Read what ingest needs from a raw message, within hard caps. Pure: bytes in, values out.
+
+Everything here treats the message as hostile. The raw bytes are never changed; caps are checked on
+the bytes before the stdlib parser runs, so a parser bomb is refused before it can cost much."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from email.message import Message
+from email.policy import compat32
+from email.policy import default as default_policy
+from email.utils import parsedate_to_datetime
+
+from maillist.addresses import has_control, normalise
+from maillist.errors import BadAddress, MessageRefused
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_header_bytes: int = 256 * 1024
+    max_header_fields: int = 1000
+    max_multipart_markers: int = 100  # "multipart/" in the raw bounds nesting depth and multiparts
+    max_boundary_lines: int = 10_000
+    max_parts: int = 1000
+    max_depth: int = 20
+    parse_seconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    message_id: str  # without angle brackets; minted when the message had none
+    minted_id: bool
+    in_reply_to: str
+    references: tuple[str, ...]
+    subject: str
+    sender: str | None  # the From address after a strict parse and validation, else None
+    sender_name: str
+    sender_problem: str
+    date: str  # ISO 8601 UTC; the receive time when the Date header is missing or bad
+    list_ids: tuple[str, ...] = ()
+    x_loops: tuple[str, ...] = ()
+    auto_submitted: str = ""
+    precedence: str = ""
+    parts: int = 1
+    defects: tuple[str, ...] = field(default_factory=tuple)
+
+
+_ID_TEXT = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
+MAX_ID = 250
+MAX_REFERENCES = 100
+
+
+def check_line_endings(raw: bytes) -> None:
+    """Refuse a bare CR or bare LF anywhere, as Postfix does: they are how SMTP smuggling starts."""
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") != crlf:
+        raise MessageRefused("550 5.5.2 Message refused: bare <LF> in message data")
+    if raw.count(b"\r") != crlf:
+        raise MessageRefused("550 5.5.2 Message refused: bare <CR> in message data")
+
+
+def prescan(raw: bytes, limits: Limits) -> None:
+    """Caps that must hold before the stdlib parser is allowed near the message."""
+    end = raw.find(b"\r\n\r\n")
+    header = raw if end < 0 else raw[: end + 2]
+    if len(header) > limits.max_header_bytes:
+        raise MessageRefused(
+            f"552 5.3.4 Message header too large (limit {limits.max_header_bytes} bytes)"
+        )
+    fields = sum(1 for line in header.split(b"\r\n") if line and line[:1] not in b" \t")
+    if fields > limits.max_header_fields:
+        raise MessageRefused(f"552 5.3.4 Too many header fields (limit {limits.max_header_fields})")
+    if raw.lower().count(b"multipart/") > limits.max_multipart_markers:
+        raise MessageRefused("554 5.6.0 Message structure too complex (too many multiparts)")
+    if raw.count(b"\n--") > limits.max_boundary_lines:
+        raise MessageRefused("554 5.6.0 Message structure too complex (too many MIME parts)")
+
+
+def parse(raw: bytes, limits: Limits, *, received_at: datetime, domain: str) -> ParsedMessage:
+    """Parse a prescanned message. Raises MessageRefused only if it is unusable."""
+    try:
+        msg = message_from_bytes(raw, policy=compat32)
+    except Exception as exc:  # the stdlib parser is lenient; anything it raises is a refusal
+        raise MessageRefused(
+            f"554 5.6.0 Message could not be parsed: {type(exc).__name__}"
+        ) from None
+    parts, depth = _shape(msg)
+    if parts > limits.max_parts:
+        raise MessageRefused(f"554 5.6.0 Too many MIME parts (limit {limits.max_parts})")
+    if depth > limits.max_depth:
+        raise MessageRefused(f"554 5.6.0 MIME nesting too deep (limit {limits.max_depth})")
+    if not msg.keys():
+        raise MessageRefused("554 5.6.0 Message has no header")
+
+    message_id = _first_id(_text(msg, "Message-ID"))
+    minted = message_id is None
+    if message_id is None:
+        # Deterministic, so a client re-sending the same bytes is recognised as a duplicate.
+        message_id = f"{hashlib.sha256(raw).hexdigest()[:32]}@{domain}"
+    refs = _ids(_text(msg, "References"))
+    irt_ids = _ids(_text(msg, "In-Reply-To"))
+    references = tuple(r for r in dict.fromkeys(refs) if r != message_id)[-MAX_REFERENCES:]
+    in_reply_to = next((i for i in reversed(irt_ids) if i != message_id), "")
+    sender, name, problem = _sender(msg)
+    return ParsedMessage(
+        message_id=message_id,
+        minted_id=minted,
+        in_reply_to=in_reply_to,
+        references=references,
+        subject=_decoded(msg, "Subject"),
+        sender=sender,
+        sender_name=name,
+        sender_problem=problem,
+        date=_date(msg, received_at),
+        list_ids=tuple(_decoded(msg, "List-Id", v) for v in _all(msg, "List-Id")),
+        x_loops=tuple(_text_value(v).strip().lower() for v in _all(msg, "X-Loop")),
+        auto_submitted=_text(msg, "Auto-Submitted").strip().lower(),
+        precedence=_text(msg, "Precedence").strip().lower(),
+        parts=parts,
+        defects=tuple(sorted({type(d).__name__ for d in msg.defects})),
+    )
+
+
+def _shape(msg: Message) -> tuple[int, int]:
+    """(number of parts, deepest nesting), iteratively: no recursion for a hostile tree."""
+    count, deepest = 0, 0
+    stack: list[tuple[Message, int]] = [(msg, 1)]
+    while stack:
+        part, depth = stack.pop()
+        count += 1
+        deepest = max(deepest, depth)
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((p, depth + 1) for p in payload if isinstance(p, Message))
+    return count, deepest
+
+
+def _all(msg: Message, name: str) -> list[object]:
+    return list(msg.get_all(name) or [])
+
+
+def _text_value(value: object) -> str:
+    """A header value as text; undecodable 8-bit bytes become U+FFFD, never an exception."""
+    text = str(value)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _text(msg: Message, name: str) -> str:
+    values = _all(msg, name)
+    return _text_value(values[0]) if values else ""
+
+
+def _decoded(msg: Message, name: str, value: object | None = None) -> str:
+    """RFC 2047-decoded, unfolded, control characters removed, bounded."""
+    raw = _text(msg, name) if value is None else _text_value(value)
+    try:
+        text = str(make_header(decode_header(raw)))
+    except Exception:  # RFC 2047 junk: unknown charset, bad base64 ... keep the raw text
+        text = raw
+    text = " ".join(text.split())
+    if has_control(text):
+        text = re.sub(r"[\x00-\x1f\x7f]", "", text)
+    return text[:998]
+
+
+def _first_id(value: str) -> str | None:
+    match = _ID_TEXT.search(value)
+    if match and len(match.group(1)) <= MAX_ID:
+        return match.group(1)
+    bare = value.strip()
+    if bare and " " not in bare and "@" in bare and len(bare) <= MAX_ID and "<" not in bare:
+        return bare.strip("<>")  # an id some clients send without angle brackets
+    return None
+
+
+def _ids(value: str) -> list[str]:
+    return [m for m in _ID_TEXT.findall(value) if len(m) <= MAX_ID]
+
+
+def _sender(msg: Message) -> tuple[str | None, str, str]:
+    """From, parsed strictly (email.headerregistry, not parseaddr: CVE-2023-27043) and validated."""
+    values = _all(msg, "From")
+    if len(values) != 1:
+        return None, "", "no From header" if not values else "more than one From header"
+    raw = _text_value(values[0])
+    try:
+        header = default_policy.header_factory("From", raw)
+        addresses = header.addresses
+    except Exception:
+        return None, "", "From header cannot be parsed"
+    if len(addresses) != 1:
+        return None, "", "From header must hold exactly one address"
+    address = addresses[0]
+    name = " ".join(str(address.display_name).split())[:200]
+    if header.defects:
+        return None, name, "From header is malformed"
+    try:
+        return normalise(address.addr_spec), name, ""
+    except BadAddress as exc:
+        return None, name, str(exc)
+
+
+def _date(msg: Message, received_at: datetime) -> str:
+    value = _text(msg, "Date")
+    when: datetime | None = None
+    if value:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+    if when is None or when.tzinfo is None:
+        when = received_at
+    try:
+        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError):
+        return received_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

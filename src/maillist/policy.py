@@ -1,0 +1,83 @@
+"""What happens to a post: rules collect reasons, the strictest verdict wins. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from maillist.models import MailingList, Posting
+
+# Strictest first: a loop is discarded even if the sender is also a non-member.
+ORDER = ("discard", "reject", "hold", "accept")
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the rules look at, gathered by the ingest service."""
+
+    mlist: MailingList
+    sender: str | None
+    sender_problem: str
+    is_member: bool
+    list_ids: tuple[str, ...]
+    x_loops: tuple[str, ...]
+    auto_submitted: str
+    precedence: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: str
+    reasons: tuple[str, ...]
+
+
+def list_id_value(mlist: MailingList) -> str:
+    """The RFC 2919 list identifier, `local.domain`, as it appears inside List-Id's angle brackets."""
+    return f"{mlist.local_part}.{mlist.domain}".lower()
+
+
+def _loop(f: Facts) -> tuple[str, str] | None:
+    own = list_id_value(f.mlist)
+    if any(f"<{own}>" in value.lower() or value.strip().lower() == own for value in f.list_ids):
+        return "discard", f"loop: carries this list's own List-Id <{own}>"
+    if f.mlist.address.lower() in f.x_loops:
+        return "discard", "loop: carries this list's own X-Loop"
+    return None
+
+
+def _auto(f: Facts) -> tuple[str, str] | None:
+    if f.auto_submitted and f.auto_submitted.split(";")[0].strip() != "no":
+        return "discard", f"automatic mail: Auto-Submitted: {f.auto_submitted[:60]}"
+    if f.precedence in {"bulk", "junk", "list"}:
+        return "discard", f"automatic mail: Precedence: {f.precedence}"
+    return None
+
+
+def _sender(f: Facts) -> tuple[str, str] | None:
+    if f.sender is None:
+        return "hold", f"sender unusable: {f.sender_problem}"
+    return None
+
+
+def _posting(f: Facts) -> tuple[str, str] | None:
+    if f.mlist.posting is Posting.MODERATED:
+        return "hold", "the list is moderated"
+    if f.mlist.posting is Posting.MEMBERS and f.sender is not None and not f.is_member:
+        return "hold", f"post from a non-member: {f.sender}"
+    return None
+
+
+RULES: tuple[tuple[str, Callable[[Facts], tuple[str, str] | None]], ...] = (
+    ("loop", _loop),
+    ("automatic", _auto),
+    ("sender", _sender),
+    ("posting", _posting),
+)
+
+
+def decide(facts: Facts) -> Decision:
+    hits = [hit for _, rule in RULES if (hit := rule(facts)) is not None]
+    if not hits:
+        return Decision("accept", ())
+    verdict = min((v for v, _ in hits), key=ORDER.index)
+    return Decision(verdict, tuple(reason for _, reason in hits))

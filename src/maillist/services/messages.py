@@ -1,0 +1,88 @@
+"""Incoming mail before and after storage: recipients, parsing within caps, display of stored mail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from maillist import mailparse
+from maillist.addresses import split_recipient
+from maillist.db import Database
+from maillist.db import badges as db_badges
+from maillist.db import lists as db_lists
+from maillist.db import messages as db_messages
+from maillist.errors import UnknownList
+from maillist.models import MailingList, StoredMessage, ThreadSummary
+from maillist.services.lists import require
+from maillist.threads import Node, build_tree
+
+
+async def resolve_recipient(db: Database, recipient: str) -> tuple[MailingList, str, str]:
+    """(list, kind, tag) for a list address or sub-address; UnknownList/BadAddress otherwise."""
+    list_address, kind, tag = split_recipient(recipient)
+    async with db.snapshot() as tx:
+        mlist = await db_lists.by_address(tx, list_address)
+    if mlist is None:
+        raise UnknownList(f"no such list: {list_address}")
+    return mlist, kind, tag
+
+
+def prepare(
+    raw: bytes, limits: mailparse.Limits, *, received_at: datetime, domain: str
+) -> mailparse.ParsedMessage:
+    """Line endings, caps, then the parse. Raises MessageRefused with the SMTP reply to give."""
+    mailparse.check_line_endings(raw)
+    mailparse.prescan(raw, limits)
+    return mailparse.parse(raw, limits, received_at=received_at, domain=domain)
+
+
+async def show(db: Database, message_id: str) -> list[tuple[str, StoredMessage]]:
+    """Every stored copy of a Message-ID (one per list and kind), with raw bytes and list address."""
+    wanted = message_id.strip().removeprefix("<").removesuffix(">")
+    async with db.snapshot() as tx:
+        found = await db_messages.by_message_id(tx, wanted, with_raw=True)
+        addresses = {m.list_id: await db_lists.address_of(tx, m.list_id) for m in found}
+    if not found:
+        raise UnknownList(f"no such message: <{wanted}>")
+    return [(addresses[m.list_id], m) for m in found]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadView:
+    thread: ThreadSummary
+    roots: list[Node]
+    messages: int
+
+
+VISIBLE = frozenset({"accept", "approved"})
+
+
+async def thread_views(db: Database, list_address: str, limit: int = 50) -> list[ThreadView]:
+    """Threads newest activity first; held, rejected or discarded posts show as placeholders."""
+    async with db.snapshot() as tx:
+        mlist = await require(tx, list_address)
+        summaries = await db_messages.threads(tx, mlist.id, limit)
+        rows = await db_messages.thread_messages(tx, [t.id for t in summaries])
+        badges = await db_badges.for_addresses(tx, [m.sender for m in rows if m.verdict in VISIBLE])
+    by_thread: dict[int, list[Node]] = {}
+    for m in rows:
+        visible = m.verdict in VISIBLE and not m.placeholder
+        node = Node(
+            id=m.id,
+            message_id=m.message_id,
+            subject=m.subject if visible else "",
+            date=m.date if visible else "",
+            sender=m.sender if visible else "",
+            sender_name=m.sender_name if visible else "",
+            placeholder=not visible,
+            badges=tuple(badges.get(m.sender.lower(), ())) if visible else (),
+            parent_id=m.parent_id,
+        )
+        by_thread.setdefault(m.thread_id or 0, []).append(node)
+    views = []
+    for summary in summaries:
+        nodes = by_thread.get(summary.id, [])
+        views.append(
+            ThreadView(summary, build_tree(nodes), sum(1 for n in nodes if not n.placeholder))
+        )
+    return views

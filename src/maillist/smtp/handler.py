@@ -1,0 +1,178 @@
+"""aiosmtpd hooks -> services. Domain errors become SMTP replies here, in one table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import Envelope, Session
+
+from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
+from maillist.mailparse import Limits, ParsedMessage
+from maillist.models import MailingList
+from maillist.services import lists as list_service
+from maillist.services import messages
+from maillist.services.ingest import Incoming, Ingestor, Outcome
+from maillist.services.store import Store
+from maillist.smtp.server import ServerSettings
+
+log = logging.getLogger("maillist.smtp")
+
+REPLIES: dict[type[MaillistError], str] = {
+    UnknownList: "550 5.1.1 <{rcpt}>: Recipient address rejected: no such list here",
+    BadAddress: "550 5.1.1 <{rcpt}>: Recipient address rejected: not a list address",
+}
+TEMPORARY = "451 4.3.0 Temporary failure storing the message, please try again"
+
+
+class Handler:
+    def __init__(
+        self, db: Store, ingestor: Ingestor, settings: ServerSettings, limits: Limits
+    ) -> None:
+        self.db = db
+        self.ingestor = ingestor
+        self.settings = settings
+        self.limits = limits
+
+    async def handle_EHLO(
+        self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """Announce the largest size any list takes; RCPT narrows it to the lists addressed."""
+        session.host_name = hostname
+        try:
+            largest = await list_service.largest_message_size(
+                self.db, self.settings.default_max_size
+            )
+        except Exception:
+            log.exception("cannot read list sizes")
+            largest = self.settings.default_max_size
+        server.session_max_size = largest
+        server.data_size_limit = largest
+        return [f"250-SIZE {largest}" if r.startswith("250-SIZE") else r for r in responses]
+
+    async def handle_MAIL(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        server.data_size_limit = server.session_max_size  # a new transaction starts wide again
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+            return f"452 4.5.3 Too many recipients (limit {self.settings.max_recipients})"
+        try:
+            mlist, _kind, _tag = await messages.resolve_recipient(self.db, address)
+        except (UnknownList, BadAddress) as exc:
+            log.info("refused recipient %r from %s: %s", address, session.peer, exc)
+            return REPLIES[type(exc)].format(rcpt=address[:200])
+        except Exception:
+            log.exception("recipient lookup failed for %r", address)
+            return "451 4.3.0 Temporary failure looking up the recipient"
+        declared = _declared_size(envelope.mail_options)
+        if declared is not None and declared > mlist.max_message_size:
+            return f"552 5.3.4 Message too big for {mlist.address} (limit {mlist.max_message_size} bytes)"
+        server.data_size_limit = min(
+            server.data_size_limit or mlist.max_message_size, mlist.max_message_size
+        )
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Recipient OK"
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        lmtp = isinstance(server, LMTP)
+        targets: list[tuple[str, MailingList | None, str, str]] = []
+        for rcpt in envelope.rcpt_tos:
+            try:
+                mlist, kind, tag = await messages.resolve_recipient(self.db, rcpt)
+                targets.append((rcpt, mlist, kind, tag))
+            except (UnknownList, BadAddress):  # the list was deleted since RCPT
+                targets.append((rcpt, None, "", ""))
+        first = next((t[1] for t in targets if t[1] is not None), None)
+        if first is None:
+            replies = [REPLIES[UnknownList].format(rcpt=t[0][:200]) for t in targets]
+            return _combine(replies, lmtp)
+        try:
+            parsed = await asyncio.wait_for(
+                asyncio.to_thread(
+                    messages.prepare,
+                    raw,
+                    self.limits,
+                    received_at=datetime.now(UTC),
+                    domain=first.domain,
+                ),
+                timeout=self.limits.parse_seconds,
+            )
+        except MessageRefused as exc:
+            log.info(
+                "refused message from %s for %s: %s", envelope.mail_from, envelope.rcpt_tos, exc
+            )
+            return _combine([str(exc)] * len(targets), lmtp)
+        except TimeoutError:
+            log.warning(
+                "parse budget exceeded for a %d-byte message from %s", len(raw), envelope.mail_from
+            )
+            return _combine(
+                ["554 5.6.0 Message too complex to process (parse time limit exceeded)"]
+                * len(targets),
+                lmtp,
+            )
+        replies = []
+        for rcpt, target, kind, tag in targets:
+            if target is None:
+                replies.append(REPLIES[UnknownList].format(rcpt=rcpt[:200]))
+                continue
+            item = Incoming(target, kind, tag, rcpt, envelope.mail_from or "", raw, parsed)
+            replies.append(await self._store(item))
+        return _combine(replies, lmtp)
+
+    async def _store(self, item: Incoming) -> str:
+        try:
+            outcome = await self.ingestor.submit(item)
+        except Exception:
+            log.exception("storing %s for %s failed", item.parsed.message_id, item.recipient)
+            return TEMPORARY
+        _log_outcome(item, item.parsed, outcome)
+        note = " (duplicate)" if outcome.duplicate else ""
+        return f"250 2.0.0 <{outcome.message_id}> queued as {outcome.row_id}{note}"
+
+
+def _declared_size(options: list[str]) -> int | None:
+    for option in options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return None
+
+
+def _combine(replies: list[str], lmtp: bool) -> str:
+    """LMTP: one reply per recipient (RFC 2033). SMTP: one reply; any temporary failure makes the
+    client retry the lot, which is safe because a stored Message-ID is only acted on once."""
+    if lmtp:
+        return "\r\n".join(replies)
+    for prefix in ("4", "5"):
+        for reply in replies:
+            if reply.startswith(prefix) and (
+                prefix == "4" or all(r.startswith("5") for r in replies)
+            ):
+                return reply
+    return next(r for r in replies if r.startswith("2"))
+
+
+def _log_outcome(item: Incoming, parsed: ParsedMessage, outcome: Outcome) -> None:
+    log.info(
+        "message <%s> list=%s kind=%s from=%s size=%d verdict=%s%s%s",
+        outcome.message_id,
+        item.mlist.address,
+        item.kind,
+        parsed.sender or item.envelope_from or "<>",
+        len(item.raw),
+        outcome.verdict,
+        " duplicate" if outcome.duplicate else "",
+        f" reasons={'; '.join(outcome.reasons)}" if outcome.reasons else "",
+    )

@@ -1,0 +1,177 @@
+"""The listening socket: aiosmtpd's SMTP/LMTP protocol with session caps, on the caller's loop.
+
+Not aiosmtpd's threaded Controller: the server shares one asyncio loop with the store and (later)
+the delivery workers, and stops by draining its sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+
+log = logging.getLogger("maillist.smtp")
+
+# aiosmtpd's own replies, given the enhanced status codes (RFC 3463) that our other replies carry.
+_REWRITE = {
+    "552 Error: Too much mail data": "552 5.3.4 Message too big for this list",
+    "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message too big",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (limit 1000 octets)",
+    "500 Error: line too long": "500 5.5.2 Command line too long",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8025
+    lmtp: bool = False
+    hostname: str = "localhost"
+    max_sessions: int = 100
+    max_recipients: int = 50
+    idle_timeout: float = 60.0
+    session_seconds: float = 600.0
+    default_max_size: int = 10 * 1024 * 1024
+
+
+class SessionGate:
+    """Counts live sessions, refuses past the cap, and lets shutdown wait for them to end."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.live: set[asyncio.Protocol] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def full(self) -> bool:
+        return len(self.live) >= self.limit
+
+    def enter(self, protocol: asyncio.Protocol) -> None:
+        self.live.add(protocol)
+        self._idle.clear()
+
+    def leave(self, protocol: asyncio.Protocol) -> None:
+        self.live.discard(protocol)
+        if not self.live:
+            self._idle.set()
+
+    async def drained(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+class _Limited:
+    """What our SMTP and LMTP protocols add to aiosmtpd's: a session deadline, the gate, replies."""
+
+    gate: SessionGate
+    settings: ServerSettings
+    session_max_size: int
+    _deadline: asyncio.TimerHandle | None
+    transport: Any
+
+    def _setup(self, gate: SessionGate, settings: ServerSettings) -> None:
+        self.gate = gate
+        self.settings = settings
+        self.session_max_size = settings.default_max_size
+        self._deadline = None
+        self.started = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(self.settings.session_seconds, self._expire)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self.gate.leave(self)  # type: ignore[arg-type]
+        super().connection_lost(error)  # type: ignore[misc]
+
+    async def push(self, status: Any) -> None:
+        text = status.decode() if isinstance(status, bytes) else status
+        await super().push(_REWRITE.get(text, text))  # type: ignore[misc]
+
+    def _expire(self) -> None:
+        """A slow client that keeps the idle timer happy still cannot hold a session forever."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 Session time limit exceeded, closing connection\r\n")
+            self.transport.close()
+
+
+class ListSMTP(_Limited, SMTP):
+    def __init__(self, handler: Any, gate: SessionGate, settings: ServerSettings) -> None:
+        self._setup(gate, settings)
+        super().__init__(
+            handler,
+            data_size_limit=settings.default_max_size,
+            hostname=settings.hostname,
+            ident="maillist",
+            timeout=settings.idle_timeout,
+            enable_SMTPUTF8=True,
+        )
+
+
+class ListLMTP(_Limited, LMTP):
+    def __init__(self, handler: Any, gate: SessionGate, settings: ServerSettings) -> None:
+        self._setup(gate, settings)
+        super().__init__(
+            handler,
+            data_size_limit=settings.default_max_size,
+            hostname=settings.hostname,
+            ident="maillist",
+            timeout=settings.idle_timeout,
+            enable_SMTPUTF8=True,
+        )
+
+
+class _Refuse(asyncio.Protocol):
+    """Past the session cap: one 421 line and goodbye, without touching the handler."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+        transport.close()
+
+
+class Listener:
+    """A running server: its port, and an orderly stop that lets open sessions finish."""
+
+    def __init__(self, server: asyncio.Server, gate: SessionGate) -> None:
+        self._server = server
+        self.gate = gate
+        self.port: int = server.sockets[0].getsockname()[1]
+
+    async def stop(self, grace: float = 30.0) -> None:
+        self._server.close()
+        if not await self.gate.drained(grace):
+            log.warning("closing %d session(s) still open after %.0fs", len(self.gate.live), grace)
+            for protocol in list(self.gate.live):
+                transport = getattr(protocol, "transport", None)
+                if transport is not None:
+                    transport.close()
+            await self.gate.drained(5.0)
+        await self._server.wait_closed()
+
+
+async def listen(handler: Any, settings: ServerSettings) -> Listener:
+    gate = SessionGate(settings.max_sessions)
+    kind = ListLMTP if settings.lmtp else ListSMTP
+
+    def factory() -> asyncio.Protocol:
+        if gate.full():
+            log.warning("session cap %d reached: refusing a connection", gate.limit)
+            return _Refuse()
+        protocol = kind(handler, gate, settings)
+        gate.enter(protocol)  # counted at accept time, so a burst cannot overshoot the cap
+        return protocol
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, host=settings.host, port=settings.port)
+    return Listener(server, gate)
