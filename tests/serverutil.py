@@ -1,0 +1,142 @@
+"""Run `maillist serve` as a real process and talk to it over real sockets, with timeouts everywhere."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 20.0
+IO_TIMEOUT = 10.0
+
+
+class Server:
+    def __init__(self, db: Path, *args: str) -> None:
+        self.db = db
+        self.log = db.with_suffix(".log")
+        env = {k: v for k, v in os.environ.items() if k not in {"MAILLIST_DB", "MAILLIST_DEBUG"}}
+        self._log_handle = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "maillist", "--db", str(db), "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=self._log_handle,
+            env=env,
+        )
+        self.port = self._wait_for_port()
+
+    def _wait_for_port(self) -> int:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        line = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                line = self.proc.stdout.readline()
+                match = re.search(rb"listening on [\d.]+:(\d+)", line)
+                if match:
+                    return int(match.group(1))
+            if self.proc.poll() is not None:
+                break
+        self.kill()
+        raise AssertionError(f"server did not start: {line!r} {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> int:
+        """SIGTERM by PID, then wait (bounded); SIGKILL if it does not go."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log_handle.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        self._log_handle.close()
+
+    def rows(self, sql: str, *args: object) -> list[tuple[object, ...]]:
+        conn = sqlite3.connect(self.db, timeout=10)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+
+@contextmanager
+def running(db: Path, *args: str) -> Iterator[Server]:
+    server = Server(db, *args)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Raw:
+    """A raw SMTP/LMTP conversation: bytes out exactly as given, reply lines in."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed by server; pending {self.buffer!r}")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def reply(self) -> bytes:
+        """One full (possibly multi-line) reply."""
+        lines = [self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3:4] == b"-":
+            lines.append(self.line())
+        return b"\n".join(lines)
+
+    def cmd(self, data: bytes) -> bytes:
+        self.send(data + b"\r\n")
+        return self.reply()
+
+    def closed(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionResetError, TimeoutError):
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def message(
+    sender: str = "anne@example.org",
+    subject: str = "Hello",
+    message_id: str | None = "m1@example.org",
+    extra: str = "",
+    body: str = "Hi there.",
+    to: str = "team@example.org",
+) -> bytes:
+    headers = [f"From: {sender}", f"To: {to}", f"Subject: {subject}"]
+    if message_id:
+        headers.append(f"Message-ID: <{message_id}>")
+    headers.append("Date: Tue, 24 Nov 2026 10:00:00 +0000")
+    text = (
+        "\r\n".join(headers) + "\r\n" + (extra + "\r\n" if extra else "") + "\r\n" + body + "\r\n"
+    )
+    return text.encode()
