@@ -61,6 +61,9 @@ def serve_command(
     session_seconds: Annotated[
         float, typer.Option(min=1, help="Longest a session may last.")
     ] = 600.0,
+    parse_seconds: Annotated[
+        float, typer.Option(min=0, help="Time budget for parsing one message before 554.")
+    ] = 2.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Receive mail for the lists over SMTP (or LMTP), store it durably, thread it and decide its fate."""
@@ -80,6 +83,6 @@ def serve_command(
         session_seconds=session_seconds,
     )
     try:
-        asyncio.run(serve(config(ctx), settings, Limits()))
+        asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds)))
     except OSError as exc:
         raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -98,6 +98,12 @@ class _Limited:
         text = status.decode() if isinstance(status, bytes) else status
         await super().push(_REWRITE.get(text, text))  # type: ignore[misc]
 
+    def _timeout_cb(self) -> None:
+        """Say why before closing an idle session (aiosmtpd just closes it)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+        super()._timeout_cb()  # type: ignore[misc]
+
     def _expire(self) -> None:
         """A slow client that keeps the idle timer happy still cannot hold a session forever."""
         if self.transport is not None and not self.transport.is_closing():

@@ -1,0 +1,239 @@
+"""Hostile input over raw sockets: smuggling, bare CR/LF, parser bombs, floods and slow clients."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serverutil import Raw, Server, message, running
+from test_smtp_receive import seed
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    db = tmp_path_factory.mktemp("hostile") / "maillist.db"
+    seed(db)
+    with running(db) as srv:
+        yield srv
+
+
+def open_transaction(server: Server) -> Raw:
+    raw = Raw(server.port)
+    assert raw.reply().startswith(b"220")
+    raw.cmd(b"EHLO attacker")
+    assert raw.cmd(b"MAIL FROM:<anne@example.org>").startswith(b"250")
+    assert raw.cmd(b"RCPT TO:<open@example.org>").startswith(b"250")
+    assert raw.cmd(b"DATA").startswith(b"354")
+    return raw
+
+
+# Each separator is what a sloppy receiver might take for <CRLF>.<CRLF>; after it comes a whole
+# second transaction. Whatever happens, the smuggled message must never be stored.
+SMUGGLE = [
+    b"\n.\r\n",
+    b"\r\n.\n",
+    b"\n.\n",
+    b"\r.\r\n",
+    b"\r\n.\r",
+    b"\r.\r",
+    b"\r\n\x00.\r\n",
+    b"\n..\n",
+    b"\r\n.\r\r\n",
+    b"\r\n. \r\n",
+]
+
+
+@pytest.mark.parametrize("separator", SMUGGLE, ids=[repr(s) for s in SMUGGLE])
+def test_smuggling_never_lets_a_second_message_through(server: Server, separator: bytes) -> None:
+    tag = abs(hash(separator))
+    raw = open_transaction(server)
+    outer = message(message_id=f"outer-{tag}@example.org", to="open@example.org")
+    smuggled = (
+        b"MAIL FROM:<mallory@evil.example>\r\nRCPT TO:<team@example.org>\r\nDATA\r\n"
+        + message(sender="anne@example.org", message_id=f"smuggled-{tag}@example.org")
+    )
+    raw.send(outer + separator + smuggled + b".\r\n")
+    reply = raw.reply()
+    bare = b"\r" in separator.replace(b"\r\n", b"") or b"\n" in separator.replace(b"\r\n", b"")
+    if bare:
+        assert reply.startswith(b"550 5.5.2"), reply
+    else:
+        assert reply.startswith(b"250"), reply  # one message, the "commands" are body text
+    # Exactly one reply to DATA: nothing else is waiting on the socket.
+    assert raw.cmd(b"NOOP").startswith(b"250")
+    raw.cmd(b"QUIT")
+    raw.close()
+    assert server.rows("SELECT COUNT(*) FROM messages WHERE message_id = ?", f"smuggled-{tag}@example.org") == [(0,)]
+    stored = server.rows("SELECT raw FROM messages WHERE message_id = ?", f"outer-{tag}@example.org")
+    if bare:
+        assert stored == []
+    else:  # stored whole, the would-be second transaction inside it as body text
+        [(body,)] = stored
+        assert isinstance(body, bytes) and body.startswith(outer) and body.endswith(smuggled)
+
+
+@pytest.mark.parametrize("bad", [b"Subject: x\nFrom: a@example.org\r\n", b"Subject: x\r\n\r\nbody\rmore\r\n"])
+def test_bare_lf_or_cr_anywhere_is_refused(server: Server, bad: bytes) -> None:
+    raw = open_transaction(server)
+    raw.send(b"Message-ID: <bare@example.org>\r\n" + bad + b".\r\n")
+    assert raw.reply().startswith(b"550 5.5.2")
+    raw.close()
+
+
+def send_data(server: Server, data: bytes) -> bytes:
+    raw = open_transaction(server)
+    raw.send(data + b".\r\n")
+    reply = raw.reply()
+    raw.close()
+    return reply
+
+
+def test_too_many_header_fields(server: Server) -> None:
+    headers = b"".join(b"X-H%d: v\r\n" % n for n in range(1500))
+    assert send_data(server, headers + b"From: a@example.org\r\n\r\nbody\r\n").startswith(b"552 5.3.4")
+
+
+def test_header_section_too_large(server: Server) -> None:
+    folded = b"X-Big: " + b"\r\n ".join([b"y" * 900] * 320) + b"\r\n"
+    assert send_data(server, folded + b"From: a@example.org\r\n\r\nbody\r\n").startswith(b"552 5.3.4")
+
+
+def test_deep_mime_nesting(server: Server) -> None:
+    depth = 150
+    head = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n) for n in range(depth)
+    )
+    body = b"From: a@example.org\r\nMIME-Version: 1.0\r\n" + head + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    body += b"".join(b"--b%d--\r\n" % n for n in reversed(range(depth)))
+    assert send_data(server, body).startswith(b"554 5.6.0")
+
+
+def test_nesting_past_depth_cap_within_marker_cap(server: Server) -> None:
+    depth = 30  # under the prescan's multipart cap, over the depth cap of 20
+    head = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n) for n in range(depth)
+    )
+    body = b"From: a@example.org\r\nMIME-Version: 1.0\r\n" + head + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    body += b"".join(b"--b%d--\r\n" % n for n in reversed(range(depth)))
+    reply = send_data(server, body)
+    assert reply.startswith(b"554 5.6.0") and b"deep" in reply
+
+
+def test_too_many_mime_parts(server: Server) -> None:
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(1500))
+    body = (
+        b'From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + parts
+        + b"--b--\r\n"
+    )
+    reply = send_data(server, body)
+    assert reply.startswith(b"554 5.6.0") and b"parts" in reply
+
+
+def test_overlong_line_in_data(server: Server) -> None:
+    reply = send_data(server, b"From: a@example.org\r\n\r\n" + b"z" * 5000 + b"\r\n")
+    assert reply.startswith(b"500 5.5.2")
+
+
+def test_overlong_command_line(server: Server) -> None:
+    raw = Raw(server.port)
+    raw.reply()
+    assert raw.cmd(b"EHLO " + b"h" * 3000).startswith(b"500")
+    raw.close()
+
+
+def test_malformed_messages_are_stored_not_crashing(server: Server) -> None:
+    cases = {
+        "junk-2047": b"From: anne@example.org\r\nSubject: =?bogus-charset?B?!!!notbase64?= =?utf-8?Q?ok?=\r\n",
+        "eight-bit": b"From: Ren\xe9 <anne@example.org>\r\nSubject: caf\xe9 \xff\xfe\r\n",
+        "no-date-from": b"Subject: nobody sent this\r\n",
+        "broken-mime": b'From: anne@example.org\r\nContent-Type: multipart/mixed; boundary="never"\r\n',
+        "bad-date": b"From: anne@example.org\r\nDate: Tomorrow at noon, probably\r\n",
+    }
+    for name, headers in cases.items():
+        data = headers + f"Message-ID: <{name}@example.org>\r\n\r\nbody\r\n".encode()
+        assert send_data(server, data).startswith(b"250"), name
+    rows = dict(
+        server.rows(
+            "SELECT message_id, verdict FROM messages WHERE message_id IN "
+            "('junk-2047@example.org', 'eight-bit@example.org', 'no-date-from@example.org', "
+            "'broken-mime@example.org', 'bad-date@example.org')"
+        )
+    )
+    assert rows["no-date-from@example.org"] == "hold"  # no From: no way to know it is a member
+    assert rows["junk-2047@example.org"] == "accept"
+    assert len(rows) == 5
+
+
+def test_header_only_message_without_body_is_stored(server: Server) -> None:
+    assert send_data(server, b"From: anne@example.org\r\nMessage-ID: <hdr-only@example.org>\r\n").startswith(b"250")
+
+
+def test_recipient_flood_is_capped(server: Server) -> None:
+    raw = Raw(server.port)
+    raw.reply()
+    raw.cmd(b"EHLO flood")
+    raw.cmd(b"MAIL FROM:<anne@example.org>")
+    replies = [raw.cmd(b"RCPT TO:<open@example.org>") for _ in range(55)]
+    assert all(r.startswith(b"250") for r in replies[:50])
+    assert all(r.startswith(b"452 4.5.3") for r in replies[50:])
+    raw.close()
+
+
+def test_connection_cap_and_slow_clients(tmp_path: Path) -> None:
+    db = tmp_path / "caps.db"
+    seed(db)
+    with running(db, "--max-sessions", "3", "--timeout", "1", "--session-seconds", "3") as srv:
+        held = [Raw(srv.port) for _ in range(3)]
+        for conn in held:
+            assert conn.reply().startswith(b"220")
+        extra = Raw(srv.port)
+        assert extra.line().startswith(b"421 4.7.0")
+        extra.close()
+        # An idle client is dropped by the idle timeout...
+        assert held[0].line().startswith(b"421")
+        # ...and one that keeps the idle timer happy is dropped at the session deadline.
+        start = time.monotonic()
+        sock = held[1]
+        with pytest.raises((ConnectionError, OSError)):
+            while time.monotonic() - start < 10:
+                reply = sock.cmd(b"NOOP")
+                if reply.startswith(b"421"):
+                    assert b"4.4.2" in reply
+                    raise ConnectionError("session deadline")
+                time.sleep(0.3)
+        for conn in held:
+            conn.close()
+        # Everyone else is still served.
+        fresh = Raw(srv.port)
+        assert fresh.reply().startswith(b"220")
+        assert fresh.cmd(b"EHLO ok").startswith(b"250")
+        fresh.close()
+
+
+def test_parse_time_budget(tmp_path: Path) -> None:
+    db = tmp_path / "budget.db"
+    seed(db)
+    with running(db, "--parse-seconds", "0.0001") as srv:
+        parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(900))
+        body = (
+            b'From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+            + parts
+            + b"--b--\r\n"
+        )
+        reply = send_data(srv, body)
+        assert reply.startswith(b"554 5.6.0") and b"time limit" in reply
+
+
+def test_server_survives_abrupt_disconnects(server: Server) -> None:
+    for _ in range(5):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<open@example.org>\r\nDATA\r\nFrom: a@")
+        sock.close()
+    raw = Raw(server.port)
+    assert raw.reply().startswith(b"220")
+    raw.close()
