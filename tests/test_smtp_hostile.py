@@ -67,8 +67,12 @@ def test_smuggling_never_lets_a_second_message_through(server: Server, separator
     assert raw.cmd(b"NOOP").startswith(b"250")
     raw.cmd(b"QUIT")
     raw.close()
-    assert server.rows("SELECT COUNT(*) FROM messages WHERE message_id = ?", f"smuggled-{tag}@example.org") == [(0,)]
-    stored = server.rows("SELECT raw FROM messages WHERE message_id = ?", f"outer-{tag}@example.org")
+    assert server.rows(
+        "SELECT COUNT(*) FROM messages WHERE message_id = ?", f"smuggled-{tag}@example.org"
+    ) == [(0,)]
+    stored = server.rows(
+        "SELECT raw FROM messages WHERE message_id = ?", f"outer-{tag}@example.org"
+    )
     if bare:
         assert stored == []
     else:  # stored whole, the would-be second transaction inside it as body text
@@ -76,7 +80,9 @@ def test_smuggling_never_lets_a_second_message_through(server: Server, separator
         assert isinstance(body, bytes) and body.startswith(outer) and body.endswith(smuggled)
 
 
-@pytest.mark.parametrize("bad", [b"Subject: x\nFrom: a@example.org\r\n", b"Subject: x\r\n\r\nbody\rmore\r\n"])
+@pytest.mark.parametrize(
+    "bad", [b"Subject: x\nFrom: a@example.org\r\n", b"Subject: x\r\n\r\nbody\rmore\r\n"]
+)
 def test_bare_lf_or_cr_anywhere_is_refused(server: Server, bad: bytes) -> None:
     raw = open_transaction(server)
     raw.send(b"Message-ID: <bare@example.org>\r\n" + bad + b".\r\n")
@@ -94,20 +100,29 @@ def send_data(server: Server, data: bytes) -> bytes:
 
 def test_too_many_header_fields(server: Server) -> None:
     headers = b"".join(b"X-H%d: v\r\n" % n for n in range(1500))
-    assert send_data(server, headers + b"From: a@example.org\r\n\r\nbody\r\n").startswith(b"552 5.3.4")
+    assert send_data(server, headers + b"From: a@example.org\r\n\r\nbody\r\n").startswith(
+        b"552 5.3.4"
+    )
 
 
 def test_header_section_too_large(server: Server) -> None:
     folded = b"X-Big: " + b"\r\n ".join([b"y" * 900] * 320) + b"\r\n"
-    assert send_data(server, folded + b"From: a@example.org\r\n\r\nbody\r\n").startswith(b"552 5.3.4")
+    assert send_data(server, folded + b"From: a@example.org\r\n\r\nbody\r\n").startswith(
+        b"552 5.3.4"
+    )
 
 
 def test_deep_mime_nesting(server: Server) -> None:
     depth = 150
     head = b"".join(
-        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n) for n in range(depth)
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
+        for n in range(depth)
     )
-    body = b"From: a@example.org\r\nMIME-Version: 1.0\r\n" + head + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    body = (
+        b"From: a@example.org\r\nMIME-Version: 1.0\r\n"
+        + head
+        + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    )
     body += b"".join(b"--b%d--\r\n" % n for n in reversed(range(depth)))
     assert send_data(server, body).startswith(b"554 5.6.0")
 
@@ -115,9 +130,14 @@ def test_deep_mime_nesting(server: Server) -> None:
 def test_nesting_past_depth_cap_within_marker_cap(server: Server) -> None:
     depth = 30  # under the prescan's multipart cap, over the depth cap of 20
     head = b"".join(
-        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n) for n in range(depth)
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
+        for n in range(depth)
     )
-    body = b"From: a@example.org\r\nMIME-Version: 1.0\r\n" + head + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    body = (
+        b"From: a@example.org\r\nMIME-Version: 1.0\r\n"
+        + head
+        + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    )
     body += b"".join(b"--b%d--\r\n" % n for n in reversed(range(depth)))
     reply = send_data(server, body)
     assert reply.startswith(b"554 5.6.0") and b"deep" in reply
@@ -157,8 +177,8 @@ def test_malformed_messages_are_stored_not_crashing(server: Server) -> None:
     for name, headers in cases.items():
         data = headers + f"Message-ID: <{name}@example.org>\r\n\r\nbody\r\n".encode()
         assert send_data(server, data).startswith(b"250"), name
-    rows = dict(
-        server.rows(
+    rows: dict[object, object] = dict(
+        server.rows(  # type: ignore[arg-type]
             "SELECT message_id, verdict FROM messages WHERE message_id IN "
             "('junk-2047@example.org', 'eight-bit@example.org', 'no-date-from@example.org', "
             "'broken-mime@example.org', 'bad-date@example.org')"
@@ -170,7 +190,9 @@ def test_malformed_messages_are_stored_not_crashing(server: Server) -> None:
 
 
 def test_header_only_message_without_body_is_stored(server: Server) -> None:
-    assert send_data(server, b"From: anne@example.org\r\nMessage-ID: <hdr-only@example.org>\r\n").startswith(b"250")
+    assert send_data(
+        server, b"From: anne@example.org\r\nMessage-ID: <hdr-only@example.org>\r\n"
+    ).startswith(b"250")
 
 
 def test_recipient_flood_is_capped(server: Server) -> None:
@@ -219,7 +241,9 @@ def test_parse_time_budget(tmp_path: Path) -> None:
     db = tmp_path / "budget.db"
     seed(db)
     with running(db, "--parse-seconds", "0.0001") as srv:
-        parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(900))
+        parts = b"".join(
+            b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(900)
+        )
         body = (
             b'From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
             + parts
@@ -232,7 +256,9 @@ def test_parse_time_budget(tmp_path: Path) -> None:
 def test_server_survives_abrupt_disconnects(server: Server) -> None:
     for _ in range(5):
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        sock.sendall(b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<open@example.org>\r\nDATA\r\nFrom: a@")
+        sock.sendall(
+            b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<open@example.org>\r\nDATA\r\nFrom: a@"
+        )
         sock.close()
     raw = Raw(server.port)
     assert raw.reply().startswith(b"220")

@@ -49,7 +49,7 @@ def post(
     server: Server, raw: bytes, rcpts: list[str], sender: str = "anne@example.org"
 ) -> dict[str, tuple[int, bytes]]:
     with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
-        return client.sendmail(sender, rcpts, raw)  # type: ignore[no-any-return]
+        return client.sendmail(sender, rcpts, raw)
 
 
 def verdict(server: Server, message_id: str, kind: str = "post") -> list[tuple[object, ...]]:

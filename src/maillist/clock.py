@@ -5,3 +5,8 @@ from datetime import UTC, datetime
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_precise() -> str:
+    """Microsecond timestamps for ordering within a second (thread activity, receive times)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from maillist import policy, threads
-from maillist.clock import now_iso
+from maillist.clock import now_precise
 from maillist.db import Database, Tx
 from maillist.db import held as db_held
 from maillist.db import messages as db_messages
@@ -57,7 +57,7 @@ async def ingest_one(tx: Tx, item: Incoming) -> Outcome:
     existing = await db_messages.find(tx, item.mlist.id, item.kind, p.message_id)
     if existing is not None and not existing.placeholder:
         return Outcome(existing.id, p.message_id, existing.verdict, (), duplicate=True)
-    at = now_iso()
+    at = now_precise()
     fields = {
         "envelope_from": item.envelope_from,
         "recipient": item.recipient,
@@ -128,7 +128,7 @@ async def _thread(
     elif threads.is_reply_subject(p.subject, mlist.subject_prefix):
         # Fallback for clients that drop threading headers: "Re: <subject>" of a recent thread.
         since = (datetime.now(UTC) - timedelta(days=threads.SUBJECT_FALLBACK_DAYS)).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
+            "%Y-%m-%dT%H:%M:%S.%fZ"
         )
         key = threads.subject_key(p.subject, mlist.subject_prefix)
         found = (

@@ -1,0 +1,268 @@
+"""Threading through the real ingest path: out of order, placeholders, cycles, subject fallback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import CliFn
+from maillist.db import Database
+from maillist.mailparse import Limits
+from maillist.models import Posting
+from maillist.services import badges, lists, members, messages
+from maillist.services.ingest import Incoming, Ingestor, Outcome
+from maillist.threads import Node, creates_cycle, is_reply_subject, pick_parent, subject_key
+
+
+@pytest.fixture
+async def team(db: Database) -> AsyncIterator[Ingestor]:
+    await lists.create(db, "team@example.org", name="Team", posting=Posting.OPEN, actor="t")
+    await members.add(db, "team@example.org", ["anne@example.org"], name="Anne", actor="t")
+    await badges.grant(db, "anne@example.org", "Licensee Badge", actor="t")
+    ingestor = Ingestor(db)
+    ingestor.start()
+    yield ingestor
+    await ingestor.stop()
+
+
+async def deliver(
+    db: Database,
+    ingestor: Ingestor,
+    mid: str,
+    subject: str = "Topic",
+    refs: str = "",
+    irt: str = "",
+    date: str = "Tue, 24 Nov 2026 10:00:00 +0000",
+    sender: str = "anne@example.org",
+) -> Outcome:
+    headers = [f"From: {sender}", f"Subject: {subject}", f"Message-ID: <{mid}>", f"Date: {date}"]
+    if refs:
+        headers.append("References: " + " ".join(f"<{r}>" for r in refs.split()))
+    if irt:
+        headers.append(f"In-Reply-To: <{irt}>")
+    raw = ("\r\n".join(headers) + "\r\n\r\nbody\r\n").encode()
+    mlist, kind, tag = await messages.resolve_recipient(db, "team@example.org")
+    parsed = messages.prepare(raw, Limits(), received_at=datetime.now(UTC), domain="example.org")
+    return await ingestor.submit(
+        Incoming(mlist, kind, tag, "team@example.org", sender, raw, parsed)
+    )
+
+
+def shape(nodes: list[Node]) -> list[Any]:
+    return [
+        (("?" if n.placeholder else "") + n.message_id.split("@")[0], shape(n.replies)) if n.replies
+        else ("?" if n.placeholder else "") + n.message_id.split("@")[0]
+        for n in nodes
+    ]  # fmt: skip
+
+
+async def forest(db: Database) -> list[list[Any]]:
+    return [shape(v.roots) for v in await messages.thread_views(db, "team@example.org")]
+
+
+async def test_reply_before_parent_then_parent_arrives(db: Database, team: Ingestor) -> None:
+    await deliver(db, team, "r1@x", "Re: Topic", refs="p@x", irt="p@x")
+    assert await forest(db) == [[("?p", ["r1"])]]
+    await deliver(
+        db, team, "r2@x", "Re: Topic", refs="p@x", irt="p@x", date="Tue, 24 Nov 2026 11:00:00 +0000"
+    )
+    assert await forest(db) == [[("?p", ["r1", "r2"])]]
+    await deliver(db, team, "p@x", "Topic", date="Tue, 24 Nov 2026 09:00:00 +0000")
+    assert await forest(db) == [[("p", ["r1", "r2"])]]
+
+
+async def test_grandchild_child_parent_in_reverse_order(db: Database, team: Ingestor) -> None:
+    await deliver(
+        db,
+        team,
+        "g@x",
+        "Re: Topic",
+        refs="p@x c@x",
+        irt="c@x",
+        date="Tue, 24 Nov 2026 12:00:00 +0000",
+    )
+    await deliver(
+        db, team, "c@x", "Re: Topic", refs="p@x", irt="p@x", date="Tue, 24 Nov 2026 11:00:00 +0000"
+    )
+    await deliver(db, team, "p@x", "Topic", date="Tue, 24 Nov 2026 10:00:00 +0000")
+    # g was filed under the placeholder for c, c under the placeholder for p: one tree in the end.
+    assert await forest(db) == [[("p", [("c", ["g"])])]]
+    views = await messages.thread_views(db, "team@example.org")
+    assert len(views) == 1 and views[0].messages == 3 and views[0].thread.subject == "Topic"
+
+
+async def test_last_known_reference_wins_over_in_reply_to(db: Database, team: Ingestor) -> None:
+    await deliver(db, team, "a@x", "A")
+    await deliver(db, team, "b@x", "Re: A", refs="a@x", irt="a@x")
+    await deliver(db, team, "c@x", "Re: A", refs="a@x b@x unknown@x", irt="elsewhere@x")
+    assert await forest(db) == [[("a", [("b", ["c"])])]]
+
+
+async def test_in_reply_to_alone(db: Database, team: Ingestor) -> None:
+    await deliver(db, team, "a@x", "A")
+    await deliver(db, team, "b@x", "Re: A", irt="a@x")
+    assert await forest(db) == [[("a", ["b"])]]
+
+
+async def test_header_cycle_is_refused(db: Database, team: Ingestor) -> None:
+    await deliver(db, team, "a@x", "Loop", refs="b@x", irt="b@x")
+    await deliver(db, team, "b@x", "Loop", refs="a@x", irt="a@x")
+    trees = await forest(db)
+    assert trees == [[("b", ["a"])]] or trees == [[("a", ["b"])]]
+    conn = sqlite3.connect(db.path)
+    parents = dict(conn.execute("SELECT id, parent_id FROM messages").fetchall())
+    conn.close()
+    assert not any(
+        creates_cycle(child, parent, parents) for child, parent in parents.items() if parent
+    )
+
+
+async def test_self_reference_is_ignored(db: Database, team: Ingestor) -> None:
+    await deliver(db, team, "s@x", "Self", refs="s@x", irt="s@x")
+    assert await forest(db) == [["s"]]
+
+
+async def test_duplicate_does_not_rethread(db: Database, team: Ingestor) -> None:
+    await deliver(db, team, "a@x", "A")
+    first = await deliver(db, team, "b@x", "Re: A", irt="a@x")
+    again = await deliver(db, team, "b@x", "Re: A", irt="a@x")
+    assert again.duplicate and again.row_id == first.row_id
+    assert await forest(db) == [[("a", ["b"])]]
+
+
+async def test_subject_fallback_joins_recent_thread(db: Database, team: Ingestor) -> None:
+    await deliver(db, team, "t@x", "Rotations and roles")
+    await deliver(db, team, "other@x", "Something else")
+    await deliver(db, team, "lost@x", "RE: [Team] Rotations and roles")  # no threading headers
+    await deliver(db, team, "same@x", "Rotations and roles")  # not a reply: its own thread
+    trees = await forest(db)
+    assert [("t", ["lost"])] in trees and ["same"] in trees and ["other"] in trees
+
+
+async def test_subject_fallback_ignores_old_threads(db: Database, team: Ingestor) -> None:
+    await deliver(db, team, "old@x", "Ancient topic")
+    conn = sqlite3.connect(db.path)
+    conn.execute("UPDATE threads SET last_activity_at = '2020-01-01T00:00:00Z'")
+    conn.commit()
+    conn.close()
+    await deliver(db, team, "late@x", "Re: Ancient topic")
+    assert sorted(map(str, await forest(db))) == sorted(map(str, [["old"], ["late"]]))
+
+
+async def test_listing_shows_authors_badges_and_newest_first(db: Database, team: Ingestor) -> None:
+    await deliver(db, team, "first@x", "First", date="Mon, 23 Nov 2026 10:00:00 +0000")
+    await deliver(db, team, "second@x", "Second", sender="Bob <bob@example.net>")
+    await deliver(db, team, "reply@x", "Re: First", irt="first@x")  # activity moves First up
+    views = await messages.thread_views(db, "team@example.org")
+    assert [v.thread.subject for v in views] == ["First", "Second"]
+    root = views[0].roots[0]
+    assert (root.sender, root.sender_name, root.badges) == (
+        "anne@example.org",
+        "",
+        ("Licensee Badge",),
+    )
+    assert views[1].roots[0].sender_name == "Bob" and views[1].roots[0].badges == ()
+
+
+async def test_held_parent_shows_as_placeholder(db: Database, team: Ingestor) -> None:
+    await lists.set_option(db, "team@example.org", "posting", "members", actor="t")
+    await deliver(db, team, "held@x", "Question", sender="stranger@example.net")
+    await deliver(db, team, "answer@x", "Re: Question", irt="held@x")
+    assert await forest(db) == [[("?held", ["answer"])]]
+
+
+def test_threads_cli_json(run_cli: CliFn, db_path: Path) -> None:
+    import asyncio
+
+    async def build() -> None:
+        database = await Database.open(db_path)
+        ingestor = Ingestor(database)
+        ingestor.start()
+        await lists.create(
+            database, "team@example.org", name="Team", posting=Posting.OPEN, actor="t"
+        )
+        await members.add(
+            database, "team@example.org", ["anne@example.org"], name="Anne", actor="t"
+        )
+        await badges.grant(database, "anne@example.org", "Training Badge", actor="t")
+        await deliver(database, ingestor, "r@x", "Re: Q", irt="q@x")
+        await ingestor.stop()
+        await database.close()
+
+    asyncio.run(build())
+    result = run_cli("threads", "team@example.org", "--json")
+    assert result.code == 0 and result.err == ""
+    [thread] = json.loads(result.out)
+    [root] = thread["roots"]
+    assert root == {
+        "message_id": "q@x",
+        "placeholder": True,
+        "replies": [
+            {
+                "message_id": "r@x",
+                "subject": "Re: Q",
+                "author": {"name": "", "address": "anne@example.org"},
+                "date": "2026-11-24T10:00:00Z",
+                "badges": ["Training Badge"],
+                "replies": [],
+            }
+        ],
+    }
+    text = run_cli("threads", "team@example.org")
+    assert "(not received)" in text.out and "Training Badge" in text.out
+
+
+# Pure pieces, property-tested.
+ids = st.from_regex(r"[a-z0-9]{1,8}@[a-z]{1,5}\.org", fullmatch=True)
+
+
+@given(st.lists(ids, max_size=10), ids, st.sets(ids, max_size=5))
+def test_pick_parent_prefers_last_known_reference(
+    refs: list[str], irt: str, known: set[str]
+) -> None:
+    parent = pick_parent(refs, irt, known.__contains__)
+    known_refs = [r for r in refs if r in known]
+    if known_refs:
+        assert parent == known_refs[-1]
+    else:
+        assert parent == irt
+
+
+@settings(max_examples=200)
+@given(
+    st.dictionaries(st.integers(0, 30), st.integers(0, 30)), st.integers(0, 30), st.integers(0, 30)
+)
+def test_creates_cycle_terminates_and_is_right(
+    parents: dict[int, int], child: int, parent: int
+) -> None:
+    result = creates_cycle(child, parent, parents)
+    node: int | None = parent
+    seen = set()
+    while node is not None and node not in seen and node != child:
+        seen.add(node)
+        node = parents.get(node)
+    assert result == (node is not None)
+
+
+@pytest.mark.parametrize(
+    ("subject", "key", "reply"),
+    [
+        ("Re: [Team] Hello", "hello", True),
+        ("[Team] Re: Re: Hello", "hello", True),
+        ("AW: Hello", "hello", True),
+        ("Fwd: Hello", "hello", False),
+        ("Hello", "hello", False),
+        ("Re:Hello  world", "hello world", True),
+    ],
+)
+def test_subject_rules(subject: str, key: str, reply: bool) -> None:
+    assert subject_key(subject, "[Team]") == key
+    assert is_reply_subject(subject, "[Team]") is reply
