@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,23 @@ from maillist.db import Database
 from maillist.mailparse import Limits
 from maillist.models import Posting
 from maillist.services import badges, lists, members, messages
+from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
+from maillist.services.store import Writer
 from maillist.threads import Node, creates_cycle, is_reply_subject, pick_parent, subject_key
+
+
+@asynccontextmanager
+async def ingesting(db: Database) -> AsyncIterator[Ingestor]:
+    writer = Writer(db.path)
+    await writer.start()
+    ingestor = Ingestor(writer)
+    ingestor.start()
+    try:
+        yield ingestor
+    finally:
+        await ingestor.stop()
+        await writer.close()
 
 
 @pytest.fixture
@@ -27,10 +43,8 @@ async def team(db: Database) -> AsyncIterator[Ingestor]:
     await lists.create(db, "team@example.org", name="Team", posting=Posting.OPEN, actor="t")
     await members.add(db, "team@example.org", ["anne@example.org"], name="Anne", actor="t")
     await badges.grant(db, "anne@example.org", "Licensee Badge", actor="t")
-    ingestor = Ingestor(db)
-    ingestor.start()
-    yield ingestor
-    await ingestor.stop()
+    async with ingesting(db) as ingestor:
+        yield ingestor
 
 
 async def deliver(
@@ -49,7 +63,7 @@ async def deliver(
     if irt:
         headers.append(f"In-Reply-To: <{irt}>")
     raw = ("\r\n".join(headers) + "\r\n\r\nbody\r\n").encode()
-    mlist, kind, tag = await messages.resolve_recipient(db, "team@example.org")
+    mlist, kind, tag = await ListDirectory(db).resolve("team@example.org")
     parsed = messages.prepare(raw, Limits(), received_at=datetime.now(UTC), domain="example.org")
     return await ingestor.submit(
         Incoming(mlist, kind, tag, "team@example.org", sender, raw, parsed)
@@ -184,17 +198,11 @@ def test_threads_cli_json(run_cli: CliFn, db_path: Path) -> None:
 
     async def build() -> None:
         database = await Database.open(db_path)
-        ingestor = Ingestor(database)
-        ingestor.start()
-        await lists.create(
-            database, "team@example.org", name="Team", posting=Posting.OPEN, actor="t"
-        )
-        await members.add(
-            database, "team@example.org", ["anne@example.org"], name="Anne", actor="t"
-        )
+        await lists.create(database, "team@example.org", posting=Posting.OPEN, actor="t")
+        await members.add(database, "team@example.org", ["anne@example.org"], actor="t")
         await badges.grant(database, "anne@example.org", "Training Badge", actor="t")
-        await deliver(database, ingestor, "r@x", "Re: Q", irt="q@x")
-        await ingestor.stop()
+        async with ingesting(database) as ingestor:
+            await deliver(database, ingestor, "r@x", "Re: Q", irt="q@x")
         await database.close()
 
     asyncio.run(build())

@@ -13,8 +13,9 @@ import typer
 from maillist.cli.runtime import config
 from maillist.config import Config
 from maillist.mailparse import Limits
+from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
-from maillist.services.store import open_store
+from maillist.services.store import Writer, open_store
 from maillist.smtp.handler import Handler
 from maillist.smtp.server import ServerSettings, listen
 
@@ -22,10 +23,12 @@ log = logging.getLogger("maillist.serve")
 
 
 async def serve(cfg: Config, settings: ServerSettings, limits: Limits) -> None:
-    db = await open_store(cfg.db)
-    ingestor = Ingestor(db)
+    db = await open_store(cfg.db)  # creates or upgrades the schema before the writer opens it
+    writer = Writer(cfg.db)
+    await writer.start()
+    ingestor = Ingestor(writer)
     ingestor.start()
-    listener = await listen(Handler(db, ingestor, settings, limits), settings)
+    listener = await listen(Handler(ListDirectory(db), ingestor, settings, limits), settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -39,6 +42,7 @@ async def serve(cfg: Config, settings: ServerSettings, limits: Limits) -> None:
     finally:
         await listener.stop()
         await ingestor.stop()
+        await writer.close()
         await db.close()
         log.info("stopped")
 

@@ -14,6 +14,15 @@ from maillist.db import migrate
 from maillist.errors import StoreError
 
 CACHE_KIB = 64 * 1024
+# A 100,000-row import is one transaction; with SQLite's 2 MB default page cache it spills dirty
+# pages mid-transaction and runs 8x slower. The cache grows only as used.
+PRAGMAS = (
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+    f"PRAGMA cache_size = -{CACHE_KIB:d}",
+)
 
 Tx = aiosqlite.Connection
 """What services hand to db/ functions. Services never use it themselves, so another backend can
@@ -21,8 +30,10 @@ slot in behind the same db/ function signatures."""
 
 
 class Database:
-    """One connection per process: SQLite serialises writers anyway, and one writer keeps
-    `BEGIN IMMEDIATE` from ever waiting on ourselves."""
+    """The async (aiosqlite) connection for admin commands and the server's reads.
+
+    The server's hot write path, storing incoming mail, has its own connection and thread
+    (db/writer.py), so a post costs one thread hop per group commit, not one per statement."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
@@ -47,13 +58,8 @@ class Database:
             raise StoreError(f"cannot open database {path}: {exc}") from None
         db = cls(conn, path)
         try:
-            await conn.execute("PRAGMA busy_timeout = 10000")
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA synchronous = FULL")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            # A 100,000-row import is one transaction; with SQLite's 2 MB default page cache it
-            # spills dirty pages mid-transaction and runs 8x slower. The cache grows only as used.
-            await conn.execute(f"PRAGMA cache_size = -{CACHE_KIB:d}")
+            for pragma in PRAGMAS:
+                await conn.execute(pragma)
             await migrate.upgrade(conn, target=migrate_to)
         except sqlite3.DatabaseError as exc:
             await conn.close()

@@ -17,17 +17,6 @@ def _row(row: Any) -> HeldMessage:
     return HeldMessage(*row)
 
 
-async def hold(tx: Tx, message_row: int, list_id: int, reason: str, at: str) -> int:
-    async with tx.execute(
-        "INSERT INTO held_messages (message_id, list_id, reason, held_at) VALUES (?, ?, ?, ?) "
-        "RETURNING id",
-        (message_row, list_id, reason, at),
-    ) as cur:
-        row = await cur.fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 async def pending(tx: Tx, list_id: int) -> list[HeldMessage]:
     async with tx.execute(
         f"{_SELECT} WHERE h.list_id = ? AND h.decision IS NULL ORDER BY h.id", (list_id,)

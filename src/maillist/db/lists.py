@@ -104,9 +104,3 @@ async def address_of(tx: Tx, list_id: int) -> str:
     async with tx.execute("SELECT address FROM lists WHERE id = ?", (list_id,)) as cur:
         row = await cur.fetchone()
     return str(row[0]) if row else "?"
-
-
-async def largest_size(tx: Tx) -> int | None:
-    async with tx.execute("SELECT MAX(max_message_size) FROM lists") as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row and row[0] is not None else None

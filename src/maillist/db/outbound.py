@@ -14,11 +14,3 @@ async def enqueue(tx: Tx, message_row: int, list_id: int, at: str) -> int:
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
-
-
-async def jobs_for(tx: Tx, message_row: int) -> int:
-    async with tx.execute(
-        "SELECT COUNT(*) FROM outbound_jobs WHERE message_id = ?", (message_row,)
-    ) as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0

@@ -3,7 +3,7 @@
 Every message is handled inside one SQLite transaction together with the messages of other SMTP
 sessions that arrived meanwhile (group commit): one fsync serves them all, and each session's 250
 is sent only after that commit. Each message runs in its own savepoint, so one failure costs only
-that message a 451."""
+that message a 451. The work runs in the writer thread (db/writer.py): one hop per batch."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from maillist import policy, threads
 from maillist.clock import now_precise
-from maillist.db import Database, Tx
-from maillist.db import held as db_held
-from maillist.db import messages as db_messages
-from maillist.db import outbound as db_outbound
-from maillist.db import subscriptions as db_subs
+from maillist.db import ingest as sql
+from maillist.db.writer import SyncTx, Writer, savepoint, transaction
 from maillist.mailparse import ParsedMessage
 from maillist.models import MailingList
 
 log = logging.getLogger("maillist.ingest")
 MAX_BATCH = 64
+UNHANDLED = "not handled yet: mail to -{kind} is stored; its handler comes with membership by email"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +48,16 @@ class Outcome:
     duplicate: bool = False
 
 
-UNHANDLED = "not handled yet: mail to -{kind} is stored; its handler comes with membership by email"
-
-
-async def ingest_one(tx: Tx, item: Incoming) -> Outcome:
+def ingest_one(conn: SyncTx, item: Incoming) -> Outcome:
     p = item.parsed
-    existing = await db_messages.find(tx, item.mlist.id, item.kind, p.message_id)
+    lst = item.mlist
+    wanted = [p.message_id]
+    if item.kind == "post":
+        wanted += [*p.references, p.in_reply_to] if p.in_reply_to else list(p.references)
+    known = sql.lookup(conn, lst.id, item.kind, wanted)
+    existing = known.get(p.message_id)
     if existing is not None and not existing.placeholder:
-        return Outcome(existing.id, p.message_id, existing.verdict, (), duplicate=True)
+        return Outcome(existing.row_id, p.message_id, existing.verdict, (), duplicate=True)
     at = now_precise()
     fields = {
         "envelope_from": item.envelope_from,
@@ -73,16 +74,14 @@ async def ingest_one(tx: Tx, item: Incoming) -> Outcome:
     }
     if item.kind != "post":
         reason = UNHANDLED.format(kind=item.kind)
-        row = await db_messages.insert(
-            tx, item.mlist.id, item.kind, p.message_id,
-            {**fields, "verdict": "unhandled", "reasons": reason},
-        )  # fmt: skip
+        fields.update(verdict="unhandled", reasons=reason)
+        row = sql.insert_message(conn, lst.id, item.kind, p.message_id, fields)
         return Outcome(row, p.message_id, "unhandled", (reason,))
 
-    is_member = p.sender is not None and await db_subs.is_member(tx, item.mlist.id, p.sender)
+    is_member = p.sender is not None and sql.is_member(conn, lst.id, p.sender)
     decision = policy.decide(
         policy.Facts(
-            mlist=item.mlist,
+            mlist=lst,
             sender=p.sender,
             sender_problem=p.sender_problem,
             is_member=is_member,
@@ -92,80 +91,96 @@ async def ingest_one(tx: Tx, item: Incoming) -> Outcome:
             precedence=p.precedence,
         )
     )
-    fields.update(verdict=decision.verdict, reasons="; ".join(decision.reasons))
+    parent_row, thread_id = _place(conn, lst, existing, known, p, at)
+    fields.update(
+        verdict=decision.verdict,
+        reasons="; ".join(decision.reasons),
+        parent_id=parent_row,
+        thread_id=thread_id,
+    )
     if existing is None:
-        row = await db_messages.insert(tx, item.mlist.id, "post", p.message_id, fields)
-        own_thread = None
+        row = sql.insert_message(conn, lst.id, "post", p.message_id, fields)
     else:  # the placeholder that earlier replies hang from becomes this message
-        row = existing.id
-        await db_messages.update(tx, row, fields)
-        own_thread = existing.thread_id
-    await _thread(tx, item.mlist, row, own_thread, p, at)
+        row = existing.row_id
+        sql.update_message(conn, row, fields)
+    key = threads.subject_key(p.subject, lst.subject_prefix)
+    sql.touch_thread(conn, thread_id, at, p.subject, key, rename=parent_row is None)
     if decision.verdict == "hold":
-        await db_held.hold(tx, row, item.mlist.id, "; ".join(decision.reasons), at)
+        sql.hold(conn, row, lst.id, "; ".join(decision.reasons), at)
     elif decision.verdict == "accept":
-        await db_outbound.enqueue(tx, row, item.mlist.id, at)
+        sql.enqueue(conn, row, lst.id, at)
     return Outcome(row, p.message_id, decision.verdict, decision.reasons)
 
 
-async def _thread(
-    tx: Tx, mlist: MailingList, row: int, own_thread: int | None, p: ParsedMessage, at: str
-) -> None:
-    """Link the message under its parent (making a placeholder if needed) and settle its thread."""
-    candidates = [*p.references, p.in_reply_to] if p.in_reply_to else list(p.references)
-    known = await db_messages.known_post_ids(tx, mlist.id, candidates)
-    parent_mid = threads.pick_parent(p.references, p.in_reply_to, known.__contains__)
+def _place(
+    conn: SyncTx,
+    lst: MailingList,
+    existing: sql.Known | None,
+    known: dict[str, sql.Known],
+    p: ParsedMessage,
+    at: str,
+) -> tuple[int | None, int]:
+    """(parent row, thread) for a post: by ids, else the subject fallback; placeholders as needed."""
+    own_thread = existing.thread_id if existing is not None else None
     parent_row: int | None = None
     parent_thread: int | None = None
+    parent_mid = threads.pick_parent(p.references, p.in_reply_to, known.__contains__)
     if parent_mid is not None:
-        parent = await db_messages.find(tx, mlist.id, "post", parent_mid)
+        parent = known.get(parent_mid)
         if parent is None:
-            thread = await db_messages.create_thread(tx, mlist.id, "", "", at)
-            parent_row = await db_messages.insert_placeholder(tx, mlist.id, parent_mid, thread)
-            parent_thread = thread
+            parent_thread = sql.create_thread(conn, lst.id, "", "", at)
+            parent_row = sql.insert_placeholder(conn, lst.id, parent_mid, parent_thread)
         else:
-            parent_row, parent_thread = parent.id, parent.thread_id
-    elif threads.is_reply_subject(p.subject, mlist.subject_prefix):
-        # Fallback for clients that drop threading headers: "Re: <subject>" of a recent thread.
+            parent_row, parent_thread = parent.row_id, parent.thread_id
+    elif threads.is_reply_subject(p.subject, lst.subject_prefix):
+        # Clients that drop threading headers: "Re: <subject>" of a thread active lately.
+        key = threads.subject_key(p.subject, lst.subject_prefix)
         since = (datetime.now(UTC) - timedelta(days=threads.SUBJECT_FALLBACK_DAYS)).strftime(
             "%Y-%m-%dT%H:%M:%S.%fZ"
         )
-        key = threads.subject_key(p.subject, mlist.subject_prefix)
-        found = (
-            await db_messages.recent_thread_by_subject(tx, mlist.id, key, since) if key else None
-        )
+        found = sql.recent_thread_by_subject(conn, lst.id, key, since) if key else None
         if found is not None and found != own_thread:
-            parent_row = await db_messages.thread_root(tx, found)
+            parent_row = sql.thread_root(conn, found)
             parent_thread = found if parent_row is not None else None
 
-    if parent_row is not None and row in await db_messages.ancestors(tx, parent_row):
+    # Only a placeholder can have descendants already; a brand-new message cannot close a loop.
+    if (
+        existing is not None
+        and parent_row is not None
+        and existing.row_id in sql.ancestors(conn, parent_row)
+    ):
         parent_row, parent_thread = None, None  # headers that would make a loop: stay a root
 
     if parent_thread is None:
-        parent_thread = own_thread or await db_messages.create_thread(tx, mlist.id, "", "", at)
-    elif own_thread is not None and own_thread != parent_thread:
-        await db_messages.merge_threads(tx, parent_thread, own_thread)
-    await db_messages.update(tx, row, {"parent_id": parent_row, "thread_id": parent_thread})
-    await db_messages.touch_thread(tx, parent_thread, at)
-    if parent_row is None:
-        key = threads.subject_key(p.subject, mlist.subject_prefix)
-        await db_messages.name_thread(tx, parent_thread, p.subject, key)
-    else:
-        # A thread whose root is still missing is known by its first real message's subject.
-        await _name_if_unnamed(tx, parent_thread, p.subject, mlist.subject_prefix)
+        return parent_row, own_thread or sql.create_thread(conn, lst.id, "", "", at)
+    if own_thread is not None and own_thread != parent_thread:
+        sql.merge_threads(conn, parent_thread, own_thread)
+    return parent_row, parent_thread
 
 
-async def _name_if_unnamed(tx: Tx, thread_id: int, subject: str, prefix: str) -> None:
-    await db_messages.name_thread_if_unnamed(
-        tx, thread_id, subject, threads.subject_key(subject, prefix)
-    )
+def ingest_batch(conn: SyncTx, *, items: list[Incoming]) -> list[Outcome | Exception]:
+    """One transaction for the batch, a savepoint per message."""
+    results: list[Outcome | Exception] = []
+    try:
+        with transaction(conn):
+            for index, item in enumerate(items):
+                try:
+                    with savepoint(conn, f"m{index}"):
+                        results.append(ingest_one(conn, item))
+                except Exception as exc:  # one bad message must not cost the batch
+                    log.exception("ingest failed for <%s>", item.parsed.message_id)
+                    results.append(exc)
+    except Exception as exc:  # the commit itself failed: nothing in the batch is stored
+        log.exception("commit failed for a batch of %d", len(items))
+        return [exc] * len(items)
+    return results
 
 
 class Ingestor:
-    """The one writer of incoming mail: batches concurrent submissions into shared commits."""
+    """Batches concurrent submissions into shared commits on the writer thread."""
 
-    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
-        self._db = db
+    def __init__(self, writer: Writer, max_batch: int = MAX_BATCH) -> None:
+        self._writer = writer
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[Outcome]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -183,7 +198,7 @@ class Ingestor:
 
     async def submit(self, item: Incoming) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
+        self._queue.put_nowait((item, future))
         return await future
 
     async def _run(self) -> None:
@@ -192,29 +207,18 @@ class Ingestor:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._commit(batch)
+                items = [item for item, _ in batch]
+                try:
+                    results = await self._writer.run(partial(ingest_batch, items=items))
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
             finally:
                 for _ in batch:
                     self._queue.task_done()
-
-    async def _commit(self, batch: list[tuple[Incoming, asyncio.Future[Outcome]]]) -> None:
-        results: list[Outcome | BaseException] = []
-        try:
-            async with self._db.transaction() as tx:
-                for index, (item, _) in enumerate(batch):
-                    try:
-                        async with self._db.savepoint(tx, f"m{index}"):
-                            results.append(await ingest_one(tx, item))
-                    except Exception as exc:  # one bad message must not cost the batch
-                        log.exception("ingest failed for %s", item.parsed.message_id)
-                        results.append(exc)
-        except Exception as exc:  # the commit itself failed: nothing in the batch is stored
-            log.exception("commit failed for a batch of %d", len(batch))
-            results = [exc] * len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)

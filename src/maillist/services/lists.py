@@ -76,10 +76,3 @@ async def delete(db: Database, address: str, *, actor: str) -> ListSummary:
             tx, now_iso(), actor, "lists.delete", mlist.address, f"members={gone.members}"
         )
     return gone
-
-
-async def largest_message_size(db: Database, default: int) -> int:
-    """What EHLO announces as SIZE: the largest any list accepts (each RCPT then narrows it)."""
-    async with db.snapshot() as tx:
-        found = await db_lists.largest_size(tx)
-    return default if found is None else found

@@ -6,25 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from maillist import mailparse
-from maillist.addresses import split_recipient
 from maillist.db import Database
 from maillist.db import badges as db_badges
 from maillist.db import lists as db_lists
 from maillist.db import messages as db_messages
 from maillist.errors import UnknownList
-from maillist.models import MailingList, StoredMessage, ThreadSummary
+from maillist.models import StoredMessage, ThreadSummary
 from maillist.services.lists import require
 from maillist.threads import Node, build_tree
-
-
-async def resolve_recipient(db: Database, recipient: str) -> tuple[MailingList, str, str]:
-    """(list, kind, tag) for a list address or sub-address; UnknownList/BadAddress otherwise."""
-    list_address, kind, tag = split_recipient(recipient)
-    async with db.snapshot() as tx:
-        mlist = await db_lists.by_address(tx, list_address)
-    if mlist is None:
-        raise UnknownList(f"no such list: {list_address}")
-    return mlist, kind, tag
 
 
 def prepare(

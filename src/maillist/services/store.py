@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from maillist.db import Database
+from maillist.db.writer import Writer
+
+__all__ = ["Store", "Writer", "open_store"]
 
 Store = Database
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,10 +14,9 @@ from aiosmtpd.smtp import Envelope, Session
 from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits, ParsedMessage
 from maillist.models import MailingList
-from maillist.services import lists as list_service
 from maillist.services import messages
+from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
-from maillist.services.store import Store
 from maillist.smtp.server import ServerSettings
 
 log = logging.getLogger("maillist.smtp")
@@ -25,14 +25,15 @@ REPLIES: dict[type[MaillistError], str] = {
     UnknownList: "550 5.1.1 <{rcpt}>: Recipient address rejected: no such list here",
     BadAddress: "550 5.1.1 <{rcpt}>: Recipient address rejected: not a list address",
 }
+INLINE_PARSE_BYTES = 64 * 1024
 TEMPORARY = "451 4.3.0 Temporary failure storing the message, please try again"
 
 
 class Handler:
     def __init__(
-        self, db: Store, ingestor: Ingestor, settings: ServerSettings, limits: Limits
+        self, directory: ListDirectory, ingestor: Ingestor, settings: ServerSettings, limits: Limits
     ) -> None:
-        self.db = db
+        self.directory = directory
         self.ingestor = ingestor
         self.settings = settings
         self.limits = limits
@@ -43,9 +44,7 @@ class Handler:
         """Announce the largest size any list takes; RCPT narrows it to the lists addressed."""
         session.host_name = hostname
         try:
-            largest = await list_service.largest_message_size(
-                self.db, self.settings.default_max_size
-            )
+            largest = await self.directory.largest_size(self.settings.default_max_size)
         except Exception:
             log.exception("cannot read list sizes")
             largest = self.settings.default_max_size
@@ -67,7 +66,7 @@ class Handler:
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
             return f"452 4.5.3 Too many recipients (limit {self.settings.max_recipients})"
         try:
-            mlist, _kind, _tag = await messages.resolve_recipient(self.db, address)
+            mlist, _kind, _tag = await self.directory.resolve(address)
         except (UnknownList, BadAddress) as exc:
             log.info("refused recipient %r from %s: %s", address, session.peer, exc)
             return REPLIES[type(exc)].format(rcpt=address[:200])
@@ -89,7 +88,7 @@ class Handler:
         targets: list[tuple[str, MailingList | None, str, str]] = []
         for rcpt in envelope.rcpt_tos:
             try:
-                mlist, kind, tag = await messages.resolve_recipient(self.db, rcpt)
+                mlist, kind, tag = await self.directory.resolve(rcpt)
                 targets.append((rcpt, mlist, kind, tag))
             except (UnknownList, BadAddress):  # the list was deleted since RCPT
                 targets.append((rcpt, None, "", ""))
@@ -98,16 +97,7 @@ class Handler:
             replies = [REPLIES[UnknownList].format(rcpt=t[0][:200]) for t in targets]
             return _combine(replies, lmtp)
         try:
-            parsed = await asyncio.wait_for(
-                asyncio.to_thread(
-                    messages.prepare,
-                    raw,
-                    self.limits,
-                    received_at=datetime.now(UTC),
-                    domain=first.domain,
-                ),
-                timeout=self.limits.parse_seconds,
-            )
+            parsed = await self._parse(raw, first.domain)
         except MessageRefused as exc:
             log.info(
                 "refused message from %s for %s: %s", envelope.mail_from, envelope.rcpt_tos, exc
@@ -130,6 +120,21 @@ class Handler:
             item = Incoming(target, kind, tag, rcpt, envelope.mail_from or "", raw, parsed)
             replies.append(await self._store(item))
         return _combine(replies, lmtp)
+
+    async def _parse(self, raw: bytes, domain: str) -> ParsedMessage:
+        """Within the time budget. Small messages (the prescan bounds their cost) parse inline and
+        are checked against the budget afterwards; large ones parse in a thread under wait_for."""
+        now = datetime.now(UTC)
+        if len(raw) <= INLINE_PARSE_BYTES:
+            start = time.monotonic()
+            parsed = messages.prepare(raw, self.limits, received_at=now, domain=domain)
+            if time.monotonic() - start > self.limits.parse_seconds:
+                raise TimeoutError
+            return parsed
+        return await asyncio.wait_for(
+            asyncio.to_thread(messages.prepare, raw, self.limits, received_at=now, domain=domain),
+            timeout=self.limits.parse_seconds,
+        )
 
     async def _store(self, item: Incoming) -> str:
         try:

@@ -1,0 +1,160 @@
+"""SQL of the ingest path (synchronous, run in db/writer.py's thread): messages, placeholders,
+threads, held rows and fan-out jobs, as one message is stored, threaded and decided."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from maillist.db.writer import SyncTx
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A post row the list already has for a Message-ID: a real message or a placeholder."""
+
+    row_id: int
+    thread_id: int | None
+    placeholder: bool
+    verdict: str
+
+
+def lookup(conn: SyncTx, list_id: int, kind: str, message_ids: Sequence[str]) -> dict[str, Known]:
+    """The rows for these ids (the message itself, its references) in one query."""
+    if not message_ids:
+        return {}
+    marks = ",".join("?" * len(message_ids))
+    rows = conn.execute(
+        f"SELECT message_id, id, thread_id, raw IS NULL, verdict FROM messages "
+        f"WHERE list_id = ? AND kind = ? AND message_id IN ({marks})",
+        (list_id, kind, *message_ids),
+    ).fetchall()
+    return {r[0]: Known(r[1], r[2], bool(r[3]), r[4]) for r in rows}
+
+
+def is_member(conn: SyncTx, list_id: int, address: str) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM subscriptions s JOIN people p ON p.id = s.person_id "
+            "WHERE s.list_id = ? AND p.address = ?",
+            (list_id, address),
+        ).fetchone()
+        is not None
+    )
+
+
+def insert_message(
+    conn: SyncTx, list_id: int, kind: str, message_id: str, fields: dict[str, Any]
+) -> int:
+    columns = ", ".join(fields)
+    marks = ", ".join("?" * len(fields))
+    row = conn.execute(
+        f"INSERT INTO messages (list_id, kind, message_id, {columns}) VALUES (?, ?, ?, {marks}) "
+        "RETURNING id",
+        (list_id, kind, message_id, *fields.values()),
+    ).fetchone()
+    return int(row[0])
+
+
+_UPDATABLE = frozenset(
+    {
+        "thread_id", "parent_id", "envelope_from", "recipient", "sender", "sender_name", "subject",
+        "date", "in_reply_to", "refs", "raw", "size", "received_at", "verdict", "reasons",
+    }
+)  # fmt: skip
+
+
+def update_message(conn: SyncTx, row_id: int, fields: dict[str, Any]) -> None:
+    if not fields.keys() <= _UPDATABLE:  # column names are interpolated: known names only
+        raise ValueError(sorted(fields.keys() - _UPDATABLE))
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    conn.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*fields.values(), row_id))
+
+
+def insert_placeholder(conn: SyncTx, list_id: int, message_id: str, thread_id: int) -> int:
+    row = conn.execute(
+        "INSERT INTO messages (list_id, kind, message_id, thread_id) VALUES (?, 'post', ?, ?) "
+        "RETURNING id",
+        (list_id, message_id, thread_id),
+    ).fetchone()
+    return int(row[0])
+
+
+def ancestors(conn: SyncTx, row_id: int, limit: int = 10_000) -> list[int]:
+    """Ids from `row_id` up to its root (bounded, and safe on a loop: UNION drops repeats)."""
+    rows = conn.execute(
+        """WITH RECURSIVE up(id) AS (
+               SELECT ? UNION
+               SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id
+               WHERE m.parent_id IS NOT NULL
+           ) SELECT id FROM up LIMIT ?""",
+        (row_id, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def create_thread(conn: SyncTx, list_id: int, subject: str, key: str, at: str) -> int:
+    row = conn.execute(
+        "INSERT INTO threads (list_id, subject, subject_key, started_at, last_activity_at) "
+        "VALUES (?, ?, ?, ?, ?) RETURNING id",
+        (list_id, subject, key, at, at),
+    ).fetchone()
+    return int(row[0])
+
+
+def merge_threads(conn: SyncTx, into: int, source: int) -> None:
+    """Move every message of `source` into `into`, keeping the later activity, and drop `source`."""
+    conn.execute("UPDATE messages SET thread_id = ? WHERE thread_id = ?", (into, source))
+    conn.execute(
+        "UPDATE threads SET last_activity_at = max(last_activity_at, "
+        "(SELECT last_activity_at FROM threads WHERE id = ?)) WHERE id = ?",
+        (source, into),
+    )
+    conn.execute("DELETE FROM threads WHERE id = ?", (source,))
+
+
+def touch_thread(
+    conn: SyncTx, thread_id: int, at: str, subject: str, key: str, *, rename: bool
+) -> None:
+    """Record activity; name the thread after this message if it is the root (`rename`) or if
+    the thread has no name yet (its root is still a placeholder)."""
+    conn.execute(
+        """UPDATE threads SET last_activity_at = max(last_activity_at, ?),
+               subject = CASE WHEN ? OR subject_key = '' THEN ? ELSE subject END,
+               subject_key = CASE WHEN ? OR subject_key = '' THEN ? ELSE subject_key END
+           WHERE id = ?""",
+        (at, rename, subject, rename, key, thread_id),
+    )
+
+
+def thread_root(conn: SyncTx, thread_id: int) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM messages WHERE thread_id = ? AND parent_id IS NULL ORDER BY id LIMIT 1",
+        (thread_id,),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def recent_thread_by_subject(conn: SyncTx, list_id: int, key: str, since: str) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM threads WHERE list_id = ? AND subject_key = ? AND last_activity_at >= ? "
+        "ORDER BY last_activity_at DESC LIMIT 1",
+        (list_id, key, since),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def hold(conn: SyncTx, message_row: int, list_id: int, reason: str, at: str) -> None:
+    conn.execute(
+        "INSERT INTO held_messages (message_id, list_id, reason, held_at) VALUES (?, ?, ?, ?)",
+        (message_row, list_id, reason, at),
+    )
+
+
+def enqueue(conn: SyncTx, message_row: int, list_id: int, at: str) -> None:
+    """The fan-out job, in the verdict's own transaction: an accepted post is never forgotten."""
+    conn.execute(
+        "INSERT INTO outbound_jobs (message_id, list_id, created_at) VALUES (?, ?, ?)",
+        (message_row, list_id, at),
+    )
