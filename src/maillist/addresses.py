@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -20,10 +21,12 @@ def has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
+@lru_cache(maxsize=65_536)
 def normalise(address: str) -> str:
     """Return the address in canonical form (domain lower-cased), or raise BadAddress.
 
     No DNS look-ups: an admin adding members should not wait on (or be refused by) a resolver.
+    Cached: the server sees the same senders and recipients over and over (errors are not cached).
     """
     text = address.strip()
     if not text:
@@ -63,6 +66,7 @@ def normalise_each(addresses: list[str]) -> list[str | BadAddress]:
     return out
 
 
+@lru_cache(maxsize=4096)
 def split_recipient(address: str) -> tuple[str, str, str]:
     """Split a recipient into (list address, kind, tag); kind is "post" for the list itself.
 

@@ -15,6 +15,7 @@ from email.message import Message
 from email.policy import compat32
 from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 from maillist.addresses import has_control, normalise
 from maillist.errors import BadAddress, MessageRefused
@@ -187,7 +188,12 @@ def _sender(msg: Message) -> tuple[str | None, str, str]:
     values = _all(msg, "From")
     if len(values) != 1:
         return None, "", "no From header" if not values else "more than one From header"
-    raw = _text_value(values[0])
+    return _parse_from(_text_value(values[0]))
+
+
+@lru_cache(maxsize=16_384)
+def _parse_from(raw: str) -> tuple[str | None, str, str]:
+    """Cached by the header's text: regular posters send the same From line every time."""
     try:
         header = default_policy.header_factory("From", raw)
         addresses = header.addresses

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -34,6 +34,25 @@ class Writer:
         for pragma in PRAGMAS:
             conn.execute(pragma)
         self._conn = conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SyncTx]:
+        """BEGIN IMMEDIATE and COMMIT in the writer thread (they may wait on a lock or on fsync,
+        with the GIL released); the statements between run on the caller's thread, where the
+        Python work that drives them runs anyway, so the two threads never fight over the GIL."""
+        conn = self._connection()
+        await self._call(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            yield conn
+        except BaseException:
+            await self._call(lambda: conn.execute("ROLLBACK"))
+            raise
+        try:
+            await self._call(lambda: conn.execute("COMMIT"))
+        except BaseException:
+            if conn.in_transaction:
+                await self._call(lambda: conn.execute("ROLLBACK"))
+            raise
 
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
         """Run `fn(conn)` in the writer thread; calls are strictly one after another."""
