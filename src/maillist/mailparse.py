@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
@@ -84,8 +85,13 @@ def prescan(raw: bytes, limits: Limits) -> None:
 
 def parse(raw: bytes, limits: Limits, *, received_at: datetime, domain: str) -> ParsedMessage:
     """Parse a prescanned message. Raises MessageRefused only if it is unusable."""
+    end = raw.find(b"\r\n\r\n")
+    head = raw if end < 0 else raw[: end + 2]
     try:
-        msg = message_from_bytes(raw, policy=compat32)
+        if b"multipart/" in head.lower():
+            msg = message_from_bytes(raw, policy=compat32)
+        else:  # one part: its body needs no parsing, only the header does
+            msg = BytesHeaderParser(policy=compat32).parsebytes(head)
     except Exception as exc:  # the stdlib parser is lenient; anything it raises is a refusal
         raise MessageRefused(
             f"554 5.6.0 Message could not be parsed: {type(exc).__name__}"

@@ -28,7 +28,9 @@ async def serve(cfg: Config, settings: ServerSettings, limits: Limits) -> None:
     await writer.start()
     ingestor = Ingestor(writer)
     ingestor.start()
-    listener = await listen(Handler(ListDirectory(db), ingestor, settings, limits), settings)
+    directory = ListDirectory(db)
+    await directory.refresh()
+    listener = await listen(Handler(directory, ingestor, settings, limits), settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

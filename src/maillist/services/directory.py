@@ -45,7 +45,9 @@ class ListDirectory:
             raise UnknownList(f"no such list: {list_address}")
         return mlist, kind, tag
 
-    async def largest_size(self, default: int) -> int:
-        if time.monotonic() - self._loaded > self._ttl:
-            await self._reload()
+    def largest_known(self, default: int) -> int:
+        """The largest size any list takes, as of the last reload (no I/O: used per connection)."""
         return max((m.max_message_size for m in self._lists.values()), default=default)
+
+    async def refresh(self) -> None:
+        await self._reload()

@@ -38,19 +38,10 @@ class Handler:
         self.settings = settings
         self.limits = limits
 
-    async def handle_EHLO(
-        self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
-    ) -> list[str]:
-        """Announce the largest size any list takes; RCPT narrows it to the lists addressed."""
-        session.host_name = hostname
-        try:
-            largest = await self.directory.largest_size(self.settings.default_max_size)
-        except Exception:
-            log.exception("cannot read list sizes")
-            largest = self.settings.default_max_size
-        server.session_max_size = largest
-        server.data_size_limit = largest
-        return [f"250-SIZE {largest}" if r.startswith("250-SIZE") else r for r in responses]
+    def size_limit(self) -> int:
+        """What EHLO announces as SIZE: the largest any list takes (RCPT narrows it per list).
+        Read from the directory's memory: a connection costs no database round trip."""
+        return self.directory.largest_known(self.settings.default_max_size)
 
     async def handle_MAIL(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]

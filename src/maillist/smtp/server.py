@@ -76,10 +76,11 @@ class _Limited:
     _deadline: asyncio.TimerHandle | None
     transport: Any
 
-    def _setup(self, gate: SessionGate, settings: ServerSettings) -> None:
+    def _setup(self, handler: Any, gate: SessionGate, settings: ServerSettings) -> None:
         self.gate = gate
         self.settings = settings
-        self.session_max_size = settings.default_max_size
+        size = getattr(handler, "size_limit", None)
+        self.session_max_size = size() if size is not None else settings.default_max_size
         self._deadline = None
         self.started = time.monotonic()
 
@@ -113,10 +114,10 @@ class _Limited:
 
 class ListSMTP(_Limited, SMTP):
     def __init__(self, handler: Any, gate: SessionGate, settings: ServerSettings) -> None:
-        self._setup(gate, settings)
+        self._setup(handler, gate, settings)
         super().__init__(
             handler,
-            data_size_limit=settings.default_max_size,
+            data_size_limit=self.session_max_size,
             hostname=settings.hostname,
             ident="maillist",
             timeout=settings.idle_timeout,
@@ -126,10 +127,10 @@ class ListSMTP(_Limited, SMTP):
 
 class ListLMTP(_Limited, LMTP):
     def __init__(self, handler: Any, gate: SessionGate, settings: ServerSettings) -> None:
-        self._setup(gate, settings)
+        self._setup(handler, gate, settings)
         super().__init__(
             handler,
-            data_size_limit=settings.default_max_size,
+            data_size_limit=self.session_max_size,
             hostname=settings.hostname,
             ident="maillist",
             timeout=settings.idle_timeout,
