@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,14 @@ _REWRITE = {
     "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (limit 1000 octets)",
     "500 Error: line too long": "500 5.5.2 Command line too long",
 }
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(
+    rf"^<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    rf"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)>((?: .*)?)$",
+    re.ASCII,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +113,19 @@ class _Limited:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
         super()._timeout_cb()  # type: ignore[misc]
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """MAIL FROM / RCPT TO paths. The plain `<dot-atom@domain>` that nearly every client sends
+        is matched by a strict pattern; anything else goes to aiosmtpd's full parser. (aiosmtpd
+        defines a typing.Protocol class on every call here: a tenth of a busy server's time.)"""
+        match = _SIMPLE_PATH.match(arg)
+        if match is not None:
+            address = match.group(1)
+            limit = getattr(self, "local_part_limit", 0)
+            if limit and len(address.rpartition("@")[0]) > limit:
+                return None, None
+            return address, match.group(2).lstrip()
+        return super()._getaddr(arg)  # type: ignore[misc,no-any-return]
 
     def _expire(self) -> None:
         """A slow client that keeps the idle timer happy still cannot hold a session forever."""
