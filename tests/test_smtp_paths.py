@@ -37,3 +37,21 @@ def test_fast_path_matches_aiosmtpd(local: list[str], domain: list[str], extra: 
 @given(st.text(max_size=40))
 def test_anything_else_matches_aiosmtpd(arg: str) -> None:
     assert OURS._getaddr(arg) == SMTP._getaddr(THEIRS, arg)
+
+
+def test_trimmed_dir_finds_the_same_commands_and_auth_methods() -> None:
+    from aiosmtpd.lmtp import LMTP
+
+    from maillist.smtp.server import ListLMTP
+
+    async def build() -> list[tuple[object, object]]:
+        pairs: list[tuple[object, object]] = []
+        for ours, theirs in ((ListSMTP, SMTP), (ListLMTP, LMTP)):
+            a = ours(_Handler(), SessionGate(1), ServerSettings())
+            b = theirs(_Handler())
+            pairs.append((sorted(a._smtp_methods), sorted(b._smtp_methods)))
+            pairs.append((sorted(a._auth_methods), sorted(b._auth_methods)))
+        return pairs
+
+    for found, expected in asyncio.run(build()):
+        assert found == expected
