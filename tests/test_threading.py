@@ -274,3 +274,28 @@ def test_creates_cycle_terminates_and_is_right(
 def test_subject_rules(subject: str, key: str, reply: bool) -> None:
     assert subject_key(subject, "[Team]") == key
     assert is_reply_subject(subject, "[Team]") is reply
+
+
+async def test_one_bad_message_fails_alone_in_a_batch(db: Database, team: Ingestor) -> None:
+    """A message that cannot be stored (here: its list vanished) gets an error; the rest of its
+    batch is stored all the same."""
+    import asyncio
+    import dataclasses
+
+    good, _, _ = await ListDirectory(db).resolve("team@example.org")
+    ghost = dataclasses.replace(good, id=999_999)
+
+    def item(mlist: Any, mid: str) -> Incoming:
+        raw = f"From: anne@example.org\r\nMessage-ID: <{mid}>\r\nSubject: s\r\n\r\nb\r\n".encode()
+        parsed = messages.prepare(raw, Limits(), received_at=datetime.now(UTC), domain="x.org")
+        return Incoming(mlist, "post", "", "team@example.org", "anne@example.org", raw, parsed)
+
+    results = await asyncio.gather(
+        team.submit(item(good, "ok1@x")),
+        team.submit(item(ghost, "bad@x")),
+        team.submit(item(good, "ok2@x")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], Outcome) and isinstance(results[2], Outcome)
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert sorted(map(str, await forest(db))) == sorted(map(str, [["ok1"], ["ok2"]]))

@@ -96,15 +96,3 @@ class Database:
 
     async def schema_version(self) -> int:
         return await migrate.current_version(self._conn)
-
-    @asynccontextmanager
-    async def savepoint(self, tx: Tx, name: str) -> AsyncIterator[Tx]:
-        """A nested unit inside a transaction: one message of a group commit fails alone."""
-        await tx.execute(f"SAVEPOINT {name}")
-        try:
-            yield tx
-        except BaseException:
-            await tx.execute(f"ROLLBACK TO {name}")
-            await tx.execute(f"RELEASE {name}")
-            raise
-        await tx.execute(f"RELEASE {name}")

@@ -82,16 +82,3 @@ def transaction(conn: SyncTx) -> Iterator[SyncTx]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-@contextmanager
-def savepoint(conn: SyncTx, name: str) -> Iterator[SyncTx]:
-    """One message of a group commit: it fails alone, the others still commit."""
-    conn.execute(f"SAVEPOINT {name}")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute(f"ROLLBACK TO {name}")
-        conn.execute(f"RELEASE {name}")
-        raise
-    conn.execute(f"RELEASE {name}")

@@ -2,8 +2,8 @@
 
 Every message is handled inside one SQLite transaction together with the messages of other SMTP
 sessions that arrived meanwhile (group commit): one fsync serves them all, and each session's 250
-is sent only after that commit. Each message runs in its own savepoint, so one failure costs only
-that message a 451. BEGIN and COMMIT run in the writer thread (db/writer.py), the statements
+is sent only after that commit. If any message of a batch fails, the batch is rolled back and
+retried one message per transaction, so one failure costs only that message a 451. BEGIN and COMMIT run in the writer thread (db/writer.py), the statements
 in between on the event loop: two thread hops per batch, and no fight over the GIL."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from maillist import policy, threads
 from maillist.clock import now_precise
 from maillist.db import ingest as sql
-from maillist.db.writer import SyncTx, Writer, savepoint, transaction
+from maillist.db.writer import SyncTx, Writer, transaction
 from maillist.mailparse import ParsedMessage
 from maillist.models import MailingList
 
@@ -91,7 +91,8 @@ def ingest_one(conn: SyncTx, item: Incoming) -> Outcome:
             precedence=p.precedence,
         )
     )
-    parent_row, thread_id = _place(conn, lst, existing, known, p, at)
+    key = threads.subject_key(p.subject, lst.subject_prefix)
+    parent_row, thread_id, fresh = _place(conn, lst, existing, known, p, at, key)
     fields.update(
         verdict=decision.verdict,
         reasons="; ".join(decision.reasons),
@@ -103,8 +104,8 @@ def ingest_one(conn: SyncTx, item: Incoming) -> Outcome:
     else:  # the placeholder that earlier replies hang from becomes this message
         row = existing.row_id
         sql.update_message(conn, row, fields)
-    key = threads.subject_key(p.subject, lst.subject_prefix)
-    sql.touch_thread(conn, thread_id, at, p.subject, key, rename=parent_row is None)
+    if not fresh:  # a thread made just now for this message already has its name and time
+        sql.touch_thread(conn, thread_id, at, p.subject, key, rename=parent_row is None)
     if decision.verdict == "hold":
         sql.hold(conn, row, lst.id, "; ".join(decision.reasons), at)
     elif decision.verdict == "accept":
@@ -119,8 +120,10 @@ def _place(
     known: dict[str, sql.Known],
     p: ParsedMessage,
     at: str,
-) -> tuple[int | None, int]:
-    """(parent row, thread) for a post: by ids, else the subject fallback; placeholders as needed."""
+    key: str,
+) -> tuple[int | None, int, bool]:
+    """(parent row, thread, thread is new for this message) for a post: by ids, else the subject
+    fallback; placeholders as needed."""
     own_thread = existing.thread_id if existing is not None else None
     parent_row: int | None = None
     parent_thread: int | None = None
@@ -134,7 +137,6 @@ def _place(
             parent_row, parent_thread = parent.row_id, parent.thread_id
     elif threads.is_reply_subject(p.subject, lst.subject_prefix):
         # Clients that drop threading headers: "Re: <subject>" of a thread active lately.
-        key = threads.subject_key(p.subject, lst.subject_prefix)
         since = (datetime.now(UTC) - timedelta(days=threads.SUBJECT_FALLBACK_DAYS)).strftime(
             "%Y-%m-%dT%H:%M:%S.%fZ"
         )
@@ -152,26 +154,21 @@ def _place(
         parent_row, parent_thread = None, None  # headers that would make a loop: stay a root
 
     if parent_thread is None:
-        return parent_row, own_thread or sql.create_thread(conn, lst.id, "", "", at)
+        if own_thread is not None:
+            return parent_row, own_thread, False
+        return parent_row, sql.create_thread(conn, lst.id, p.subject, key, at), True
     if own_thread is not None and own_thread != parent_thread:
         sql.merge_threads(conn, parent_thread, own_thread)
-    return parent_row, parent_thread
+    return parent_row, parent_thread, False
 
 
-def ingest_each(conn: SyncTx, items: list[Incoming]) -> list[Outcome | Exception]:
-    """Inside the caller's transaction, a savepoint per message: one failure costs only that one."""
-    results: list[Outcome | Exception] = []
-    for index, item in enumerate(items):
-        try:
-            with savepoint(conn, f"m{index}"):
-                results.append(ingest_one(conn, item))
-        except Exception as exc:
-            log.exception("ingest failed for <%s>", item.parsed.message_id)
-            results.append(exc)
-    return results
+def ingest_each(conn: SyncTx, items: list[Incoming]) -> list[Outcome]:
+    """All items inside the caller's transaction. Raises on the first failure: the caller rolls
+    the batch back and retries each message alone (see Ingestor), so a failure costs one message."""
+    return [ingest_one(conn, item) for item in items]
 
 
-def ingest_batch(conn: SyncTx, *, items: list[Incoming]) -> list[Outcome | Exception]:
+def ingest_batch(conn: SyncTx, *, items: list[Incoming]) -> list[Outcome]:
     """One transaction for the batch, all on the calling thread (used by tests and tools)."""
     with transaction(conn):
         return ingest_each(conn, items)
@@ -202,6 +199,21 @@ class Ingestor:
         self._queue.put_nowait((item, future))
         return await future
 
+    async def _store(self, items: list[Incoming]) -> list[Outcome | Exception]:
+        """One transaction for the batch; if anything fails, the batch is rolled back and each
+        message is tried in a transaction of its own, so only the bad one gets a 451."""
+        try:
+            async with self._writer.transaction() as conn:
+                return list(ingest_each(conn, items))
+        except Exception as exc:
+            if len(items) == 1:
+                log.exception("storing <%s> failed", items[0].parsed.message_id)
+                return [exc]
+        results: list[Outcome | Exception] = []
+        for item in items:
+            results.extend(await self._store([item]))
+        return results
+
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
@@ -209,13 +221,7 @@ class Ingestor:
                 batch.append(self._queue.get_nowait())
             try:
                 items = [item for item, _ in batch]
-                results: list[Outcome | Exception]
-                try:
-                    async with self._writer.transaction() as conn:
-                        results = ingest_each(conn, items)
-                except Exception as exc:  # BEGIN or COMMIT failed: nothing in the batch is stored
-                    log.exception("commit failed for a batch of %d", len(batch))
-                    results = [exc] * len(batch)
+                results = await self._store(items)
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():
                         continue
