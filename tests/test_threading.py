@@ -299,3 +299,31 @@ async def test_one_bad_message_fails_alone_in_a_batch(db: Database, team: Ingest
     assert isinstance(results[0], Outcome) and isinstance(results[2], Outcome)
     assert isinstance(results[1], sqlite3.IntegrityError)
     assert sorted(map(str, await forest(db))) == sorted(map(str, [["ok1"], ["ok2"]]))
+
+
+async def test_write_lock_held_by_another_process_is_waited_for(
+    db: Database, team: Ingestor
+) -> None:
+    """An admin command holding the write lock delays a commit; it neither fails nor blocks the loop."""
+    import asyncio
+
+    other = sqlite3.connect(db.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    loop = asyncio.get_running_loop()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    counting = asyncio.create_task(ticker())
+    loop.call_later(0.3, other.execute, "COMMIT")
+    try:
+        outcome = await asyncio.wait_for(deliver(db, team, "late-lock@x", "Locked"), 10)
+    finally:
+        counting.cancel()
+        other.close()
+    assert outcome.verdict == "accept"
+    assert ticks >= 10  # the event loop kept running while the commit waited for the lock

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -17,6 +18,7 @@ from typing import TypeVar
 from maillist.db.connection import PRAGMAS
 
 T = TypeVar("T")
+LOCK_WAIT_SECONDS = 10.0
 SyncTx = sqlite3.Connection
 
 
@@ -33,15 +35,20 @@ class Writer:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in PRAGMAS:
             conn.execute(pragma)
+        # BEGIN runs on the event loop and must never block it: no busy wait inside SQLite; a
+        # locked database is retried with asyncio.sleep instead (see transaction()).
+        conn.execute("PRAGMA busy_timeout = 0")
         self._conn = conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SyncTx]:
-        """BEGIN IMMEDIATE and COMMIT in the writer thread (they may wait on a lock or on fsync,
-        with the GIL released); the statements between run on the caller's thread, where the
-        Python work that drives them runs anyway, so the two threads never fight over the GIL."""
+        """Statements run on the caller's thread (the event loop), where the Python work that
+        drives them runs anyway, so two threads never fight over the GIL. BEGIN IMMEDIATE does
+        not wait inside SQLite: if another process holds the write lock (an admin command), it is
+        retried after a short asyncio.sleep. COMMIT, which waits for fsync, runs in the writer
+        thread with the GIL released."""
         conn = self._connection()
-        await self._call(lambda: conn.execute("BEGIN IMMEDIATE"))
+        await self._begin(conn)
         try:
             yield conn
         except BaseException:
@@ -53,6 +60,21 @@ class Writer:
             if conn.in_transaction:
                 await self._call(lambda: conn.execute("ROLLBACK"))
             raise
+
+    async def _begin(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        pause = 0.001
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
         """Run `fn(conn)` in the writer thread; calls are strictly one after another."""
