@@ -14,8 +14,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+HOST   ?= 127.0.0.1
+PORT   ?= 8025
+
 serve: install
 	$(VENV)/bin/maillist --db $(DB) demo
+	exec $(VENV)/bin/maillist --db $(DB) serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest -q
@@ -27,6 +31,7 @@ check: install
 
 bench: install
 	$(PY) bench/members.py --members 100000 --runs 5
+	$(PY) bench/ingest.py --messages 4000 --runs 5
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -53,6 +53,5 @@ def demo(
         badge_text = " - " + ", ".join(granted) if granted else ""
         typer.echo(f"  {name} <{who}> ({role.value}){badge_text}")
     typer.echo(
-        "The SMTP/LMTP server (`maillist serve`) is not built yet; "
-        "try: maillist members list " + address
+        f"Post to it with any SMTP client once `maillist serve` runs; see: maillist threads {address}"
     )

@@ -19,6 +19,7 @@ from maillist.db.connection import PRAGMAS
 
 T = TypeVar("T")
 LOCK_WAIT_SECONDS = 10.0
+WRITER_CACHE_KIB = 8 * 1024
 SyncTx = sqlite3.Connection
 
 
@@ -38,6 +39,8 @@ class Writer:
         # BEGIN runs on the event loop and must never block it: no busy wait inside SQLite; a
         # locked database is retried with asyncio.sleep instead (see transaction()).
         conn.execute("PRAGMA busy_timeout = 0")
+        # Group commits are small; a bulk import's 64 MB page cache would only hold memory here.
+        conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB:d}")
         self._conn = conn
 
     @asynccontextmanager
