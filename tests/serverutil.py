@@ -27,7 +27,18 @@ class Server:
         env = {k: v for k, v in os.environ.items() if k not in {"MAILLIST_DB", "MAILLIST_DEBUG"}}
         self._log_handle = self.log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "maillist", "--db", str(db), "serve", "--port", "0", *args],
+            [
+                sys.executable,
+                "-m",
+                "maillist",
+                "--db",
+                str(db),
+                "serve",
+                "--port",
+                "0",
+                *(() if "--relay" in args else ("--outbox", str(db.parent / "outbox"))),
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=self._log_handle,
             env=env,

@@ -10,7 +10,7 @@ import maillist
 ROOT = Path(maillist.__file__).parent
 PURE = {
     "addresses", "listoptions", "memberfile", "mailparse", "threads", "policy",
-    "clock", "models", "errors", "config",
+    "clock", "models", "errors", "config", "render", "templating",
 }  # fmt: skip
 
 
@@ -57,12 +57,14 @@ def allowed(source: str, target: str) -> bool:
         return dst in PURE
     if src == "services":
         return dst in PURE or dst == "db"
-    if src == "smtp":
+    if src in {"smtp", "delivery"}:
         return dst in PURE or dst == "services"
     if src == "cli":
         # cli/serve.py alone wires the server onto the loop.
         return (
-            dst in PURE or dst == "services" or (dst == "smtp" and source == "maillist.cli.serve")
+            dst in PURE
+            or dst == "services"
+            or (dst in {"smtp", "delivery"} and source == "maillist.cli.serve")
         )
     return dst != "cli"
 

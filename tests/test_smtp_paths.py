@@ -36,7 +36,11 @@ def test_fast_path_matches_aiosmtpd(local: list[str], domain: list[str], extra: 
 
 @given(st.text(max_size=40))
 def test_anything_else_matches_aiosmtpd(arg: str) -> None:
-    assert OURS._getaddr(arg) == SMTP._getaddr(THEIRS, arg)
+    try:
+        expected = SMTP._getaddr(THEIRS, arg)
+    except Exception:  # aiosmtpd raises IndexError on some junk; we answer it as a syntax error
+        expected = (None, None)
+    assert OURS._getaddr(arg) == expected
 
 
 def test_trimmed_dir_finds_the_same_commands_and_auth_methods() -> None:

@@ -76,6 +76,13 @@ def _reply_to(value: str) -> str:
         raise BadOption("must be 'author', 'list' or an email address") from None
 
 
+def _batch(value: str) -> int:
+    text = value.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise BadOption("must be a whole number from 1 to 1000")
+    return int(text)
+
+
 def _url(value: str) -> str:
     text = _single_line(500)(value)
     if text and not re.match(r"^https?://[^\s/]+", text):

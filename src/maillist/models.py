@@ -42,6 +42,8 @@ class MailingList:
     personalize: bool
     web_url: str
     created_at: str
+    batch_size: int = 100
+    footer: bool = True
 
     @property
     def local_part(self) -> str:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from maillist import __version__
-from maillist.cli import audit, badges, demo, lists, members, moderation, serve, threads
+from maillist.cli import audit, badges, demo, lists, members, moderation, queue, serve, threads
 from maillist.config import DEFAULT_DB, Config
 from maillist.errors import MaillistError
 
@@ -28,6 +28,7 @@ app.add_typer(members.app, name="members")
 app.add_typer(badges.app, name="badges")
 app.add_typer(moderation.app, name="moderation")
 app.add_typer(threads.messages_app, name="messages")
+app.add_typer(queue.app, name="queue")
 app.command("serve")(serve.serve_command)
 app.command("threads")(threads.threads)
 app.command("audit")(audit.audit)

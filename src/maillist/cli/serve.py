@@ -4,39 +4,70 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from maillist.cli.runtime import config
 from maillist.config import Config
+from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRelay
+from maillist.delivery.worker import DeliveryWorkers
 from maillist.mailparse import Limits
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
 from maillist.services.store import Writer, open_store
 from maillist.smtp.handler import Handler
 from maillist.smtp.server import ServerSettings, listen
+from maillist.templating import Templates
 
 log = logging.getLogger("maillist.serve")
 
 
-async def serve(cfg: Config, settings: ServerSettings, limits: Limits) -> None:
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    relay: RelaySettings | None
+    outbox: Path
+    connections: int = 4
+    give_up_after: float = 5 * 86400.0
+    templates: Path | None = None
+
+
+async def serve(
+    cfg: Config, settings: ServerSettings, limits: Limits, delivery: DeliverySettings
+) -> None:
     db = await open_store(cfg.db)  # creates or upgrades the schema before the writer opens it
     writer = Writer(cfg.db)
     await writer.start()
-    ingestor = Ingestor(writer)
-    ingestor.start()
     directory = ListDirectory(db)
     await directory.refresh()
+    relay: Relay = SmtpRelay(delivery.relay) if delivery.relay else MaildirOutbox(delivery.outbox)
+    workers = DeliveryWorkers(
+        writer, directory, relay, Templates(delivery.templates),
+        connections=delivery.connections, give_up_after=delivery.give_up_after,
+    )  # fmt: skip
+    await workers.start()
+    ingestor = Ingestor(writer, on_accept=workers.notify)
+    ingestor.start()
     listener = await listen(Handler(directory, ingestor, settings, limits), settings)
+    target = (
+        f"relay {delivery.relay.host}:{delivery.relay.port}"
+        if delivery.relay
+        else f"outbox {delivery.outbox}"
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     protocol = "LMTP" if settings.lmtp else "SMTP"
-    log.info("%s listening on %s:%d, database %s", protocol, settings.host, listener.port, cfg.db)
+    log.info(
+        "%s listening on %s:%d, database %s, delivering to %s",
+        protocol, settings.host, listener.port, cfg.db, target,
+    )  # fmt: skip
     print(f"maillist {protocol} server listening on {settings.host}:{listener.port}", flush=True)
     try:
         await stop.wait()
@@ -44,6 +75,7 @@ async def serve(cfg: Config, settings: ServerSettings, limits: Limits) -> None:
     finally:
         await listener.stop()
         await ingestor.stop()
+        await workers.stop()
         await writer.close()
         await db.close()
         log.info("stopped")
@@ -70,6 +102,28 @@ def serve_command(
     parse_seconds: Annotated[
         float, typer.Option(min=0, help="Time budget for parsing one message before 554.")
     ] = 2.0,
+    relay: Annotated[
+        str | None,
+        typer.Option(
+            help="Send copies through this MTA, HOST:PORT (default: the --outbox Maildir)."
+        ),
+    ] = None,
+    relay_starttls: Annotated[bool, typer.Option(help="Use STARTTLS to the relay.")] = False,
+    relay_user: Annotated[
+        str, typer.Option(help="AUTH user for the relay (password from $MAILLIST_RELAY_PASSWORD).")
+    ] = "",
+    outbox: Annotated[
+        Path, typer.Option(help="Maildir for copies when no --relay is given.")
+    ] = Path("var/outbox"),
+    connections: Annotated[
+        int, typer.Option(min=1, max=64, help="Parallel relay connections.")
+    ] = 4,
+    give_up: Annotated[
+        float, typer.Option(min=0.01, help="Hours to keep retrying a deferred delivery.")
+    ] = 120.0,
+    templates: Annotated[
+        Path | None, typer.Option(help="Directory of templates overriding the built-in ones.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Receive mail for the lists over SMTP (or LMTP), store it durably, thread it and decide its fate."""
@@ -88,7 +142,14 @@ def serve_command(
         idle_timeout=timeout,
         session_seconds=session_seconds,
     )
-    try:
-        asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds)))
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    relay_settings = None
+    if relay:
+        relay_host, _, relay_port = relay.rpartition(":")
+        if not relay_host or not relay_port.isdigit():
+            raise typer.BadParameter(f"--relay must be HOST:PORT, not {relay!r}")
+        relay_settings = RelaySettings(
+            relay_host.strip("[]"), int(relay_port), starttls=relay_starttls, username=relay_user,
+            password=os.environ.get("MAILLIST_RELAY_PASSWORD", ""),
+        )  # fmt: skip
+    delivery = DeliverySettings(relay_settings, outbox, connections, give_up * 3600.0, templates)
+    asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds), delivery))

@@ -9,7 +9,7 @@ from maillist.models import ListSummary, MailingList, Posting
 
 _COLUMNS = (
     "id, address, name, description, posting, subject_prefix, max_message_size, reply_to, "
-    "personalize, web_url, created_at"
+    "personalize, web_url, created_at, batch_size, footer"
 )
 SETTABLE = frozenset(
     {
@@ -21,6 +21,8 @@ SETTABLE = frozenset(
         "reply_to",
         "personalize",
         "web_url",
+        "batch_size",
+        "footer",
     }
 )
 
@@ -38,6 +40,8 @@ def _row(row: Any) -> MailingList:
         personalize=bool(row[8]),
         web_url=row[9],
         created_at=row[10],
+        batch_size=row[11],
+        footer=bool(row[12]),
     )
 
 
@@ -76,7 +80,7 @@ async def all_lists(tx: Tx) -> list[ListSummary]:
             GROUP BY l.id ORDER BY l.address"""
     ) as cur:
         rows = await cur.fetchall()
-    return [ListSummary(_row(r), r[11], r[12], r[13]) for r in rows]
+    return [ListSummary(_row(r), r[13], r[14], r[15]) for r in rows]
 
 
 async def summary(tx: Tx, mlist: MailingList) -> ListSummary:

@@ -28,6 +28,8 @@ class Writer:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maillist-writer")
         self._conn: sqlite3.Connection | None = None
+        # The ingestor and the delivery workers share this connection: one transaction at a time.
+        self.lock = asyncio.Lock()
 
     async def start(self) -> None:
         await self._call(self._open)
@@ -51,6 +53,11 @@ class Writer:
         retried after a short asyncio.sleep. COMMIT, which waits for fsync, runs in the writer
         thread with the GIL released."""
         conn = self._connection()
+        async with self.lock, self._transaction(conn) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _transaction(self, conn: sqlite3.Connection) -> AsyncIterator[SyncTx]:
         await self._begin(conn)
         try:
             yield conn
@@ -80,8 +87,10 @@ class Writer:
             pause = min(pause * 2, 0.05)
 
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
-        """Run `fn(conn)` in the writer thread; calls are strictly one after another."""
-        return await self._call(lambda: fn(self._connection()))
+        """Run `fn(conn)` in the writer thread, for work too long to run on the event loop (it
+        manages its own transaction); nothing else uses the connection meanwhile."""
+        async with self.lock:
+            return await self._call(lambda: fn(self._connection()))
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -100,7 +109,12 @@ class Writer:
 
 @contextmanager
 def transaction(conn: SyncTx) -> Iterator[SyncTx]:
-    conn.execute("BEGIN IMMEDIATE")
+    """For code running in the writer thread (Writer.run): here waiting on a lock blocks nothing."""
+    conn.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
     try:
         yield conn
     except BaseException:

@@ -49,5 +49,8 @@ class ListDirectory:
         """The largest size any list takes, as of the last reload (no I/O: used per connection)."""
         return max((m.max_message_size for m in self._lists.values()), default=default)
 
+    def by_id(self) -> dict[int, MailingList]:
+        return {m.id: m for m in self._lists.values()}
+
     async def refresh(self) -> None:
         await self._reload()

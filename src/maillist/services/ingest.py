@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -177,8 +178,14 @@ def ingest_batch(conn: SyncTx, *, items: list[Incoming]) -> list[Outcome]:
 class Ingestor:
     """Batches concurrent submissions into shared commits on the writer thread."""
 
-    def __init__(self, writer: Writer, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        max_batch: int = MAX_BATCH,
+        on_accept: Callable[[], None] | None = None,
+    ) -> None:
         self._writer = writer
+        self._on_accept = on_accept
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[Outcome]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -224,6 +231,11 @@ class Ingestor:
             try:
                 items = [item for item, _ in batch]
                 results = await self._store(items)
+                if self._on_accept is not None and any(
+                    isinstance(r, Outcome) and r.verdict == "accept" and not r.duplicate
+                    for r in results
+                ):
+                    self._on_accept()
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():
                         continue

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from maillist.db import Database
-from maillist.db.writer import Writer
+from maillist.db.writer import SyncTx, Writer
 
-__all__ = ["Store", "Writer", "open_store"]
+__all__ = ["Store", "SyncTx", "Writer", "open_store"]
 
 Store = Database
 

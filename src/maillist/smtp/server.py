@@ -15,6 +15,8 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
+from maillist.errors import MaillistError
+
 log = logging.getLogger("maillist.smtp")
 
 # aiosmtpd's own replies, given the enhanced status codes (RFC 3463) that our other replies carry.
@@ -32,6 +34,10 @@ _SIMPLE_PATH = re.compile(
     rf"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)>((?: .*)?)$",
     re.ASCII,
 )
+
+
+class ListenError(MaillistError):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +142,10 @@ class _Limited:
             if limit and len(address.rpartition("@")[0]) > limit:
                 return None, None
             return address, match.group(2).lstrip()
-        return super()._getaddr(arg)  # type: ignore[misc,no-any-return]
+        try:
+            return super()._getaddr(arg)  # type: ignore[misc,no-any-return]
+        except Exception:  # aiosmtpd's parser raises IndexError on some junk: a syntax error
+            return None, None
 
     def _expire(self) -> None:
         """A slow client that keeps the idle timer happy still cannot hold a session forever."""
@@ -213,5 +222,10 @@ async def listen(handler: Any, settings: ServerSettings) -> Listener:
         return protocol
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(factory, host=settings.host, port=settings.port)
+    try:
+        server = await loop.create_server(factory, host=settings.host, port=settings.port)
+    except OSError as exc:
+        raise ListenError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        ) from None
     return Listener(server, gate)

@@ -12,7 +12,9 @@ CREATE TABLE lists (
     reply_to         TEXT    NOT NULL DEFAULT 'author',
     personalize      INTEGER NOT NULL DEFAULT 0,
     web_url          TEXT    NOT NULL DEFAULT '',
-    created_at       TEXT    NOT NULL
+    created_at       TEXT    NOT NULL,
+    batch_size       INTEGER NOT NULL DEFAULT 100,
+    footer           INTEGER NOT NULL DEFAULT 1
 );
 
 -- One row per address, site-wide: a person's name and badges follow them to every list.
@@ -32,6 +34,8 @@ CREATE TABLE subscriptions (
                        CHECK (mode IN ('regular', 'digest', 'nomail')),
     status     TEXT    NOT NULL DEFAULT 'enabled'
                        CHECK (status IN ('enabled', 'disabled')),
+    -- whether the member gets a copy of their own posts
+    receive_own INTEGER NOT NULL DEFAULT 1,
     created_at TEXT    NOT NULL,
     PRIMARY KEY (list_id, person_id)
 ) WITHOUT ROWID;

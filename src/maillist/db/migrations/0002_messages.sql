@@ -55,18 +55,21 @@ CREATE TABLE held_messages (
 );
 CREATE INDEX held_open ON held_messages (list_id, decision);
 
--- One fan-out job per accepted post, written in the same transaction as the verdict; workers expand
--- it into recipient batches and record progress per batch.
+-- One fan-out job per accepted post, written in the same transaction as the verdict. A delivery
+-- worker expands it (in one transaction) into batches: one batch = one SMTP transaction, up to the
+-- list's batch size recipients of one domain, or one member for personalised lists.
 CREATE TABLE outbound_jobs (
-    id         INTEGER PRIMARY KEY,
-    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
-    list_id    INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
-    state      TEXT    NOT NULL DEFAULT 'pending'
-                       CHECK (state IN ('pending', 'expanding', 'done')),
-    cursor     INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT    NOT NULL
+    id            INTEGER PRIMARY KEY,
+    message_id    INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    list_id       INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+    state         TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'expanded')),
+    personalized  INTEGER NOT NULL DEFAULT 0,
+    envelope_from TEXT    NOT NULL DEFAULT '',
+    rendered      BLOB,
+    recipients    INTEGER NOT NULL DEFAULT 0,
+    created_at    TEXT    NOT NULL
 );
-CREATE INDEX outbound_jobs_open ON outbound_jobs (state);
+CREATE INDEX outbound_jobs_pending ON outbound_jobs (state);
 
 CREATE TABLE outbound_batches (
     id              INTEGER PRIMARY KEY,
@@ -77,6 +80,26 @@ CREATE TABLE outbound_batches (
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at TEXT    NOT NULL,
     last_error      TEXT    NOT NULL DEFAULT '',
-    created_at      TEXT    NOT NULL
+    created_at      TEXT    NOT NULL,
+    done_at         TEXT
 );
 CREATE INDEX outbound_batches_due ON outbound_batches (state, next_attempt_at);
+CREATE INDEX outbound_batches_job ON outbound_batches (job_id);
+
+-- A permanent (5xx) refusal for one recipient: what bounce processing will act on.
+CREATE TABLE delivery_failures (
+    id         INTEGER PRIMARY KEY,
+    job_id     INTEGER NOT NULL REFERENCES outbound_jobs (id) ON DELETE CASCADE,
+    list_id    INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+    address    TEXT    NOT NULL,
+    reply      TEXT    NOT NULL,
+    at         TEXT    NOT NULL
+);
+CREATE INDEX delivery_failures_by_address ON delivery_failures (list_id, address);
+
+-- Site-wide values; `secret` signs per-member unsubscribe tokens.
+CREATE TABLE site (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO site (key, value) VALUES ('secret', lower(hex(randomblob(32))));

@@ -1,0 +1,186 @@
+"""SQL of the outbound queue (synchronous, on the writer's connection): jobs, batches, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from maillist.db.writer import SyncTx
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What a fan-out job needs to build its copies."""
+
+    job_id: int
+    list_id: int
+    message_row: int
+    message_id: str
+    raw: bytes
+    sender: str
+    sender_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    id: int
+    job_id: int
+    recipients: tuple[str, ...]
+    attempts: int
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobCopy:
+    list_id: int
+    personalized: bool
+    envelope_from: str
+    rendered: bytes | None
+    message_row: int
+
+
+def pending_jobs(conn: SyncTx, limit: int = 20) -> list[Source]:
+    rows = conn.execute(
+        """SELECT j.id, j.list_id, m.id, m.message_id, m.raw, m.sender, m.sender_name
+           FROM outbound_jobs j JOIN messages m ON m.id = j.message_id
+           WHERE j.state = 'pending' ORDER BY j.id LIMIT ?""",
+        (limit,),
+    ).fetchall()
+    return [Source(*r) for r in rows]
+
+
+def recipients(conn: SyncTx, list_id: int, author: str) -> list[str]:
+    """Members who get posts: regular delivery, enabled; the author only if they asked for it.
+    Ordered by domain so batches group one domain per SMTP transaction."""
+    rows = conn.execute(
+        """SELECT p.address FROM subscriptions s JOIN people p ON p.id = s.person_id
+           WHERE s.list_id = ? AND s.mode = 'regular' AND s.status = 'enabled'
+             AND (s.receive_own = 1 OR p.address <> ?)
+           ORDER BY lower(substr(p.address, instr(p.address, '@') + 1)), p.address""",
+        (list_id, author),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def author_details(conn: SyncTx, address: str) -> tuple[str, list[str]]:
+    """(site-wide display name, badges) of the person at `address`; ("", []) for a stranger."""
+    row = conn.execute("SELECT id, name FROM people WHERE address = ?", (address,)).fetchone()
+    if row is None:
+        return "", []
+    badges = conn.execute(
+        "SELECT b.name FROM badge_grants g JOIN badges b ON b.id = g.badge_id "
+        "WHERE g.person_id = ? ORDER BY b.name",
+        (row[0],),
+    ).fetchall()
+    return str(row[1]), [b[0] for b in badges]
+
+
+def site_secret(conn: SyncTx) -> str:
+    row = conn.execute("SELECT value FROM site WHERE key = 'secret'").fetchone()
+    return str(row[0]) if row else ""
+
+
+def expand(
+    conn: SyncTx,
+    job_id: int,
+    *,
+    personalized: bool,
+    envelope_from: str,
+    rendered: bytes | None,
+    batches: Iterable[tuple[str, ...]],
+    at: str,
+) -> int:
+    rows = [("\n".join(b), job_id, at, at) for b in batches]
+    conn.executemany(
+        "INSERT INTO outbound_batches (recipients, job_id, next_attempt_at, created_at) "
+        "VALUES (?, ?, ?, ?)",
+        rows,
+    )
+    total = sum(r[0].count("\n") + 1 for r in rows)
+    conn.execute(
+        "UPDATE outbound_jobs SET state = 'expanded', personalized = ?, envelope_from = ?, "
+        "rendered = ?, recipients = ? WHERE id = ?",
+        (int(personalized), envelope_from, rendered, total, job_id),
+    )
+    return len(rows)
+
+
+def claim(conn: SyncTx, now: str, limit: int) -> list[Batch]:
+    """Due batches, marked `sending` in the caller's transaction."""
+    rows = conn.execute(
+        "SELECT id, job_id, recipients, attempts, created_at FROM outbound_batches "
+        "WHERE state IN ('pending', 'deferred') AND next_attempt_at <= ? "
+        "ORDER BY next_attempt_at, id LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    if rows:
+        conn.executemany(
+            "UPDATE outbound_batches SET state = 'sending' WHERE id = ?", [(r[0],) for r in rows]
+        )
+    return [Batch(r[0], r[1], tuple(r[2].split("\n")), r[3], r[4]) for r in rows]
+
+
+def next_due(conn: SyncTx) -> str | None:
+    row = conn.execute(
+        "SELECT MIN(next_attempt_at) FROM outbound_batches WHERE state IN ('pending', 'deferred')"
+    ).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def job_copy(conn: SyncTx, job_id: int) -> JobCopy | None:
+    row = conn.execute(
+        "SELECT list_id, personalized, envelope_from, rendered, message_id FROM outbound_jobs "
+        "WHERE id = ?",
+        (job_id,),
+    ).fetchone()
+    return JobCopy(row[0], bool(row[1]), row[2], row[3], row[4]) if row else None
+
+
+def message_source(conn: SyncTx, message_row: int) -> tuple[str, bytes, str, str] | None:
+    row = conn.execute(
+        "SELECT message_id, raw, sender, sender_name FROM messages WHERE id = ?", (message_row,)
+    ).fetchone()
+    return (row[0], row[1], row[2], row[3]) if row else None
+
+
+def mark_sent(conn: SyncTx, batch_id: int, at: str) -> None:
+    conn.execute(
+        "UPDATE outbound_batches SET state = 'sent', done_at = ?, last_error = '' WHERE id = ?",
+        (at, batch_id),
+    )
+
+
+def mark_deferred(
+    conn: SyncTx, batch_id: int, recipients: Iterable[str], attempts: int, next_at: str, error: str
+) -> None:
+    conn.execute(
+        "UPDATE outbound_batches SET state = 'deferred', recipients = ?, attempts = ?, "
+        "next_attempt_at = ?, last_error = ? WHERE id = ?",
+        ("\n".join(recipients), attempts, next_at, error[:500], batch_id),
+    )
+
+
+def mark_failed(
+    conn: SyncTx, batch_id: int, recipients: Iterable[str], error: str, at: str
+) -> None:
+    conn.execute(
+        "UPDATE outbound_batches SET state = 'failed', recipients = ?, last_error = ?, done_at = ? "
+        "WHERE id = ?",
+        ("\n".join(recipients), error[:500], at, batch_id),
+    )
+
+
+def record_failures(
+    conn: SyncTx, job_id: int, list_id: int, failures: Iterable[tuple[str, str]], at: str
+) -> None:
+    conn.executemany(
+        "INSERT INTO delivery_failures (job_id, list_id, address, reply, at) VALUES (?, ?, ?, ?, ?)",
+        [(job_id, list_id, address, reply[:500], at) for address, reply in failures],
+    )
+
+
+def reset_sending(conn: SyncTx) -> int:
+    """After a crash: a batch that was being sent may or may not have arrived; send it again."""
+    return conn.execute(
+        "UPDATE outbound_batches SET state = 'pending' WHERE state = 'sending'"
+    ).rowcount

@@ -1,0 +1,1 @@
+"""Getting accepted posts to the members: the workers and the relays they send through."""

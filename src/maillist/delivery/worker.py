@@ -1,0 +1,159 @@
+"""Delivery workers inside `maillist serve`: expand accepted posts, send due batches, record.
+
+One expander turns fan-out jobs into batches (in the writer thread: big lists take a while); N
+senders each claim due batches, send one SMTP transaction at a time through the relay, and record
+each result before the next send. A crash therefore re-sends at most the one transaction each
+sender had in flight (batches still `sending` at start-up are made due again)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from functools import partial
+
+from maillist.delivery.relay import Relay
+from maillist.services import deliveries
+from maillist.services.deliveries import Batch, SendJob
+from maillist.services.directory import ListDirectory
+from maillist.services.store import SyncTx, Writer
+from maillist.templating import Templates
+
+log = logging.getLogger("maillist.delivery")
+CLAIM = 20  # batches a sender takes at once; only the one in flight can be sent twice
+IDLE_POLL = 1.0  # seconds between looks for work that nothing announced (e.g. a CLI approval)
+
+
+class DeliveryWorkers:
+    def __init__(
+        self,
+        writer: Writer,
+        directory: ListDirectory,
+        relay: Relay,
+        templates: Templates,
+        *,
+        connections: int = 4,
+        give_up_after: float = 5 * 86400.0,
+    ) -> None:
+        self._writer = writer
+        self._directory = directory
+        self._relay = relay
+        self._templates = templates
+        self._connections = connections
+        self._give_up_after = give_up_after
+        self._jobs_ready = asyncio.Event()
+        self._batches_ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: dict[int, SendJob] = {}
+        self._stopping = False
+
+    def notify(self) -> None:
+        """A post was accepted: expand it now rather than at the next poll."""
+        self._jobs_ready.set()
+
+    async def start(self) -> None:
+        async with self._writer.transaction() as conn:
+            again = deliveries.reset_sending(conn)
+        if again:
+            log.warning(
+                "%d batch(es) were being sent when maillist stopped: sending them again", again
+            )
+        self._tasks.append(asyncio.create_task(self._expander(), name="expander"))
+        for n in range(self._connections):
+            self._tasks.append(asyncio.create_task(self._sender(), name=f"sender-{n}"))
+        self._jobs_ready.set()
+        self._batches_ready.set()
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Let each sender finish the transaction it is in, then stop."""
+        self._stopping = True
+        self._jobs_ready.set()
+        self._batches_ready.set()
+        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        async with self._writer.transaction() as conn:
+            deliveries.reset_sending(conn)  # claimed but not sent: due again at the next start
+        await self._relay.close()
+
+    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        event.clear()
+
+    async def _expander(self) -> None:
+        while not self._stopping:
+            try:
+                await self._directory.refresh()
+                lists = self._directory.by_id()
+                count = await self._writer.run(
+                    partial(deliveries.expand_pending, lists=lists, templates=self._templates)
+                )
+            except Exception:
+                log.exception("expanding fan-out jobs failed; retrying")
+                count = 0
+            if count:
+                self._batches_ready.set()
+                continue
+            await self._wait(self._jobs_ready, IDLE_POLL)
+
+    async def _sender(self) -> None:
+        while not self._stopping:
+            try:
+                async with self._writer.transaction() as conn:
+                    claimed = deliveries.claim(conn, CLAIM)
+                    jobs = {b.job_id: self._job(conn, b.job_id) for b in claimed}
+            except Exception:
+                log.exception("claiming batches failed; retrying")
+                claimed, jobs = [], {}
+                await asyncio.sleep(IDLE_POLL)
+            if not claimed:
+                await self._wait(self._batches_ready, IDLE_POLL)
+                continue
+            self._batches_ready.set()  # there may be more: let the other senders look too
+            for batch in claimed:
+                if self._stopping:
+                    break  # the rest stay `sending` and are reset by stop()
+                job = jobs[batch.job_id]
+                if job is None:
+                    continue
+                await self._send(batch, job)
+
+    def _job(self, conn: SyncTx, job_id: int) -> SendJob | None:
+        cached = self._jobs.get(job_id)
+        if cached is None:
+            cached = deliveries.load_job(conn, job_id, self._directory.by_id())
+            if cached is not None:
+                if len(self._jobs) > 256:
+                    self._jobs.clear()
+                self._jobs[job_id] = cached
+        return cached
+
+    async def _send(self, batch: Batch, job: SendJob) -> None:
+        if job.copy.personalized:
+            member = batch.recipients[0]
+            data = deliveries.build_copy(
+                job.raw, job.message_id, job.mlist, job.author, self._templates,
+                member=member, secret=job.secret,
+            )  # fmt: skip
+            sender = deliveries.verp(job.mlist, member)
+        else:
+            data = job.copy.rendered or b""
+            sender = job.copy.envelope_from
+        started = datetime.now(UTC)
+        result = await self._relay.send(sender, batch.recipients, data)
+        async with self._writer.transaction() as conn:
+            state = deliveries.record(
+                conn, batch, job.mlist.id, result, give_up_after=self._give_up_after
+            )
+        log.info(
+            "delivery <%s> list=%s batch=%d recipients=%d sent=%d deferred=%d failed=%d -> %s (%.0f ms)%s",
+            job.message_id, job.mlist.address, batch.id, len(batch.recipients), len(result.sent),
+            len(result.deferred), len(result.failed), state,
+            (datetime.now(UTC) - started).total_seconds() * 1000,
+            f" error={(result.deferred or result.failed)[0][1]}" if result.deferred or result.failed else "",
+        )  # fmt: skip

@@ -1,0 +1,285 @@
+"""The copy members receive, edited from the original bytes. Pure: bytes and values in, bytes out.
+
+Header lines are added, dropped and replaced; everything else is left byte for byte as it came in
+(re-folding and re-encoding a parsed message breaks signatures and has caused header injection,
+CVE-2024-6923). The footer is appended in the body's own charset, or as a part of its own."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.header import Header, decode_header, make_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from maillist.models import MailingList
+
+CRLF = b"\r\n"
+# Headers the list owns: whatever the sender wrote in them is dropped, so none can be forged.
+OWNED = frozenset(
+    {
+        "list-id", "list-post", "list-help", "list-subscribe", "list-unsubscribe",
+        "list-unsubscribe-post", "list-archive", "list-owner", "x-loop", "precedence",
+        "x-maillist-badges", "x-maillist-author",
+    }
+)  # fmt: skip
+_CONTENT = (
+    "content-type",
+    "content-transfer-encoding",
+    "content-disposition",
+    "content-description",
+)
+_REPLY = re.compile(r"^\s*((re|aw|sv|antw)(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+/=?^_`{|}~.-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    address: str
+    name: str
+    badges: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """What a list copy needs besides the original bytes."""
+
+    mlist: MailingList
+    author: Author
+    message_id: str | None = None  # set when the server minted the id: the copy carries it
+    footer: str | None = None
+    unsubscribe_mailto: str = ""  # defaults to LIST-leave@domain
+    unsubscribe_url: str = ""  # https one-click (RFC 8058) for a personalised copy
+    extra: Sequence[tuple[str, str]] = field(default_factory=tuple)
+
+
+@dataclass(slots=True)
+class Parts:
+    """A message split at its header: each field with its folded continuation lines, then the body."""
+
+    fields: list[bytes]
+    body: bytes
+
+    @classmethod
+    def split(cls, raw: bytes) -> Parts:
+        end = raw.find(b"\r\n\r\n")
+        head, body = (raw, b"") if end < 0 else (raw[: end + 2], raw[end + 4 :])
+        fields: list[bytes] = []
+        for line in head.split(CRLF)[:-1] if head.endswith(CRLF) else head.split(CRLF):
+            if line[:1] in (b" ", b"\t") and fields:
+                fields[-1] += line + CRLF
+            else:
+                fields.append(line + CRLF)
+        return cls(fields, body)
+
+    def names(self) -> list[str]:
+        return [_name(f) for f in self.fields]
+
+    def drop(self, names: frozenset[str] | set[str] | tuple[str, ...]) -> list[bytes]:
+        dropped = [f for f in self.fields if _name(f) in names]
+        self.fields = [f for f in self.fields if _name(f) not in names]
+        return dropped
+
+    def get(self, name: str) -> bytes | None:
+        return next((f for f in self.fields if _name(f) == name), None)
+
+    def replace(self, name: str, value: str) -> None:
+        """Put `Name: value` where the first such field was (or at the end), dropping the others."""
+        line = header_line(name, value)
+        index = next((i for i, f in enumerate(self.fields) if _name(f) == name.lower()), None)
+        self.drop({name.lower()})
+        if index is None:
+            self.fields.append(line)
+        else:
+            self.fields.insert(index, line)
+
+    def add(self, name: str, value: str) -> None:
+        self.fields.append(header_line(name, value))
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self.fields) + CRLF + self.body
+
+
+def _name(field: bytes) -> str:
+    return field.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
+
+
+def header_line(name: str, value: str) -> bytes:
+    """One header field from values we produced. Non-ASCII is RFC 2047-encoded; CR/LF cannot get in."""
+    clean = " ".join(value.replace("\r", " ").replace("\n", " ").split())
+    if clean.isascii():
+        return f"{name}: {clean}".encode("ascii") + CRLF
+    encoded = Header(clean, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}".encode("ascii") + CRLF
+
+
+def _value(field: bytes) -> str:
+    text = field.split(b":", 1)[1] if b":" in field else b""
+    return " ".join(text.decode("utf-8", "replace").split())
+
+
+def decoded(field: bytes | None) -> str:
+    if field is None:
+        return ""
+    value = _value(field)
+    try:
+        return " ".join(str(make_header(decode_header(value))).split())
+    except Exception:  # RFC 2047 junk keeps its raw text
+        return value
+
+
+def prefixed(subject: str, prefix: str) -> str:
+    """`[x]` once, after a single `Re: ` if the post is a reply: `Re: [x] Re: [x] hi` -> `Re: [x] hi`."""
+    if not prefix:
+        return subject
+    text = re.sub(r"\s*" + re.escape(prefix) + r"\s*", " ", subject, flags=re.IGNORECASE).strip()
+    reply = _REPLY.match(text)
+    if reply:
+        text = _REPLY.sub("", text).strip()
+        text = re.sub(r"\s*" + re.escape(prefix) + r"\s*", " ", text, flags=re.IGNORECASE).strip()
+    head = f"Re: {prefix}" if reply else prefix
+    return f"{head} {text}".strip()
+
+
+def list_id(mlist: MailingList) -> str:
+    name = mlist.name if _SAFE_NAME.match(mlist.name) else '"' + mlist.name.replace('"', "'") + '"'
+    return f"{name} <{mlist.local_part}.{mlist.domain}>"
+
+
+def sub_address(mlist: MailingList, suffix: str, tag: str = "") -> str:
+    return f"{mlist.local_part}-{suffix}{'+' + tag if tag else ''}@{mlist.domain}"
+
+
+def list_headers(mlist: MailingList, author: Author, copy: Copy) -> list[tuple[str, str]]:
+    """RFC 2919 List-Id and RFC 2369 List-* fields, Precedence, X-Loop, and the author's badges."""
+    unsubscribe = [f"<mailto:{copy.unsubscribe_mailto or sub_address(mlist, 'leave')}>"]
+    if copy.unsubscribe_url:
+        unsubscribe.append(f"<{copy.unsubscribe_url}>")
+    headers = [
+        ("List-Id", list_id(mlist)),
+        ("List-Post", f"<mailto:{mlist.address}>"),
+        ("List-Help", f"<mailto:{sub_address(mlist, 'request')}?subject=help>"),
+        ("List-Subscribe", f"<mailto:{sub_address(mlist, 'join')}>"),
+        ("List-Unsubscribe", ", ".join(unsubscribe)),
+    ]
+    if copy.unsubscribe_url:
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    if mlist.web_url:
+        headers.append(("List-Archive", f"<{mlist.web_url}/lists/{mlist.address}/>"))
+    headers += [("Precedence", "list"), ("X-Loop", mlist.address)]
+    headers.append(("X-Maillist-Author", author.address))
+    if author.badges:
+        headers.append(("X-Maillist-Badges", ", ".join(author.badges)))
+    return headers
+
+
+def render(raw: bytes, copy: Copy) -> bytes:
+    mlist = copy.mlist
+    parts = Parts.split(raw)
+    parts.drop(OWNED)
+    if copy.message_id and parts.get("message-id") is None:
+        parts.fields.insert(0, header_line("Message-ID", f"<{copy.message_id}>"))
+    if mlist.subject_prefix:
+        current = parts.get("subject")
+        subject = decoded(current)
+        new = prefixed(subject, mlist.subject_prefix)
+        if new != subject or current is None:
+            parts.replace("Subject", new)
+    if mlist.reply_to == "list":
+        parts.replace("Reply-To", mlist.address)
+    elif mlist.reply_to != "author":
+        parts.replace("Reply-To", mlist.reply_to)
+    for name, value in (*list_headers(mlist, copy.author, copy), *copy.extra):
+        parts.add(name, value)
+    if copy.footer:
+        add_footer(parts, copy.footer)
+    return parts.to_bytes()
+
+
+def _content(parts: Parts) -> Message:
+    head = b"".join(f for f in parts.fields if _name(f).startswith("content-")) + CRLF
+    return BytesHeaderParser(policy=compat32).parsebytes(head)
+
+
+def add_footer(parts: Parts, footer: str) -> None:
+    """Append the footer without touching what is signed or encrypted.
+
+    text/plain in 7bit/8bit: appended in the body's charset, or the body is re-encoded to UTF-8 if
+    the footer does not fit that charset. multipart/mixed: a new last part. Anything else (other
+    multiparts, multipart/signed, quoted-printable or base64 text, non-text): wrapped, untouched,
+    as the first part of a new multipart/mixed. Encrypted bodies are left alone."""
+    info = _content(parts)
+    ctype = info.get_content_type()
+    cte = str(info.get("content-transfer-encoding", "7bit")).strip().lower()
+    text = footer.replace("\r\n", "\n").replace("\n", "\r\n")
+    if not text.endswith("\r\n"):
+        text += "\r\n"
+    if ctype in {"multipart/encrypted", "application/pkcs7-mime", "application/pgp-encrypted"}:
+        return
+    if ctype == "text/plain" and cte in {"7bit", "8bit", ""} and _append_text(parts, info, text):
+        return
+    boundary = info.get_boundary()
+    if ctype == "multipart/mixed" and boundary:
+        closing = b"\r\n--" + boundary.encode("ascii", "replace") + b"--"
+        at = parts.body.rfind(closing)
+        if at >= 0:
+            part = _footer_part(boundary, text)
+            parts.body = parts.body[:at] + part + parts.body[at:]
+            return
+    _wrap(parts, text)
+
+
+def _append_text(parts: Parts, info: Message, text: str) -> bool:
+    charset = (info.get_content_charset() or "us-ascii").lower()
+    body = parts.body if parts.body.endswith(CRLF) or not parts.body else parts.body + CRLF
+    try:
+        parts.body = body + b"\r\n" + text.encode(charset)
+        return True
+    except (LookupError, UnicodeEncodeError):
+        pass
+    try:
+        original = body.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        return False  # cannot re-encode what cannot be decoded: wrap instead
+    parts.body = (original + "\r\n" + text).encode("utf-8")
+    params = [
+        (k, v) for k, v in info.get_params(header="content-type") or [] if k.lower() != "charset"
+    ]
+    extra = "".join(f'; {k}="{v}"' for k, v in params[1:])
+    parts.replace("Content-Type", f"text/plain; charset=utf-8{extra}")
+    parts.replace("Content-Transfer-Encoding", "8bit")
+    if parts.get("mime-version") is None:
+        parts.add("MIME-Version", "1.0")
+    return True
+
+
+def _footer_part(boundary: str, text: str) -> bytes:
+    return (
+        f"\r\n--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\nContent-Disposition: inline\r\n\r\n"
+    ).encode("ascii") + text.encode("utf-8").rstrip(b"\r\n")
+
+
+def _wrap(parts: Parts, text: str) -> None:
+    """The original content (its Content-* fields and body, byte for byte) becomes the first part."""
+    moved = parts.drop(_CONTENT)
+    if not moved:
+        moved = [b"Content-Type: text/plain; charset=us-ascii\r\n"]
+    boundary = "maillist-" + hashlib.sha256(parts.body).hexdigest()[:24]
+    while boundary.encode() in parts.body:
+        boundary = "maillist-" + hashlib.sha256(boundary.encode()).hexdigest()[:24]
+    inner = b"".join(moved) + CRLF + parts.body
+    parts.body = (
+        b"This is a multi-part message in MIME format.\r\n--"
+        + boundary.encode()
+        + CRLF
+        + inner
+        + _footer_part(boundary, text)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    if parts.get("mime-version") is None:
+        parts.add("MIME-Version", "1.0")
+    parts.add("Content-Type", f'multipart/mixed; boundary="{boundary}"')

@@ -1,0 +1,196 @@
+"""The outbound queue: expand an accepted post into batches, claim due batches, record results.
+
+Expansion and bookkeeping run on the writer's connection (db/writer.py). One batch is one SMTP
+transaction and its result is recorded as soon as it is known, so after a crash at most one
+transaction per worker is sent twice and none is lost."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import groupby
+
+from maillist import render
+from maillist.db import deliveries as sql
+from maillist.db.writer import SyncTx, transaction
+from maillist.models import MailingList
+from maillist.templating import Templates
+
+FIRST_RETRY = 30.0  # seconds; with jitter the first retry comes within a minute
+MAX_RETRY = 4 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What the relay said about one transaction: who got it, who must wait, who was refused."""
+
+    sent: tuple[str, ...]
+    deferred: tuple[tuple[str, str], ...] = ()  # (address, reply)
+    failed: tuple[tuple[str, str], ...] = ()
+
+
+def iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def verp(mlist: MailingList, member: str) -> str:
+    """LIST-bounces+member=example.org@DOMAIN: a bounce names the member who bounced."""
+    local, _, domain = member.rpartition("@")
+    return render.sub_address(mlist, "bounces", f"{local}={domain}")
+
+
+def unsubscribe_token(secret: str, mlist: MailingList, member: str) -> str:
+    message = f"{mlist.address.lower()}\n{member.lower()}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def author_of(conn: SyncTx, source_sender: str, source_name: str) -> render.Author:
+    """Badges come from the sending address's account, never from anything the sender wrote."""
+    name, badges = sql.author_details(conn, source_sender) if source_sender else ("", [])
+    return render.Author(source_sender, source_name or name, tuple(badges))
+
+
+def build_copy(
+    raw: bytes,
+    message_id: str,
+    mlist: MailingList,
+    author: render.Author,
+    templates: Templates,
+    *,
+    member: str | None = None,
+    secret: str = "",
+) -> bytes:
+    unsubscribe_mailto = render.sub_address(mlist, "leave")
+    url = ""
+    if member is not None and secret:
+        token = unsubscribe_token(secret, mlist, member)
+        unsubscribe_mailto = render.sub_address(mlist, "leave", token)
+        if mlist.web_url:
+            url = f"{mlist.web_url}/unsubscribe/{mlist.address}/{token}"
+    footer = None
+    if mlist.footer:
+        footer = templates.footer(mlist, author, url or unsubscribe_mailto, member)
+    copy = render.Copy(
+        mlist=mlist,
+        author=author,
+        message_id=message_id,
+        footer=footer,
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=url,
+    )
+    return render.render(raw, copy)
+
+
+def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
+    """Up to `size` recipients of one domain per batch (recipients arrive sorted by domain)."""
+    out: list[tuple[str, ...]] = []
+    for _, group in groupby(recipients, key=lambda a: a.rpartition("@")[2].lower()):
+        members = list(group)
+        out.extend(tuple(members[i : i + size]) for i in range(0, len(members), size))
+    return out
+
+
+def expand_pending(conn: SyncTx, lists: dict[int, MailingList], templates: Templates) -> int:
+    """Expand every pending job (runs in the writer thread: a 100,000-member list takes a while).
+    Each job is one transaction: its batches and its state change commit together."""
+    expanded = 0
+    for source in sql.pending_jobs(conn):
+        mlist = lists.get(source.list_id)
+        if mlist is None:
+            continue
+        with transaction(conn):
+            author = author_of(conn, source.sender, source.sender_name)
+            members = sql.recipients(conn, mlist.id, source.sender)
+            now = iso(datetime.now(UTC))
+            if mlist.personalize:
+                sql.expand(
+                    conn, source.job_id, personalized=True, envelope_from="", rendered=None,
+                    batches=[(m,) for m in members], at=now,
+                )  # fmt: skip
+            else:
+                copy = build_copy(source.raw, source.message_id, mlist, author, templates)
+                sql.expand(
+                    conn, source.job_id, personalized=False,
+                    envelope_from=render.sub_address(mlist, "bounces"), rendered=copy,
+                    batches=batches(members, mlist.batch_size), at=now,
+                )  # fmt: skip
+        expanded += 1
+    return expanded
+
+
+def claim(conn: SyncTx, limit: int = 1) -> list[sql.Batch]:
+    return sql.claim(conn, iso(datetime.now(UTC)), limit)
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> float:
+    """Seconds before the next try: 30 s, 60 s, 120 s ... capped at 4 h, each with +-50% jitter."""
+    base = min(FIRST_RETRY * float(2 ** max(attempts - 1, 0)), MAX_RETRY)
+    jitter: float = (rng or random).uniform(0.5, 1.5)
+    return base * jitter
+
+
+def record(
+    conn: SyncTx, batch: sql.Batch, list_id: int, result: Result, *, give_up_after: float
+) -> str:
+    """Store what happened to one transaction; returns the batch's new state."""
+    now = datetime.now(UTC)
+    at = iso(now)
+    if result.failed:
+        sql.record_failures(conn, batch.job_id, list_id, result.failed, at)
+    if not result.deferred:
+        if result.sent or not result.failed:
+            sql.mark_sent(conn, batch.id, at)
+            return "sent"
+        sql.mark_failed(conn, batch.id, [a for a, _ in result.failed], result.failed[0][1], at)
+        return "failed"
+    waiting = [a for a, _ in result.deferred]
+    error = result.deferred[0][1]
+    created = datetime.strptime(batch.created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    if (now - created).total_seconds() > give_up_after:
+        sql.record_failures(
+            conn, batch.job_id, list_id, [(a, f"gave up: {error}") for a in waiting], at
+        )
+        sql.mark_failed(
+            conn, batch.id, waiting, f"gave up after {batch.attempts + 1} attempts: {error}", at
+        )
+        return "failed"
+    attempts = batch.attempts + 1
+    next_at = iso(now + timedelta(seconds=backoff(attempts)))
+    sql.mark_deferred(conn, batch.id, waiting, attempts, next_at, error)
+    return "deferred"
+
+
+Batch = sql.Batch
+
+
+@dataclass(frozen=True, slots=True)
+class SendJob:
+    """One post as its senders need it: the shared copy, or what personalised copies are made of."""
+
+    mlist: MailingList
+    copy: sql.JobCopy
+    raw: bytes
+    message_id: str
+    author: render.Author
+    secret: str
+
+
+def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJob | None:
+    copy = sql.job_copy(conn, job_id)
+    if copy is None:
+        return None
+    mlist = lists.get(copy.list_id)
+    source = sql.message_source(conn, copy.message_row)
+    if mlist is None or source is None:
+        return None
+    message_id, raw, sender, sender_name = source
+    author = author_of(conn, sender, sender_name)
+    return SendJob(mlist, copy, raw, message_id, author, sql.site_secret(conn))
+
+
+def reset_sending(conn: SyncTx) -> int:
+    return sql.reset_sending(conn)
