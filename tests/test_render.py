@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage
 from email.policy import default
 
 import pytest
@@ -135,8 +135,10 @@ def test_badges_with_injection_attempts_cannot_add_headers() -> None:
     assert "bcc" not in names
 
 
-def body_of(copy: bytes) -> Message:
-    return message_from_bytes(copy, policy=default)  # type: ignore[return-value]
+def body_of(copy: bytes) -> EmailMessage:
+    msg = message_from_bytes(copy, policy=default)
+    assert isinstance(msg, EmailMessage)
+    return msg
 
 
 def test_footer_plain_text_same_charset() -> None:
@@ -154,7 +156,9 @@ def test_footer_non_utf8_body_is_reencoded_when_needed() -> None:
     greek = render(raw, Copy(TEAM, ANNE, footer="-- \n\u0391\u03b8\u03b7\u03bd\u03ac\n"))
     msg = body_of(greek)
     assert msg.get_content_charset() == "utf-8"
-    assert msg.get_content().replace("\r\n", "\n") == "Café\n\n-- \nΑθηνά\n"
+    assert (
+        msg.get_content().replace("\r\n", "\n") == "Café\n\n-- \n\u0391\u03b8\u03b7\u03bd\u03ac\n"
+    )
 
 
 def test_footer_on_multipart_mixed_is_a_new_last_part() -> None:

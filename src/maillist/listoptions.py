@@ -110,6 +110,8 @@ OPTIONS: dict[str, Option] = {
         Option(
             "web_url", _url, "base URL of the list's web pages (archive, one-click unsubscribe)"
         ),
+        Option("batch_size", _batch, "recipients per SMTP transaction, 1-1000 (default 100)"),
+        Option("footer", _bool, "add the footer (author, badges, unsubscribe) to copies: yes | no"),
     )
 }
 

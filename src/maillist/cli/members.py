@@ -56,6 +56,27 @@ def remove(
         typer.echo(f"removed {address} from {list_address}")
 
 
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    list_address: ListArg,
+    address: Annotated[str, typer.Argument(help="The member's address.")],
+    option: Annotated[str, typer.Argument(help="role, mode, status or receive_own.")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            help="member|moderator|owner, regular|digest|nomail, enabled|disabled, yes|no."
+        ),
+    ],
+) -> None:
+    """Change one member's role, delivery mode, status, or whether they get their own posts."""
+    run(
+        ctx,
+        lambda db, cfg: svc.set_option(db, list_address, address, option, value, actor=cfg.actor),
+    )
+    typer.echo(f"{address}: {option} = {value}")
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,

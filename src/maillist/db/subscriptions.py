@@ -74,3 +74,17 @@ async def is_member(tx: Tx, list_id: int, address: str) -> bool:
         (list_id, address),
     ) as cur:
         return await cur.fetchone() is not None
+
+
+_FIELDS = frozenset({"role", "mode", "status", "receive_own"})
+
+
+async def set_field(tx: Tx, list_id: int, address: str, name: str, value: object) -> bool:
+    if name not in _FIELDS:  # the column name is interpolated: known names only
+        raise ValueError(name)
+    cur = await tx.execute(
+        f"UPDATE subscriptions SET {name} = ? WHERE list_id = ? "
+        "AND person_id = (SELECT id FROM people WHERE address = ?)",
+        (value, list_id, address),
+    )
+    return cur.rowcount > 0

@@ -19,6 +19,7 @@ from maillist.models import (
     NewMember,
     Role,
     RowProblem,
+    Status,
 )
 from maillist.services.lists import require
 from maillist.services.validation import normalise_all
@@ -170,3 +171,37 @@ def _unique(addresses: list[str]) -> list[str]:
             seen.add(address.lower())
             out.append(address)
     return out
+
+
+_MEMBER_OPTIONS: dict[str, Callable[[str], object]] = {
+    "role": lambda v: Role(v.strip().lower()).value,
+    "mode": lambda v: Mode(v.strip().lower()).value,
+    "status": lambda v: Status(v.strip().lower()).value,
+    "receive_own": lambda v: {"yes": 1, "true": 1, "on": 1, "no": 0, "false": 0, "off": 0}[
+        v.strip().lower()
+    ],
+}
+
+
+async def set_option(
+    db: Database, list_address: str, address: str, option: str, value: str, *, actor: str
+) -> None:
+    """Change one member's role, delivery mode, status or receive_own (own posts: yes/no)."""
+    key = option.strip().lower().replace("-", "_")
+    parse = _MEMBER_OPTIONS.get(key)
+    if parse is None:
+        raise BadInput(
+            f"unknown member option {option!r}; options are: {', '.join(_MEMBER_OPTIONS)}"
+        )
+    try:
+        typed = parse(value)
+    except (ValueError, KeyError):
+        raise BadInput(f"bad value {value!r} for {key}") from None
+    canonical = normalise(address)
+    async with db.transaction() as tx:
+        mlist = await require(tx, list_address)
+        if not await db_subs.set_field(tx, mlist.id, canonical, key, typed):
+            raise UnknownMember(f"not a member of {mlist.address}: {canonical}")
+        await db_audit.record(
+            tx, now_iso(), actor, "members.set", mlist.address, f"{canonical} {key}={value}"
+        )

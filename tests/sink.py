@@ -1,0 +1,82 @@
+"""An SMTP sink for tests: records every envelope and message, can refuse or slow down."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope, Session
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpts: list[str]
+    data: bytes
+
+
+@dataclass
+class Sink:
+    refuse: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    received: list[Received] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_RCPT(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = self.refuse.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.cond:
+            self.received.append(
+                Received(
+                    envelope.mail_from or "",
+                    list(envelope.rcpt_tos),
+                    envelope.original_content or b"",
+                )
+            )
+            self.cond.notify_all()
+        return "250 2.0.0 OK"
+
+    def rcpts(self) -> list[str]:
+        with self.cond:
+            return [r for m in self.received for r in m.rcpts]
+
+    def wait(self, predicate: Callable[[Sink], bool], timeout: float = 30.0) -> None:
+        with self.cond:
+            if not self.cond.wait_for(lambda: predicate(self), timeout):
+                raise AssertionError(
+                    f"sink: condition not met in {timeout}s; got {len(self.received)} messages"
+                )
+
+
+class RunningSink:
+    def __init__(self, sink: Sink, port: int | None = None) -> None:
+        self.sink = sink
+        self.port = port or free_port()
+        self.controller = Controller(sink, hostname="127.0.0.1", port=self.port, ready_timeout=10)
+
+    def __enter__(self) -> Sink:
+        self.controller.start()
+        return self.sink
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
