@@ -30,8 +30,28 @@ class Received:
 class Sink:
     refuse: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    pipelining: bool = True  # announce RFC 2920 PIPELINING, as Postfix does
+    mail_reply: str = ""  # refuse MAIL FROM with this reply
+    data_reply: str = ""  # refuse the message after DATA with this reply
     received: list[Received] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_EHLO(
+        self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -45,6 +65,8 @@ class Sink:
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.data_reply:
+            return self.data_reply
         with self.cond:
             self.received.append(
                 Received(

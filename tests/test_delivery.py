@@ -63,10 +63,11 @@ def queue(db: Path) -> dict[str, object]:
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-def test_post_reaches_every_regular_member(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "aiosmtplib"])
+def test_post_reaches_every_regular_member(tmp_path: Path, pipelining: bool) -> None:
     db = tmp_path / "m.db"
     setup_team(db)
-    with RunningSink(Sink()) as sink:
+    with RunningSink(Sink(pipelining=pipelining)) as sink:
         srv = Server(db, "--relay", f"127.0.0.1:{sink_port(sink)}")
         try:
             post(
@@ -162,14 +163,15 @@ def test_relay_down_then_up_loses_nothing(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_4xx_defers_and_5xx_fails_one_recipient_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "aiosmtplib"])
+def test_4xx_defers_and_5xx_fails_one_recipient_only(tmp_path: Path, pipelining: bool) -> None:
     db = tmp_path / "m.db"
     setup_team(db, ("members", "add", "team@example.org", "soft@example.org", "hard@example.org"))
     refuse = {
         "soft@example.org": "450 4.2.1 Mailbox busy, try later",
         "hard@example.org": "550 5.1.1 No such user",
     }
-    with RunningSink(Sink(refuse=refuse)) as sink:
+    with RunningSink(Sink(refuse=refuse, pipelining=pipelining)) as sink:
         srv = Server(db, "--relay", f"127.0.0.1:{sink_port(sink)}")
         try:
             post(srv.port, message(sender="anne@example.org", message_id="mixed-1@example.org"))

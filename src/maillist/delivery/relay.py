@@ -12,7 +12,8 @@ from typing import Protocol
 
 import aiosmtplib
 
-from maillist.services.deliveries import Result
+from maillist.delivery.pipelining import PipelinedConnection, ReplyError
+from maillist.services.deliveries import Result, classify, everyone
 
 log = logging.getLogger("maillist.relay")
 
@@ -35,13 +36,31 @@ class RelaySettings:
 
 class SmtpRelay:
     """A pool of open connections to the relay, one per concurrent sender, reused across
-    transactions and reopened after an error."""
+    transactions and reopened after an error. Pipelined (delivery/pipelining.py) when the relay
+    announces PIPELINING and no STARTTLS or AUTH is asked for; aiosmtplib otherwise."""
 
-    def __init__(self, settings: RelaySettings) -> None:
+    def __init__(self, settings: RelaySettings, helo: str = "localhost") -> None:
         self.settings = settings
-        self._idle: list[aiosmtplib.SMTP] = []
+        self.helo = helo
+        self._idle: list[aiosmtplib.SMTP | PipelinedConnection] = []
+        self._pipelining: bool | None = (
+            None if not (settings.starttls or settings.username) else False
+        )
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> aiosmtplib.SMTP | PipelinedConnection:
+        s = self.settings
+        if self._pipelining is not False:
+            conn = await PipelinedConnection.open(s.host, s.port, self.helo, s.timeout)
+            if conn is not None:
+                self._pipelining = True
+                return conn
+            self._pipelining = False
+            log.info(
+                "relay %s:%d does not announce PIPELINING: one command at a time", s.host, s.port
+            )
+        return await self._connect_aiosmtplib()
+
+    async def _connect_aiosmtplib(self) -> aiosmtplib.SMTP:
         s = self.settings
         client = aiosmtplib.SMTP(
             hostname=s.host, port=s.port, timeout=s.timeout, start_tls=s.starttls,
@@ -55,55 +74,51 @@ class SmtpRelay:
     async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> Result:
         try:
             client = self._idle.pop() if self._idle else await self._connect()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            return _all(recipients, f"relay unreachable: {_text(exc)}", temporary=True)
+        except (aiosmtplib.SMTPException, ReplyError, OSError, TimeoutError) as exc:
+            return everyone(recipients, f"relay unreachable: {_text(exc)}", temporary=True)
+        if isinstance(client, PipelinedConnection):
+            return await self._pipelined(client, envelope_from, recipients, data)
         keep = True
         try:
             refused, _ = await client.sendmail(envelope_from, list(recipients), data)
-            return _classify(recipients, {r: (e.code, e.message) for r, e in refused.items()})
+            return classify(recipients, {r: (e.code, e.message) for r, e in refused.items()})
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            return _classify(recipients, {e.recipient: (e.code, e.message) for e in exc.recipients})
+            return classify(recipients, {e.recipient: (e.code, e.message) for e in exc.recipients})
         except aiosmtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
             keep = False  # start the next transaction on a clean connection
-            return _all(recipients, f"{exc.code} {exc.message}", temporary=exc.code < 500)
+            return everyone(recipients, f"{exc.code} {exc.message}", temporary=exc.code < 500)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             keep = False
-            return _all(recipients, f"relay error: {_text(exc)}", temporary=True)
+            return everyone(recipients, f"relay error: {_text(exc)}", temporary=True)
         finally:
             if keep and client.is_connected:
                 self._idle.append(client)
             else:
                 client.close()
 
+    async def _pipelined(
+        self, conn: PipelinedConnection, envelope_from: str, recipients: Sequence[str], data: bytes
+    ) -> Result:
+        try:
+            result = await conn.transaction(envelope_from, recipients, data)
+        except (ReplyError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            conn.close()
+            return everyone(recipients, f"relay error: {_text(exc)}", temporary=True)
+        if conn.usable:
+            self._idle.append(conn)
+        return result
+
     async def close(self) -> None:
         while self._idle:
             client = self._idle.pop()
             try:
                 await client.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            except (aiosmtplib.SMTPException, ReplyError, OSError, TimeoutError):
                 client.close()
 
 
 def _text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-def _all(recipients: Sequence[str], reply: str, *, temporary: bool) -> Result:
-    pairs = tuple((r, reply) for r in recipients)
-    return Result(sent=(), deferred=pairs) if temporary else Result(sent=(), failed=pairs)
-
-
-def _classify(recipients: Sequence[str], refused: dict[str, tuple[int, str]]) -> Result:
-    sent: list[str] = []
-    deferred: list[tuple[str, str]] = []
-    failed: list[tuple[str, str]] = []
-    for r in recipients:
-        if r not in refused:
-            sent.append(r)
-            continue
-        code, message = refused[r]
-        (failed if code >= 500 else deferred).append((r, f"{code} {message}"))
-    return Result(tuple(sent), tuple(deferred), tuple(failed))
 
 
 class MaildirOutbox:
@@ -118,7 +133,7 @@ class MaildirOutbox:
         try:
             await asyncio.to_thread(self._write, envelope_from, recipients, data)
         except OSError as exc:
-            return _all(recipients, f"outbox not writable: {exc.strerror}", temporary=True)
+            return everyone(recipients, f"outbox not writable: {exc.strerror}", temporary=True)
         return Result(sent=tuple(recipients))
 
     def _write(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> None:

@@ -1,0 +1,227 @@
+"""Fan-out: posts to a 10,000-member list delivered by `maillist serve --relay` into Postfix's
+smtp-sink on loopback, against Postfix's own smtp-source sending the same shape into the same sink
+in the same run (the ceiling).
+
+    python bench/fanout.py --members 10000 --posts 10 --runs 3 [--personal] [--latency] [--memory 100000]
+
+Installs Debian's postfix (for smtp-sink and smtp-source) when they are missing and this runs as
+root. Prints recipient-deliveries per second, the ratio to the ceiling, time from the first 250 to
+the last delivery, server CPU seconds and peak RSS, per run and as medians."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ingest import Proc, rss_mb
+
+LIST = "bench@example.org"
+
+
+def ensure_postfix_tools() -> None:
+    if shutil.which("smtp-sink") and shutil.which("smtp-source"):
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("needs Postfix's smtp-sink and smtp-source: apt-get install postfix")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], check=True, env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpSink:
+    """Postfix's smtp-sink: accepts everything, as fast as anything on this machine."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            ["smtp-sink", *user, f"127.0.0.1:{self.port}", "1024"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise SystemExit("smtp-sink did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+def ceiling(port: int, recipients: int, per_transaction: int, connections: int) -> float:
+    """Recipients/s for smtp-source sending `recipients` in transactions of `per_transaction`."""
+    messages = max(recipients // per_transaction, 1)
+    start = time.perf_counter()
+    subprocess.run(
+        ["smtp-source", "-s", str(connections), "-m", str(messages), "-r", str(per_transaction),
+         "-l", "1000", "-f", "src@example.org", "-t", "rcpt@example.org", f"127.0.0.1:{port}"],
+        check=True, timeout=600,
+    )  # fmt: skip
+    return messages * per_transaction / (time.perf_counter() - start)
+
+
+def make_db(tmp: Path, name: str, members: int, *settings: tuple[str, str]) -> Path:
+    db = tmp / f"{name}.db"
+    cli = [sys.executable, "-m", "maillist", "--db", str(db)]
+    csv_file = tmp / f"{name}.csv"
+    with csv_file.open("w") as handle:
+        handle.write("address\n")
+        for i in range(members):
+            handle.write(f"member{i}@domain{i % 50}.example\n")
+    run = lambda *a: subprocess.run([*cli, *a], check=True, capture_output=True)  # noqa: E731
+    run("lists", "create", LIST, "--posting", "open")
+    run("members", "import", LIST, str(csv_file))
+    for option, value in settings:
+        run("lists", "set", LIST, option, value)
+    return db
+
+
+def sent(db: Path) -> tuple[int, int]:
+    """(recipients in sent batches, batches still open)."""
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        row = conn.execute(
+            "SELECT COALESCE(SUM(CASE WHEN state = 'sent' THEN "
+            "length(recipients) - length(replace(recipients, char(10), '')) + 1 END), 0), "
+            "COALESCE(SUM(state NOT IN ('sent', 'failed')), 0) FROM outbound_batches"
+        ).fetchone()
+        jobs = conn.execute("SELECT COUNT(*) FROM outbound_jobs WHERE state = 'pending'").fetchone()
+        return int(row[0]), int(row[1]) + int(jobs[0])
+    finally:
+        conn.close()
+
+
+def post(port: int, n: int, tag: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        for i in range(n):
+            raw = (
+                f"From: poster@example.org\r\nTo: {LIST}\r\nSubject: fan-out {tag} {i}\r\n"
+                f"Message-ID: <{tag}-{i}@bench.example>\r\n\r\n" + "Body line of a post.\r\n" * 40
+            ).encode()
+            client.sendmail("poster@example.org", [LIST], raw)
+
+
+def fanout_run(
+    db: Path, tmp: Path, sink: SmtpSink, posts: int, expected: int, tag: str
+) -> dict[str, float]:
+    server = Proc(
+        [sys.executable, "-m", "maillist", "--db", str(db), "serve", "--port", "0",
+         "--relay", f"127.0.0.1:{sink.port}", "--log-level", "warning"],
+        tmp / f"{tag}.log",
+    )  # fmt: skip
+    peak = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            peak[0] = max(peak[0], rss_mb(server.proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    post(server.port, posts, tag)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        done, open_ = sent(db)
+        if done >= expected and open_ == 0:
+            break
+        time.sleep(0.01)
+    else:
+        raise SystemExit(f"{tag}: only {sent(db)[0]} of {expected} delivered in 600 s")
+    elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    cpu = server.stop()
+    return {"elapsed": elapsed, "rate": expected / elapsed, "cpu": cpu, "rss": peak[0]}
+
+
+def report(label: str, runs: list[dict[str, float]], ceilings: list[float], unit: str) -> None:
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    ceil = statistics.median(ceilings)
+    print(
+        f"{label}: {med['rate']:,.0f} {unit}/s, last delivery {med['elapsed']:.2f} s after the first post, "
+        f"server CPU {med['cpu']:.1f} s, peak RSS {med['rss']:.0f} MB | smtp-source ceiling {ceil:,.0f} {unit}/s, "
+        f"ratio {med['rate'] / ceil:.0%} (median of {len(runs)})",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--posts", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--personal", action="store_true", help="also measure personalised (VERP) mode"
+    )
+    parser.add_argument(
+        "--memory", type=int, default=0, help="members for the peak-memory run (0: skip)"
+    )
+    args = parser.parse_args()
+    ensure_postfix_tools()
+    sink = SmtpSink()
+    try:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            for posts in sorted({1, args.posts}):
+                runs, ceilings = [], []
+                for n in range(args.runs):
+                    db = make_db(tmp, f"f{posts}-{n}", args.members)
+                    # maillist's members plus the poster is not a member: members x posts copies
+                    runs.append(
+                        fanout_run(db, tmp, sink, posts, args.members * posts, f"f{posts}-{n}")
+                    )
+                    ceilings.append(ceiling(sink.port, args.members * posts, 100, 4))
+                    print(
+                        f"  {posts} post(s) run {n + 1}: {runs[-1]['rate']:,.0f} rcpt/s in "
+                        f"{runs[-1]['elapsed']:.2f} s | ceiling {ceilings[-1]:,.0f} rcpt/s",
+                        flush=True,
+                    )
+                report(f"{posts} post(s) x {args.members:,} members", runs, ceilings, "recipients")
+            if args.personal:
+                runs, ceilings = [], []
+                for n in range(args.runs):
+                    db = make_db(tmp, f"p-{n}", args.members, ("personalize", "yes"))
+                    runs.append(fanout_run(db, tmp, sink, 1, args.members, f"p-{n}"))
+                    ceilings.append(ceiling(sink.port, args.members, 1, 4))
+                    print(f"  personalised run {n + 1}: {runs[-1]['rate']:,.0f} msgs/s", flush=True)
+                report(
+                    f"personalised, 1 post x {args.members:,} members", runs, ceilings, "messages"
+                )
+            if args.memory:
+                db = make_db(tmp, "mem", args.memory)
+                result = fanout_run(db, tmp, sink, 1, args.memory, "mem")
+                print(
+                    f"memory: 1 post x {args.memory:,} members delivered in {result['elapsed']:.2f} s, "
+                    f"peak RSS {result['rss']:.0f} MB",
+                    flush=True,
+                )
+    finally:
+        sink.stop()
+
+
+if __name__ == "__main__":
+    main()
