@@ -91,7 +91,10 @@ def make_db(tmp: Path, name: str, members: int, *settings: tuple[str, str]) -> P
         handle.write("address\n")
         for i in range(members):
             handle.write(f"member{i}@domain{i % 50}.example\n")
-    run = lambda *a: subprocess.run([*cli, *a], check=True, capture_output=True)  # noqa: E731
+
+    def run(*a: str) -> None:
+        subprocess.run([*cli, *a], check=True, capture_output=True)
+
     run("lists", "create", LIST, "--posting", "open")
     run("members", "import", LIST, str(csv_file))
     for option, value in settings:

@@ -44,7 +44,9 @@ async def test_delivers_and_reuses_the_connection(pipelining: bool) -> None:
 async def test_transaction_wide_refusals(
     pipelining: bool, field: str, reply: str, state: str
 ) -> None:
-    runner = RunningSink(Sink(pipelining=pipelining, **{field: reply}))
+    sink = Sink(pipelining=pipelining)
+    setattr(sink, field, reply)
+    runner = RunningSink(sink)
     with runner as sink:
         [result] = await send(sink, runner.port)
         setattr(sink, field, "")
