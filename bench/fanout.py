@@ -23,12 +23,14 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import Proc, rss_mb
 
 LIST = "bench@example.org"
+CONNECTIONS = [4]  # maillist serve --connections, set from the command line
 
 
 def ensure_postfix_tools() -> None:
@@ -132,7 +134,8 @@ def fanout_run(
 ) -> dict[str, float]:
     server = Proc(
         [sys.executable, "-m", "maillist", "--db", str(db), "serve", "--port", "0",
-         "--relay", f"127.0.0.1:{sink.port}", "--log-level", "warning"],
+         "--relay", f"127.0.0.1:{sink.port}", "--log-level", "warning",
+         "--connections", str(CONNECTIONS[0])],
         tmp / f"{tag}.log",
     )  # fmt: skip
     peak = [0.0]
@@ -161,6 +164,53 @@ def fanout_run(
     return {"elapsed": elapsed, "rate": expected / elapsed, "cpu": cpu, "rss": peak[0]}
 
 
+def latency(tmp: Path, members: int, posts: int) -> list[float]:
+    """Milliseconds from each post's 250 to its first copy arriving at a sink that timestamps
+    arrivals (aiosmtpd in this process; smtp-sink cannot say when)."""
+    from aiosmtpd.controller import Controller
+
+    arrived: dict[str, float] = {}
+    lock = threading.Condition()
+
+    class Stamp:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            data = getattr(envelope, "original_content", b"") or b""
+            for line in data.split(b"\r\n"):
+                if line.lower().startswith(b"message-id:"):
+                    with lock:
+                        arrived.setdefault(
+                            line.split(b"<")[1].split(b">")[0].decode(), time.perf_counter()
+                        )
+                        lock.notify_all()
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Stamp(), hostname="127.0.0.1", port=port)
+    controller.start()
+    db = make_db(tmp, "latency", members)
+    server = Proc(
+        [sys.executable, "-m", "maillist", "--db", str(db), "serve", "--port", "0",
+         "--relay", f"127.0.0.1:{port}", "--log-level", "warning"],
+        tmp / "latency.log",
+    )  # fmt: skip
+    results = []
+    try:
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
+            for i in range(posts):
+                mid = f"lat-{i}@bench.example"
+                raw = f"From: p@example.org\r\nSubject: l{i}\r\nMessage-ID: <{mid}>\r\n\r\nbody\r\n"
+                client.sendmail("p@example.org", [LIST], raw.encode())
+                accepted = time.perf_counter()
+                with lock:
+                    if not lock.wait_for(partial(arrived.__contains__, mid), 10):
+                        raise SystemExit(f"post {i} was not delivered within 10 s")
+                results.append((arrived[mid] - accepted) * 1000)
+    finally:
+        server.stop()
+        controller.stop()
+    return results
+
+
 def report(label: str, runs: list[dict[str, float]], ceilings: list[float], unit: str) -> None:
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     ceil = statistics.median(ceilings)
@@ -183,13 +233,22 @@ def main() -> None:
     parser.add_argument(
         "--memory", type=int, default=0, help="members for the peak-memory run (0: skip)"
     )
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=0,
+        help="posts to time from 250 to first delivery (100 members)",
+    )
+    parser.add_argument("--no-plain", action="store_true", help="skip the non-personalised runs")
+    parser.add_argument("--connections", type=int, default=4, help="maillist serve --connections")
     args = parser.parse_args()
+    CONNECTIONS[0] = args.connections
     ensure_postfix_tools()
     sink = SmtpSink()
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
-            for posts in sorted({1, args.posts}):
+            for posts in [] if args.no_plain else sorted({1, args.posts}):
                 runs, ceilings = [], []
                 for n in range(args.runs):
                     db = make_db(tmp, f"f{posts}-{n}", args.members)
@@ -213,6 +272,13 @@ def main() -> None:
                     print(f"  personalised run {n + 1}: {runs[-1]['rate']:,.0f} msgs/s", flush=True)
                 report(
                     f"personalised, 1 post x {args.members:,} members", runs, ceilings, "messages"
+                )
+            if args.latency:
+                samples = latency(tmp, 100, args.latency)
+                print(
+                    f"first delivery after the 250 (100 members): median "
+                    f"{statistics.median(samples):.1f} ms, max {max(samples):.1f} ms, {len(samples)} posts",
+                    flush=True,
                 )
             if args.memory:
                 db = make_db(tmp, "mem", args.memory)

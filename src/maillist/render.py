@@ -14,6 +14,7 @@ from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from functools import lru_cache
 
 from maillist.models import MailingList
 
@@ -176,12 +177,13 @@ def list_headers(mlist: MailingList, author: Author, copy: Copy) -> list[tuple[s
     return headers
 
 
-def render(raw: bytes, copy: Copy) -> bytes:
-    mlist = copy.mlist
+def edited(raw: bytes, mlist: MailingList, message_id: str | None = None) -> Parts:
+    """The edits every copy of a post shares: list-owned fields dropped, Message-ID if minted,
+    subject prefix, Reply-To policy. Personalised copies start from one of these per post."""
     parts = Parts.split(raw)
     parts.drop(OWNED)
-    if copy.message_id and parts.get("message-id") is None:
-        parts.fields.insert(0, header_line("Message-ID", f"<{copy.message_id}>"))
+    if message_id and parts.get("message-id") is None:
+        parts.fields.insert(0, header_line("Message-ID", f"<{message_id}>"))
     if mlist.subject_prefix:
         current = parts.get("subject")
         subject = decoded(current)
@@ -192,16 +194,32 @@ def render(raw: bytes, copy: Copy) -> bytes:
         parts.replace("Reply-To", mlist.address)
     elif mlist.reply_to != "author":
         parts.replace("Reply-To", mlist.reply_to)
-    for name, value in (*list_headers(mlist, copy.author, copy), *copy.extra):
+    return parts
+
+
+def finish(base: Parts, copy: Copy) -> bytes:
+    """List fields and footer on top of `base` (left as it was, so it can serve the next member)."""
+    parts = Parts(list(base.fields), base.body)
+    for name, value in (*list_headers(copy.mlist, copy.author, copy), *copy.extra):
         parts.add(name, value)
     if copy.footer:
         add_footer(parts, copy.footer)
     return parts.to_bytes()
 
 
+def render(raw: bytes, copy: Copy) -> bytes:
+    return finish(edited(raw, copy.mlist, copy.message_id), copy)
+
+
 def _content(parts: Parts) -> Message:
-    head = b"".join(f for f in parts.fields if _name(f).startswith("content-")) + CRLF
-    return BytesHeaderParser(policy=compat32).parsebytes(head)
+    return _content_of(b"".join(f for f in parts.fields if _name(f).startswith("content-")))
+
+
+@lru_cache(maxsize=256)
+def _content_of(fields: bytes) -> Message:
+    """Parsed Content-* fields; cached, as every personalised copy of a post asks the same.
+    Callers only read the result."""
+    return BytesHeaderParser(policy=compat32).parsebytes(fields + CRLF)
 
 
 def add_footer(parts: Parts, footer: str) -> None:

@@ -15,7 +15,7 @@ from functools import partial
 
 from maillist.delivery.relay import Relay
 from maillist.services import deliveries
-from maillist.services.deliveries import Batch, SendJob
+from maillist.services.deliveries import Batch, Result, SendJob
 from maillist.services.directory import ListDirectory
 from maillist.services.store import SyncTx, Writer
 from maillist.templating import Templates
@@ -46,6 +46,9 @@ class DeliveryWorkers:
         self._batches_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: dict[int, SendJob] = {}
+        self._records: asyncio.Queue[tuple[Batch, int, Result, asyncio.Future[str]]] = (
+            asyncio.Queue()
+        )
         self._stopping = False
 
     def notify(self) -> None:
@@ -60,6 +63,7 @@ class DeliveryWorkers:
                 "%d batch(es) were being sent when maillist stopped: sending them again", again
             )
         self._tasks.append(asyncio.create_task(self._expander(), name="expander"))
+        self._recorder_task = asyncio.create_task(self._recorder(), name="recorder")
         for n in range(self._connections):
             self._tasks.append(asyncio.create_task(self._sender(), name=f"sender-{n}"))
         self._jobs_ready.set()
@@ -76,6 +80,9 @@ class DeliveryWorkers:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._recorder_task.cancel()  # every sender has stopped: nothing is left to record
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._recorder_task
         async with self._writer.transaction() as conn:
             deliveries.reset_sending(conn)  # claimed but not sent: due again at the next start
         await self._relay.close()
@@ -123,6 +130,35 @@ class DeliveryWorkers:
                     continue
                 await self._send(batch, job)
 
+    async def _record(self, batch: Batch, list_id: int, result: Result) -> str:
+        """Queue the result for the recorder and wait for its commit: a sender never starts its
+        next transaction before the last one is on disk (the one-duplicate-per-worker bound)."""
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._records.put_nowait((batch, list_id, result, done))
+        return await done
+
+    async def _recorder(self) -> None:
+        """Group commit for results: whatever the senders finished meanwhile shares one commit."""
+        while True:
+            pending = [await self._records.get()]
+            while not self._records.empty():
+                pending.append(self._records.get_nowait())
+            try:
+                async with self._writer.transaction() as conn:
+                    states = [
+                        deliveries.record(conn, b, lid, r, give_up_after=self._give_up_after)
+                        for b, lid, r, _ in pending
+                    ]
+            except Exception as exc:
+                log.exception("recording %d delivery result(s) failed", len(pending))
+                for *_, done in pending:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (*_, done), state in zip(pending, states, strict=True):
+                if not done.done():
+                    done.set_result(state)
+
     def _job(self, conn: SyncTx, job_id: int) -> SendJob | None:
         cached = self._jobs.get(job_id)
         if cached is None:
@@ -138,7 +174,7 @@ class DeliveryWorkers:
             member = batch.recipients[0]
             data = deliveries.build_copy(
                 job.raw, job.message_id, job.mlist, job.author, self._templates,
-                member=member, secret=job.secret,
+                member=member, secret=job.secret, base=job.base,
             )  # fmt: skip
             sender = deliveries.verp(job.mlist, member)
         else:
@@ -146,10 +182,7 @@ class DeliveryWorkers:
             sender = job.copy.envelope_from
         started = datetime.now(UTC)
         result = await self._relay.send(sender, batch.recipients, data)
-        async with self._writer.transaction() as conn:
-            state = deliveries.record(
-                conn, batch, job.mlist.id, result, give_up_after=self._give_up_after
-            )
+        state = await self._record(batch, job.mlist.id, result)
         log.info(
             "delivery <%s> list=%s batch=%d recipients=%d sent=%d deferred=%d failed=%d -> %s (%.0f ms)%s",
             job.message_id, job.mlist.address, batch.id, len(batch.recipients), len(result.sent),

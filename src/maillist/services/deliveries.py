@@ -83,7 +83,10 @@ def build_copy(
     *,
     member: str | None = None,
     secret: str = "",
+    base: render.Parts | None = None,
 ) -> bytes:
+    """One list copy; `base` (render.edited, once per post) spares personalised copies the shared
+    edits."""
     unsubscribe_mailto = render.sub_address(mlist, "leave")
     url = ""
     if member is not None and secret:
@@ -102,7 +105,9 @@ def build_copy(
         unsubscribe_mailto=unsubscribe_mailto,
         unsubscribe_url=url,
     )
-    return render.render(raw, copy)
+    if base is None:
+        base = render.edited(raw, mlist, message_id)
+    return render.finish(base, copy)
 
 
 def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
@@ -197,6 +202,7 @@ class SendJob:
     message_id: str
     author: render.Author
     secret: str
+    base: render.Parts
 
 
 def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJob | None:
@@ -209,7 +215,8 @@ def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJo
         return None
     message_id, raw, sender, sender_name = source
     author = author_of(conn, sender, sender_name)
-    return SendJob(mlist, copy, raw, message_id, author, sql.site_secret(conn))
+    base = render.edited(raw, mlist, message_id)
+    return SendJob(mlist, copy, raw, message_id, author, sql.site_secret(conn), base)
 
 
 def reset_sending(conn: SyncTx) -> int:
