@@ -19,7 +19,7 @@ PORT   ?= 8025
 
 serve: install
 	$(VENV)/bin/maillist --db $(DB) demo
-	exec $(VENV)/bin/maillist --db $(DB) serve --host $(HOST) --port $(PORT)
+	exec $(VENV)/bin/maillist --db $(DB) serve --host $(HOST) --port $(PORT) $(if $(RELAY),--relay $(RELAY))
 
 test: install
 	$(PY) -m pytest -q
@@ -32,6 +32,7 @@ check: install
 bench: install
 	$(PY) bench/members.py --members 100000 --runs 5
 	$(PY) bench/ingest.py --messages 4000 --runs 5
+	$(PY) bench/fanout.py --members 10000 --posts 10 --runs 3 --personal --latency 20 --memory 100000
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
