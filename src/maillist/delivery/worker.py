@@ -95,8 +95,7 @@ class DeliveryWorkers:
     async def _expander(self) -> None:
         while not self._stopping:
             try:
-                await self._directory.refresh()
-                lists = self._directory.by_id()
+                lists = await self._directory.current()
                 count = await self._writer.run(
                     partial(deliveries.expand_pending, lists=lists, templates=self._templates)
                 )

@@ -52,5 +52,12 @@ class ListDirectory:
     def by_id(self) -> dict[int, MailingList]:
         return {m.id: m for m in self._lists.values()}
 
+    async def current(self) -> dict[int, MailingList]:
+        """Lists by id, reloaded only when the copy is older than the TTL (list options such as
+        the prefix or footer take effect within `ttl` seconds)."""
+        if time.monotonic() - self._loaded > self._ttl:
+            await self._reload()
+        return self.by_id()
+
     async def refresh(self) -> None:
         await self._reload()
