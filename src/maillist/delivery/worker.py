@@ -22,7 +22,10 @@ from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")
 CLAIM = 20  # batches a sender takes at once; only the one in flight can be sent twice
-IDLE_POLL = 1.0  # seconds between looks for work that nothing announced (e.g. a CLI approval)
+IDLE_POLL = 1.0
+EXPAND_GATHER = (
+    0.005  # seconds  # seconds between looks for work that nothing announced (e.g. a CLI approval)
+)
 
 
 class DeliveryWorkers:
@@ -104,8 +107,11 @@ class DeliveryWorkers:
                 count = 0
             if count:
                 self._batches_ready.set()
-                continue
+                self._jobs_ready.set()  # look again soon: a big expansion may have stopped short
             await self._wait(self._jobs_ready, IDLE_POLL)
+            # Let a burst of accepted posts gather: one expansion (one commit) serves them all,
+            # and ingest keeps the writer for itself meanwhile.
+            await asyncio.sleep(EXPAND_GATHER)
 
     async def _sender(self) -> None:
         while not self._stopping:

@@ -119,15 +119,20 @@ def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
     return out
 
 
+EXPAND_PER_COMMIT = 100_000  # recipients: past this, the rest waits for the next transaction
+
+
 def expand_pending(conn: SyncTx, lists: dict[int, MailingList], templates: Templates) -> int:
-    """Expand every pending job (runs in the writer thread: a 100,000-member list takes a while).
-    Each job is one transaction: its batches and its state change commit together."""
+    """Expand pending jobs (runs in the writer thread: a 100,000-member list takes a while).
+    Jobs share one transaction, up to about EXPAND_PER_COMMIT recipients; each job's batches and
+    its state change always commit together."""
     expanded = 0
-    for source in sql.pending_jobs(conn):
-        mlist = lists.get(source.list_id)
-        if mlist is None:
-            continue
-        with transaction(conn):
+    recipients = 0
+    with transaction(conn):
+        for source in sql.pending_jobs(conn, limit=500):
+            mlist = lists.get(source.list_id)
+            if mlist is None:
+                continue  # a list newer than our copy of the directory: next time
             author = author_of(conn, source.sender, source.sender_name)
             members = sql.recipients(conn, mlist.id, source.sender)
             now = iso(datetime.now(UTC))
@@ -137,13 +142,20 @@ def expand_pending(conn: SyncTx, lists: dict[int, MailingList], templates: Templ
                     batches=[(m,) for m in members], at=now,
                 )  # fmt: skip
             else:
-                copy = build_copy(source.raw, source.message_id, mlist, author, templates)
+                copy = (
+                    build_copy(source.raw, source.message_id, mlist, author, templates)
+                    if members
+                    else None  # nobody to send to: no copy to build
+                )
                 sql.expand(
                     conn, source.job_id, personalized=False,
                     envelope_from=render.sub_address(mlist, "bounces"), rendered=copy,
                     batches=batches(members, mlist.batch_size), at=now,
                 )  # fmt: skip
-        expanded += 1
+            expanded += 1
+            recipients += len(members)
+            if recipients >= EXPAND_PER_COMMIT:
+                break
     return expanded
 
 
