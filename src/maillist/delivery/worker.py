@@ -99,14 +99,15 @@ class DeliveryWorkers:
         while not self._stopping:
             try:
                 lists = await self._directory.current()
-                count = await self._writer.run(
+                count, made = await self._writer.run(
                     partial(deliveries.expand_pending, lists=lists, templates=self._templates)
                 )
             except Exception:
                 log.exception("expanding fan-out jobs failed; retrying")
-                count = 0
-            if count:
+                count = made = 0
+            if made:
                 self._batches_ready.set()
+            if count:
                 self._jobs_ready.set()  # look again soon: a big expansion may have stopped short
             await self._wait(self._jobs_ready, IDLE_POLL)
             # Let a burst of accepted posts gather: one expansion (one commit) serves them all,

@@ -122,11 +122,14 @@ def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
 EXPAND_PER_COMMIT = 100_000  # recipients: past this, the rest waits for the next transaction
 
 
-def expand_pending(conn: SyncTx, lists: dict[int, MailingList], templates: Templates) -> int:
+def expand_pending(
+    conn: SyncTx, lists: dict[int, MailingList], templates: Templates
+) -> tuple[int, int]:
     """Expand pending jobs (runs in the writer thread: a 100,000-member list takes a while).
     Jobs share one transaction, up to about EXPAND_PER_COMMIT recipients; each job's batches and
-    its state change always commit together."""
+    its state change always commit together. Returns (jobs expanded, batches made)."""
     expanded = 0
+    made = 0
     recipients = 0
     with transaction(conn):
         for source in sql.pending_jobs(conn, limit=500):
@@ -137,7 +140,7 @@ def expand_pending(conn: SyncTx, lists: dict[int, MailingList], templates: Templ
             members = sql.recipients(conn, mlist.id, source.sender)
             now = iso(datetime.now(UTC))
             if mlist.personalize:
-                sql.expand(
+                made += sql.expand(
                     conn, source.job_id, personalized=True, envelope_from="", rendered=None,
                     batches=[(m,) for m in members], at=now,
                 )  # fmt: skip
@@ -147,7 +150,7 @@ def expand_pending(conn: SyncTx, lists: dict[int, MailingList], templates: Templ
                     if members
                     else None  # nobody to send to: no copy to build
                 )
-                sql.expand(
+                made += sql.expand(
                     conn, source.job_id, personalized=False,
                     envelope_from=render.sub_address(mlist, "bounces"), rendered=copy,
                     batches=batches(members, mlist.batch_size), at=now,
@@ -156,7 +159,7 @@ def expand_pending(conn: SyncTx, lists: dict[int, MailingList], templates: Templ
             recipients += len(members)
             if recipients >= EXPAND_PER_COMMIT:
                 break
-    return expanded
+    return expanded, made
 
 
 def claim(conn: SyncTx, limit: int = 1) -> list[sql.Batch]:

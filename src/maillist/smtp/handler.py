@@ -38,6 +38,11 @@ class Handler:
         self.settings = settings
         self.limits = limits
 
+    def __dir__(self) -> list[str]:
+        """aiosmtpd scans dir(handler) for hooks, and getmembers(handler) for auth_* methods, on
+        every connection; listing only the hooks keeps that scan cheap."""
+        return [name for name in type(self).__dict__ if name.startswith("handle_")]
+
     def size_limit(self) -> int:
         """What EHLO announces as SIZE: the largest any list takes (RCPT narrows it per list).
         Read from the directory's memory: a connection costs no database round trip."""
