@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import smtplib
 import socket
@@ -31,16 +30,6 @@ from ingest import Proc, rss_mb
 
 LIST = "bench@example.org"
 CONNECTIONS = [4]  # maillist serve --connections, set from the command line
-
-
-def ensure_postfix_tools() -> None:
-    if shutil.which("smtp-sink") and shutil.which("smtp-source"):
-        return
-    if os.geteuid() != 0:
-        raise SystemExit("needs Postfix's smtp-sink and smtp-source: apt-get install postfix")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], check=True, env=env)
 
 
 def free_port() -> int:

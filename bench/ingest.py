@@ -4,8 +4,8 @@ that stores nothing, measured in the same run as the ceiling.
 
     python bench/ingest.py --messages 4000 --runs 5 [--soak 100000]
 
-Load comes from Postfix's smtp-source when installed (`apt-get install postfix`), else from the
-lean asyncio generator in bench/loadgen.py. Prints per-run figures and medians; --soak also sends
+Load comes from Postfix's smtp-source (the bench installs Debian's postfix when it is missing and it
+runs as root), else from the lean asyncio generator in bench/loadgen.py (`--generator python`). Prints per-run figures and medians; --soak also sends
 that many posts to one server and prints its RSS as they go (memory should stay flat)."""
 
 from __future__ import annotations
@@ -29,6 +29,16 @@ from loadgen import run as python_load
 
 HERE = Path(__file__).parent
 LIST = "bench@example.org"
+
+
+def ensure_postfix_tools() -> None:
+    if shutil.which("smtp-sink") and shutil.which("smtp-source"):
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("needs Postfix's smtp-sink and smtp-source: apt-get install postfix")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], check=True, env=env)
 
 
 def rss_mb(pid: int) -> float:
@@ -159,6 +169,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     generator = args.generator
+    if generator in {"auto", "smtp-source"}:
+        try:
+            ensure_postfix_tools()
+        except (SystemExit, subprocess.CalledProcessError) as exc:
+            if generator == "smtp-source":
+                raise
+            print(f"smtp-source unavailable ({exc}); using bench/loadgen.py")
     if generator == "auto":
         generator = "smtp-source" if shutil.which("smtp-source") else "python"
     GENERATOR["name"] = generator

@@ -112,34 +112,27 @@ def test_header_section_too_large(server: Server) -> None:
     )
 
 
-def test_deep_mime_nesting(server: Server) -> None:
-    depth = 150
+def nested(depth: int) -> bytes:
+    """A text part inside `depth` levels of multipart/mixed."""
     head = b"".join(
         b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
         for n in range(depth)
     )
-    body = (
+    tail = b"".join(b"--b%d--\r\n" % n for n in reversed(range(depth)))
+    return (
         b"From: a@example.org\r\nMIME-Version: 1.0\r\n"
         + head
         + b"Content-Type: text/plain\r\n\r\nx\r\n"
+        + tail
     )
-    body += b"".join(b"--b%d--\r\n" % n for n in reversed(range(depth)))
-    assert send_data(server, body).startswith(b"554 5.6.0")
+
+
+def test_deep_mime_nesting(server: Server) -> None:
+    assert send_data(server, nested(150)).startswith(b"554 5.6.0")
 
 
 def test_nesting_past_depth_cap_within_marker_cap(server: Server) -> None:
-    depth = 30  # under the prescan's multipart cap, over the depth cap of 20
-    head = b"".join(
-        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
-        for n in range(depth)
-    )
-    body = (
-        b"From: a@example.org\r\nMIME-Version: 1.0\r\n"
-        + head
-        + b"Content-Type: text/plain\r\n\r\nx\r\n"
-    )
-    body += b"".join(b"--b%d--\r\n" % n for n in reversed(range(depth)))
-    reply = send_data(server, body)
+    reply = send_data(server, nested(30))  # under the prescan's multipart cap, over depth 20
     assert reply.startswith(b"554 5.6.0") and b"deep" in reply
 
 

@@ -91,13 +91,21 @@ class _Limited:
     _deadline: asyncio.TimerHandle | None
     transport: Any
 
-    def _setup(self, handler: Any, gate: SessionGate, settings: ServerSettings) -> None:
+    def __init__(self, handler: Any, gate: SessionGate, settings: ServerSettings) -> None:
         self.gate = gate
         self.settings = settings
         size = getattr(handler, "size_limit", None)
         self.session_max_size = size() if size is not None else settings.default_max_size
         self._deadline = None
         self.started = time.monotonic()
+        super().__init__(  # type: ignore[call-arg]  # SMTP or LMTP, by the subclass's bases
+            handler,
+            data_size_limit=self.session_max_size,
+            hostname=settings.hostname,
+            ident="maillist",
+            timeout=settings.idle_timeout,
+            enable_SMTPUTF8=True,
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -155,29 +163,11 @@ class _Limited:
 
 
 class ListSMTP(_Limited, SMTP):
-    def __init__(self, handler: Any, gate: SessionGate, settings: ServerSettings) -> None:
-        self._setup(handler, gate, settings)
-        super().__init__(
-            handler,
-            data_size_limit=self.session_max_size,
-            hostname=settings.hostname,
-            ident="maillist",
-            timeout=settings.idle_timeout,
-            enable_SMTPUTF8=True,
-        )
+    pass
 
 
 class ListLMTP(_Limited, LMTP):
-    def __init__(self, handler: Any, gate: SessionGate, settings: ServerSettings) -> None:
-        self._setup(handler, gate, settings)
-        super().__init__(
-            handler,
-            data_size_limit=self.session_max_size,
-            hostname=settings.hostname,
-            ident="maillist",
-            timeout=settings.idle_timeout,
-            enable_SMTPUTF8=True,
-        )
+    pass
 
 
 class _Refuse(asyncio.Protocol):
