@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest import Proc, rss_mb
+from ingest import Proc, ensure_postfix_tools, rss_mb
 
 LIST = "bench@example.org"
 CONNECTIONS = [4]  # maillist serve --connections, set from the command line
