@@ -10,7 +10,7 @@ import maillist
 ROOT = Path(maillist.__file__).parent
 PURE = {
     "addresses", "listoptions", "memberfile", "mailparse", "threads", "policy",
-    "clock", "models", "errors", "config", "render", "templating",
+    "clock", "models", "errors", "config", "render", "templating", "postfixmaps",
 }  # fmt: skip
 
 

@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from maillist import __version__
-from maillist.cli import audit, badges, demo, lists, members, moderation, queue, serve, threads
+from maillist.cli import (
+    audit,
+    badges,
+    demo,
+    lists,
+    members,
+    moderation,
+    ops,
+    queue,
+    serve,
+    threads,
+)  # fmt: skip
 from maillist.config import DEFAULT_DB, Config
 from maillist.errors import MaillistError
 
@@ -32,6 +43,9 @@ app.add_typer(queue.app, name="queue")
 app.command("serve")(serve.serve_command)
 app.command("threads")(threads.threads)
 app.command("audit")(audit.audit)
+app.command("status")(ops.status)
+app.command("check")(ops.check)
+app.command("postfix-maps")(ops.postfix_maps)
 app.command("demo")(demo.demo)
 
 

@@ -13,6 +13,7 @@ from maillist.errors import BadInput
 from maillist.listoptions import OPTIONS
 from maillist.models import ListSummary, Posting
 from maillist.services import lists as svc
+from maillist.services import postfix
 
 app = typer.Typer(help="Create, inspect, configure and delete lists.", no_args_is_help=True)
 
@@ -47,6 +48,7 @@ def create(
         ),
     )
     typer.echo(f"created list {mlist.address} ({mlist.name}), posting: {mlist.posting.value}")
+    _refresh_postfix_maps(ctx)
 
 
 @app.command("list")
@@ -108,3 +110,12 @@ def delete(
         raise BadInput(f"refusing to delete {address} without --yes (this cannot be undone)")
     gone = run(ctx, lambda db, cfg: svc.delete(db, address, actor=cfg.actor))
     typer.echo(f"deleted list {gone.list.address} ({gone.members} subscriptions removed)")
+    _refresh_postfix_maps(ctx)
+
+
+def _refresh_postfix_maps(ctx: typer.Context) -> None:
+    """With MAILLIST_POSTFIX_MAPS=DIR, Postfix learns of a new or deleted list at once."""
+    out = postfix.auto_dir()
+    if out is not None:
+        run(ctx, lambda db, cfg: postfix.write_maps(db, out))
+        note(f"rewrote the Postfix maps in {out}")

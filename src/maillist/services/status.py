@@ -1,0 +1,85 @@
+"""`maillist status` and `maillist check`: what the installation holds, and whether it is sound."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maillist import __version__
+from maillist.db import Database, migrate
+from maillist.db import queue as db_queue
+from maillist.db import status as db_status
+from maillist.models import MailingList, Posting
+from maillist.render import Author
+from maillist.templating import Templates
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    version: str
+    schema: int
+    totals: dict[str, int]
+    queue: dict[str, dict[str, int]]
+    jobs_waiting: int
+    oldest_pending: str | None
+    last_errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "schema": self.schema,
+            **self.totals,
+            "queue": self.queue,
+            "jobs_waiting": self.jobs_waiting,
+            "oldest_pending": self.oldest_pending,
+            "last_errors": self.last_errors,
+        }
+
+
+async def status(db: Database) -> Status:
+    async with db.snapshot() as tx:
+        totals = await db_status.totals(tx)
+        counts = await db_queue.counts(tx)
+        waiting = await db_queue.pending_jobs(tx)
+        oldest = await db_status.oldest_open_batch(tx)
+        errors = await db_status.last_errors(tx)
+    return Status(
+        version=__version__,
+        schema=await db.schema_version(),
+        totals=totals,
+        queue={state: {"batches": b, "recipients": r} for state, (b, r) in counts.items()},
+        jobs_waiting=waiting,
+        oldest_pending=oldest,
+        last_errors=[{"state": s, "at": at, "error": e} for s, at, e in errors],
+    )
+
+
+async def check(db: Database, templates: Path | None = None) -> list[str]:
+    """Problems found (empty when all is well): schema version, site secret, templates."""
+    problems = []
+    version = await db.schema_version()
+    if version != migrate.latest():
+        problems.append(
+            f"database schema is version {version}, this maillist needs {migrate.latest()}"
+        )
+    async with db.snapshot() as tx:
+        if not await db_status.secret_present(tx):
+            problems.append("the site secret (for unsubscribe tokens) is missing or too short")
+    try:
+        sample = MailingList(
+            id=0, address="check@example.org", name="Check", description="", posting=Posting.MEMBERS,
+            subject_prefix="[Check]", max_message_size=1024, reply_to="author", personalize=False,
+            web_url="https://example.org", created_at="",
+        )  # fmt: skip
+        footer = Templates(templates).footer(
+            sample,
+            Author("a@example.org", "A", ("Badge",)),
+            "check-leave@example.org",
+            "m@example.org",
+        )
+        if "A - Badge" not in footer:
+            problems.append("the footer template does not show the author with their badges")
+    except Exception as exc:  # a template an admin edited can fail in any way Jinja can
+        problems.append(f"templates do not render: {type(exc).__name__}: {exc}")
+    return problems
