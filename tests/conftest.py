@@ -34,7 +34,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"MAILLIST_DB", "MAILLIST_DEBUG"}}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILLIST_")}
     env.update(extra)
     return env
 

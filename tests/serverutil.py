@@ -24,7 +24,7 @@ class Server:
     def __init__(self, db: Path, *args: str) -> None:
         self.db = db
         self.log = db.with_suffix(".log")
-        env = {k: v for k, v in os.environ.items() if k not in {"MAILLIST_DB", "MAILLIST_DEBUG"}}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILLIST_")}
         self._log_handle = self.log.open("wb")
         self.proc = subprocess.Popen(
             [

@@ -83,48 +83,93 @@ async def serve(
 
 def serve_command(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 8025,
+    host: Annotated[
+        str, typer.Option(envvar="MAILLIST_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(envvar="MAILLIST_PORT", min=0, max=65535, help="Port (0 picks a free one)."),
+    ] = 8025,
     lmtp: Annotated[
-        bool, typer.Option("--lmtp", help="Speak LMTP (RFC 2033), as Postfix expects.")
+        bool,
+        typer.Option(
+            "--lmtp", envvar="MAILLIST_LMTP", help="Speak LMTP (RFC 2033), as Postfix expects."
+        ),
     ] = False,
     hostname: Annotated[
-        str | None, typer.Option(help="Name in the greeting (default: this host's FQDN).")
+        str | None,
+        typer.Option(
+            envvar="MAILLIST_HOSTNAME", help="Name in the greeting (default: this host's FQDN)."
+        ),
     ] = None,
-    max_sessions: Annotated[int, typer.Option(min=1, help="Concurrent sessions before 421.")] = 100,
-    max_recipients: Annotated[int, typer.Option(min=1, help="RCPTs per message before 452.")] = 50,
+    max_sessions: Annotated[
+        int,
+        typer.Option(envvar="MAILLIST_MAX_SESSIONS", min=1, help="Concurrent sessions before 421."),
+    ] = 100,
+    max_recipients: Annotated[
+        int,
+        typer.Option(envvar="MAILLIST_MAX_RECIPIENTS", min=1, help="RCPTs per message before 452."),
+    ] = 50,
     timeout: Annotated[
-        float, typer.Option(min=1, help="Idle seconds before a session is closed.")
+        float,
+        typer.Option(
+            envvar="MAILLIST_TIMEOUT", min=1, help="Idle seconds before a session is closed."
+        ),
     ] = 60.0,
     session_seconds: Annotated[
-        float, typer.Option(min=1, help="Longest a session may last.")
+        float,
+        typer.Option(envvar="MAILLIST_SESSION_SECONDS", min=1, help="Longest a session may last."),
     ] = 600.0,
     parse_seconds: Annotated[
-        float, typer.Option(min=0, help="Time budget for parsing one message before 554.")
+        float,
+        typer.Option(
+            envvar="MAILLIST_PARSE_SECONDS",
+            min=0,
+            help="Time budget for parsing one message before 554.",
+        ),
     ] = 2.0,
     relay: Annotated[
         str | None,
         typer.Option(
-            help="Send copies through this MTA, HOST:PORT (default: the --outbox Maildir)."
+            envvar="MAILLIST_RELAY",
+            help="Send copies through this MTA, HOST:PORT (default: the --outbox Maildir).",
         ),
     ] = None,
-    relay_starttls: Annotated[bool, typer.Option(help="Use STARTTLS to the relay.")] = False,
+    relay_starttls: Annotated[
+        bool, typer.Option(envvar="MAILLIST_RELAY_STARTTLS", help="Use STARTTLS to the relay.")
+    ] = False,
     relay_user: Annotated[
-        str, typer.Option(help="AUTH user for the relay (password from $MAILLIST_RELAY_PASSWORD).")
+        str,
+        typer.Option(
+            envvar="MAILLIST_RELAY_USER",
+            help="AUTH user for the relay (password from $MAILLIST_RELAY_PASSWORD).",
+        ),
     ] = "",
     outbox: Annotated[
-        Path, typer.Option(help="Maildir for copies when no --relay is given.")
+        Path,
+        typer.Option(envvar="MAILLIST_OUTBOX", help="Maildir for copies when no --relay is given."),
     ] = Path("var/outbox"),
     connections: Annotated[
-        int, typer.Option(min=1, max=64, help="Parallel relay connections.")
+        int,
+        typer.Option(
+            envvar="MAILLIST_CONNECTIONS", min=1, max=64, help="Parallel relay connections."
+        ),
     ] = 4,
     give_up: Annotated[
-        float, typer.Option(min=0.01, help="Hours to keep retrying a deferred delivery.")
+        float,
+        typer.Option(
+            envvar="MAILLIST_GIVE_UP", min=0.01, help="Hours to keep retrying a deferred delivery."
+        ),
     ] = 120.0,
     templates: Annotated[
-        Path | None, typer.Option(help="Directory of templates overriding the built-in ones.")
+        Path | None,
+        typer.Option(
+            envvar="MAILLIST_TEMPLATES", help="Directory of templates overriding the built-in ones."
+        ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(envvar="MAILLIST_LOG_LEVEL", help="debug, info, warning or error.")
+    ] = "info",
 ) -> None:
     """Receive mail for the lists over SMTP (or LMTP), store it durably, thread it and decide its fate."""
     logging.basicConfig(
