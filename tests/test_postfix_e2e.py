@@ -7,6 +7,7 @@ master must start as root); `.ci/run` installs them from Debian's packages."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mailbox
 import os
@@ -170,10 +171,8 @@ def site() -> Iterator[Site]:
         subprocess.run(["postfix", "-c", str(root), "stop"], capture_output=True, timeout=60)
         if master_pid_file.exists():
             pid = int(master_pid_file.read_text().split()[0])
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -209,11 +208,15 @@ def test_post_reply_and_bounce_through_real_postfix(site: Site) -> None:
 
     def list_copies_of_reply() -> list[EmailMessage]:
         found = []
-        for m in site.maildir("anne"):
-            msg = message_from_bytes(m.as_bytes(), policy=default)
-            if msg["List-Id"] and str(msg["Subject"]).startswith("Re:"):
+        for stored in site.maildir("anne"):
+            msg = message_from_bytes(stored.as_bytes(), policy=default)
+            if (
+                isinstance(msg, EmailMessage)
+                and msg["List-Id"]
+                and str(msg["Subject"]).startswith("Re:")
+            ):
                 found.append(msg)
-        return found  # type: ignore[return-value]
+        return found
 
     # s-nail replies to all: anne gets bob's reply directly and as the list's copy.
     wait_for(list_copies_of_reply, "the list's copy of the reply in anne's Maildir")
