@@ -220,10 +220,10 @@ def test_post_reply_and_bounce_through_real_postfix(site: Site) -> None:
 
     # s-nail replies to all: anne gets bob's reply directly and as the list's copy.
     wait_for(list_copies_of_reply, "the list's copy of the reply in anne's Maildir")
-    [copy] = list_copies_of_reply()
-    assert copy["In-Reply-To"] == "<rotations-1@members.example.net>"
-    assert "<rotations-1@members.example.net>" in copy["References"]
-    assert copy["Subject"] == "Re: [Team] Rotations"
+    [reply_copy] = list_copies_of_reply()
+    assert reply_copy["In-Reply-To"] == "<rotations-1@members.example.net>"
+    assert "<rotations-1@members.example.net>" in reply_copy["References"]
+    assert reply_copy["Subject"] == "Re: [Team] Rotations"
     threads = json.loads(admin(site.db, "threads", LIST, "--json").stdout)
     [thread] = threads
     [root] = thread["roots"]
