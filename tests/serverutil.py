@@ -24,6 +24,7 @@ class Server:
     def __init__(self, db: Path, *args: str) -> None:
         self.db = db
         self.log = db.with_suffix(".log")
+        self.http_port: int | None = None
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILLIST_")}
         self._log_handle = self.log.open("wb")
         self.proc = subprocess.Popen(
@@ -53,6 +54,10 @@ class Server:
             ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
             if ready:
                 line = self.proc.stdout.readline()
+                http = re.search(rb"http listening on [\d.]+:(\d+)", line)
+                if http:
+                    self.http_port = int(http.group(1))
+                    continue
                 match = re.search(rb"listening on [\d.]+:(\d+)", line)
                 if match:
                     return int(match.group(1))

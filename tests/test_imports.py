@@ -10,7 +10,7 @@ import maillist
 ROOT = Path(maillist.__file__).parent
 PURE = {
     "addresses", "listoptions", "memberfile", "mailparse", "threads", "policy",
-    "clock", "models", "errors", "config", "render", "templating", "postfixmaps",
+    "clock", "models", "errors", "config", "render", "templating", "postfixmaps", "metrics",
 }  # fmt: skip
 
 
@@ -57,14 +57,14 @@ def allowed(source: str, target: str) -> bool:
         return dst in PURE
     if src == "services":
         return dst in PURE or dst == "db"
-    if src in {"smtp", "delivery"}:
+    if src in {"smtp", "delivery", "web"}:
         return dst in PURE or dst == "services"
     if src == "cli":
         # cli/serve.py alone wires the server onto the loop.
         return (
             dst in PURE
             or dst == "services"
-            or (dst in {"smtp", "delivery"} and source == "maillist.cli.serve")
+            or (dst in {"smtp", "delivery", "web"} and source == "maillist.cli.serve")
         )
     return dst != "cli"
 

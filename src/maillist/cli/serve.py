@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
+from starlette.applications import Starlette
 
 from maillist.cli.runtime import config
 from maillist.config import Config
 from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRelay
 from maillist.delivery.worker import DeliveryWorkers
 from maillist.mailparse import Limits
+from maillist.metrics import Metrics
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
 from maillist.services.store import Writer, open_store
 from maillist.smtp.handler import Handler
-from maillist.smtp.server import ServerSettings, listen
+from maillist.smtp.server import ListenError, ServerSettings, listen
 from maillist.templating import Templates
+from maillist.web.app import build as build_web
 
 log = logging.getLogger("maillist.serve")
 
@@ -35,6 +41,35 @@ class DeliverySettings:
     connections: int = 4
     give_up_after: float = 5 * 86400.0
     templates: Path | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn on our loop: signals stay ours (SIGTERM drains SMTP sessions first)."""
+
+    def install_signal_handlers(self) -> None:
+        return None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def start_http(
+    app: Starlette, host: str, port: int
+) -> tuple[_EmbeddedUvicorn, asyncio.Task[None], int]:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port} (http): {exc.strerror}") from None
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = _EmbeddedUvicorn(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
+    return server, task, int(sock.getsockname()[1])
 
 
 async def serve(
@@ -46,14 +81,19 @@ async def serve(
     directory = ListDirectory(db)
     await directory.refresh()
     relay: Relay = SmtpRelay(delivery.relay) if delivery.relay else MaildirOutbox(delivery.outbox)
+    metrics = Metrics()
     workers = DeliveryWorkers(
         writer, directory, relay, Templates(delivery.templates),
-        connections=delivery.connections, give_up_after=delivery.give_up_after,
+        connections=delivery.connections, give_up_after=delivery.give_up_after, metrics=metrics,
     )  # fmt: skip
     await workers.start()
     ingestor = Ingestor(writer, on_accept=workers.notify)
     ingestor.start()
-    listener = await listen(Handler(directory, ingestor, settings, limits), settings)
+    listener = await listen(Handler(directory, ingestor, settings, limits, metrics), settings)
+    http: tuple[_EmbeddedUvicorn, asyncio.Task[None], int] | None = None
+    if delivery.http_port is not None:
+        http = await start_http(build_web(db, metrics), delivery.http_host, delivery.http_port)
+        print(f"maillist http listening on {delivery.http_host}:{http[2]} (/metrics)", flush=True)
     target = (
         f"relay {delivery.relay.host}:{delivery.relay.port}"
         if delivery.relay
@@ -74,6 +114,9 @@ async def serve(
         log.info("stopping: finishing %d open session(s)", len(listener.gate.live))
     finally:
         await listener.stop()
+        if http is not None:
+            http[0].should_exit = True
+            await http[1]
         await ingestor.stop()
         await workers.stop()
         await writer.close()
@@ -167,6 +210,18 @@ def serve_command(
             envvar="MAILLIST_TEMPLATES", help="Directory of templates overriding the built-in ones."
         ),
     ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="MAILLIST_HTTP_PORT",
+            min=0,
+            max=65535,
+            help="Serve /metrics (Prometheus) on this port.",
+        ),
+    ] = None,
+    http_host: Annotated[
+        str, typer.Option(envvar="MAILLIST_HTTP_HOST", help="Address for --http-port.")
+    ] = "127.0.0.1",
     log_level: Annotated[
         str, typer.Option(envvar="MAILLIST_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -196,5 +251,7 @@ def serve_command(
             relay_host.strip("[]"), int(relay_port), starttls=relay_starttls, username=relay_user,
             password=os.environ.get("MAILLIST_RELAY_PASSWORD", ""),
         )  # fmt: skip
-    delivery = DeliverySettings(relay_settings, outbox, connections, give_up * 3600.0, templates)
+    delivery = DeliverySettings(
+        relay_settings, outbox, connections, give_up * 3600.0, templates, http_host, http_port
+    )
     asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds), delivery))

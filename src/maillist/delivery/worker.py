@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from maillist.delivery.relay import Relay
+from maillist.metrics import Metrics
 from maillist.services import deliveries
 from maillist.services.deliveries import Batch, Result, SendJob
 from maillist.services.directory import ListDirectory
@@ -38,7 +39,9 @@ class DeliveryWorkers:
         *,
         connections: int = 4,
         give_up_after: float = 5 * 86400.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._writer = writer
         self._directory = directory
         self._relay = relay
@@ -188,6 +191,10 @@ class DeliveryWorkers:
             sender = job.copy.envelope_from
         started = datetime.now(UTC)
         result = await self._relay.send(sender, batch.recipients, data)
+        deliveries_total = self._metrics.deliveries
+        deliveries_total.labels("sent").inc(len(result.sent))
+        deliveries_total.labels("deferred").inc(len(result.deferred))
+        deliveries_total.labels("failed").inc(len(result.failed))
         state = await self._record(batch, job.mlist.id, result)
         log.info(
             "delivery <%s> list=%s batch=%d recipients=%d sent=%d deferred=%d failed=%d -> %s (%.0f ms)%s",

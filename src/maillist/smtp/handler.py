@@ -13,6 +13,7 @@ from aiosmtpd.smtp import Envelope, Session
 
 from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits, ParsedMessage
+from maillist.metrics import Metrics
 from maillist.models import MailingList
 from maillist.services import messages
 from maillist.services.directory import ListDirectory
@@ -31,8 +32,14 @@ TEMPORARY = "451 4.3.0 Temporary failure storing the message, please try again"
 
 class Handler:
     def __init__(
-        self, directory: ListDirectory, ingestor: Ingestor, settings: ServerSettings, limits: Limits
+        self,
+        directory: ListDirectory,
+        ingestor: Ingestor,
+        settings: ServerSettings,
+        limits: Limits,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.directory = directory
         self.ingestor = ingestor
         self.settings = settings
@@ -95,11 +102,13 @@ class Handler:
         try:
             parsed = await self._parse(raw, first.domain)
         except MessageRefused as exc:
+            self.metrics.refused.inc()
             log.info(
                 "refused message from %s for %s: %s", envelope.mail_from, envelope.rcpt_tos, exc
             )
             return _combine([str(exc)] * len(targets), lmtp)
         except TimeoutError:
+            self.metrics.refused.inc()
             log.warning(
                 "parse budget exceeded for a %d-byte message from %s", len(raw), envelope.mail_from
             )
@@ -139,6 +148,10 @@ class Handler:
             log.exception("storing %s for %s failed", item.parsed.message_id, item.recipient)
             return TEMPORARY
         _log_outcome(item, item.parsed, outcome)
+        if not outcome.duplicate:
+            self.metrics.received.labels(item.kind).inc()
+        if item.kind == "post":
+            self.metrics.posts.labels("duplicate" if outcome.duplicate else outcome.verdict).inc()
         note = " (duplicate)" if outcome.duplicate else ""
         return f"250 2.0.0 <{outcome.message_id}> queued as {outcome.row_id}{note}"
 

@@ -1,0 +1,1 @@
+"""HTTP side of `maillist serve` (--http-port): /metrics now, the archive later."""
