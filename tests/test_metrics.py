@@ -37,7 +37,13 @@ def test_metrics_count_posts_deliveries_and_queue(tmp_path: Path) -> None:
             )
             client.sendmail("anne@example.org", ["team@example.org"], message(message_id="met-1@x"))
         port = srv.http_port
-        wait_until(lambda: scrape(port).get('maillist_deliveries_total{outcome="sent"}') == 3)
+        # Counted when the relay answers; the queue gauge follows when the result is committed.
+        wait_until(
+            lambda: (
+                scrape(port).get('maillist_deliveries_total{outcome="sent"}') == 3
+                and scrape(port).get('maillist_queue_recipients{state="sent"}') == 3
+            )
+        )
         values = scrape(port)
         assert values['maillist_posts_total{verdict="accept"}'] == 1
         assert values['maillist_posts_total{verdict="hold"}'] == 1
