@@ -136,14 +136,18 @@ def test_nesting_past_depth_cap_within_marker_cap(server: Server) -> None:
     assert reply.startswith(b"554 5.6.0") and b"deep" in reply
 
 
-def test_too_many_mime_parts(server: Server) -> None:
-    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(1500))
-    body = (
+def flat(parts: int) -> bytes:
+    """One multipart/mixed holding `parts` small text parts."""
+    body = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(parts))
+    return (
         b'From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
-        + parts
+        + body
         + b"--b--\r\n"
     )
-    reply = send_data(server, body)
+
+
+def test_too_many_mime_parts(server: Server) -> None:
+    reply = send_data(server, flat(1500))
     assert reply.startswith(b"554 5.6.0") and b"parts" in reply
 
 
@@ -234,15 +238,7 @@ def test_parse_time_budget(tmp_path: Path) -> None:
     db = tmp_path / "budget.db"
     seed(db)
     with running(db, "--parse-seconds", "0.0001") as srv:
-        parts = b"".join(
-            b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(900)
-        )
-        body = (
-            b'From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
-            + parts
-            + b"--b--\r\n"
-        )
-        reply = send_data(srv, body)
+        reply = send_data(srv, flat(900))
         assert reply.startswith(b"554 5.6.0") and b"time limit" in reply
 
 
