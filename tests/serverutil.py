@@ -47,24 +47,32 @@ class Server:
         self.port = self._wait_for_port()
 
     def _wait_for_port(self) -> int:
+        """Read stdout straight from the pipe (os.read, not a buffered readline, which can hold a
+        second line where select() no longer sees it) until the SMTP/LMTP port is announced."""
         assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + START_TIMEOUT
-        line = b""
+        pending = b""
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            ready, _, _ = select.select([fd], [], [], 0.2)
             if ready:
-                line = self.proc.stdout.readline()
-                http = re.search(rb"http listening on [\d.]+:(\d+)", line)
-                if http:
-                    self.http_port = int(http.group(1))
-                    continue
-                match = re.search(rb"listening on [\d.]+:(\d+)", line)
-                if match:
-                    return int(match.group(1))
-            if self.proc.poll() is not None:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    http = re.search(rb"http listening on [\d.]+:(\d+)", line)
+                    if http:
+                        self.http_port = int(http.group(1))
+                        continue
+                    match = re.search(rb"listening on [\d.]+:(\d+)", line)
+                    if match:
+                        return int(match.group(1))
+            elif self.proc.poll() is not None:
                 break
         self.kill()
-        raise AssertionError(f"server did not start: {line!r} {self.log.read_text()[-2000:]}")
+        raise AssertionError(f"server did not start: {pending!r} {self.log.read_text()[-2000:]}")
 
     def stop(self) -> int:
         """SIGTERM by PID, then wait (bounded); SIGKILL if it does not go."""

@@ -41,6 +41,10 @@ class BadInput(MaillistError):
     """A file or value given by the admin that cannot be used as it is."""
 
 
+class StoreBusy(MaillistError):
+    """Another process held the database's write lock for longer than we wait."""
+
+
 class StoreError(MaillistError):
     """The database cannot be opened, is too new, or is damaged."""
 

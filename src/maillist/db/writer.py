@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from maillist.db.connection import PRAGMAS
+from maillist.errors import StoreBusy
 
 T = TypeVar("T")
 LOCK_WAIT_SECONDS = 10.0
@@ -82,7 +83,7 @@ class Writer:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
                 if time.monotonic() > deadline:
-                    raise
+                    raise StoreBusy(f"database locked for over {LOCK_WAIT_SECONDS:.0f} s") from exc
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
 

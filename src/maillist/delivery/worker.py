@@ -137,7 +137,12 @@ class DeliveryWorkers:
                 job = jobs[batch.job_id]
                 if job is None:
                     continue
-                await self._send(batch, job)
+                try:
+                    await self._send(batch, job)
+                except Exception:  # never let one batch stop a sender; the batch stays claimed
+                    log.exception(
+                        "sending batch %d failed; it is retried after a restart", batch.id
+                    )
 
     async def _record(self, batch: Batch, list_id: int, result: Result) -> str:
         """Queue the result for the recorder and wait for its commit: a sender never starts its
@@ -145,6 +150,20 @@ class DeliveryWorkers:
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._records.put_nowait((batch, list_id, result, done))
         return await done
+
+    async def _record_until_done(self, batch: Batch, list_id: int, result: Result) -> str:
+        """A result that was sent must be recorded (else it is sent again): retry while the
+        database is unavailable, e.g. locked by a long admin command."""
+        pause = 0.1
+        while True:
+            try:
+                return await self._record(batch, list_id, result)
+            except Exception:
+                if self._stopping:
+                    raise
+                log.warning("recording batch %d failed; retrying in %.1f s", batch.id, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     async def _recorder(self) -> None:
         """Group commit for results: whatever the senders finished meanwhile shares one commit."""
@@ -195,7 +214,7 @@ class DeliveryWorkers:
         deliveries_total.labels("sent").inc(len(result.sent))
         deliveries_total.labels("deferred").inc(len(result.deferred))
         deliveries_total.labels("failed").inc(len(result.failed))
-        state = await self._record(batch, job.mlist.id, result)
+        state = await self._record_until_done(batch, job.mlist.id, result)
         log.info(
             "delivery <%s> list=%s batch=%d recipients=%d sent=%d deferred=%d failed=%d -> %s (%.0f ms)%s",
             job.message_id, job.mlist.address, batch.id, len(batch.recipients), len(result.sent),

@@ -19,6 +19,7 @@ from maillist import policy, threads
 from maillist.clock import now_precise
 from maillist.db import ingest as sql
 from maillist.db.writer import SyncTx, Writer, transaction
+from maillist.errors import StoreBusy
 from maillist.mailparse import ParsedMessage
 from maillist.models import MailingList
 
@@ -213,9 +214,11 @@ class Ingestor:
             async with self._writer.transaction() as conn:
                 return list(ingest_each(conn, items))
         except Exception as exc:
-            if len(items) == 1:
-                log.exception("storing <%s> failed", items[0].parsed.message_id)
-                return [exc]
+            if len(items) == 1 or isinstance(exc, StoreBusy):
+                # One message, or the database held by someone else past the wait: trying each
+                # message alone would only wait again. Every session gets its 451 and retries.
+                log.exception("storing %d message(s) failed", len(items))
+                return [exc] * len(items)
         results: list[Outcome | Exception] = []
         for item in items:
             results.extend(await self._store([item]))
