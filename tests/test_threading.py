@@ -327,3 +327,30 @@ async def test_write_lock_held_by_another_process_is_waited_for(
         other.close()
     assert outcome.verdict == "accept"
     assert ticks >= 10  # the event loop kept running while the commit waited for the lock
+
+
+async def test_lock_held_past_the_wait_fails_the_batch_once(
+    db: Database, team: Ingestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the lock wait every session of the batch gets its error at once (a 451), without each
+    message waiting again on its own; nothing is half-stored."""
+    import asyncio
+    import time as clock
+
+    from maillist.errors import StoreBusy
+
+    monkeypatch.setattr("maillist.db.writer.LOCK_WAIT_SECONDS", 0.3)
+    other = sqlite3.connect(db.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = clock.monotonic()
+        results = await asyncio.gather(
+            *(deliver(db, team, f"busy-{n}@x", "Busy") for n in range(3)), return_exceptions=True
+        )
+        elapsed = clock.monotonic() - started
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert all(isinstance(r, StoreBusy) for r in results), results
+    assert elapsed < 3.0  # one wait for the batch, not one per message
+    assert await forest(db) == []
