@@ -1,15 +1,31 @@
 # Two commands do all set-up on a fresh machine: `make serve` and `make test`.
-PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-DB     ?= ./var/maillist.db
+#
+# `make serve` installs maillist the way users do (`pip install .`, runtime dependencies only) into
+# .venv; `make test` installs it editable with the test extras into .venv-dev; `make check` adds the
+# dev tools (ruff, mypy) there. `make smoke` builds a wheel and runs it from a fresh venv outside the
+# checkout, as CI does.
+PYTHON  ?= python3
+VENV    ?= .venv
+DEVVENV ?= .venv-dev
+PY      := $(DEVVENV)/bin/python
+DB      ?= ./var/maillist.db
+PIP     := -m pip install -q --disable-pip-version-check
+SOURCES := pyproject.toml $(shell find src -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: install serve test check bench clean
+.PHONY: install serve test check bench smoke clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+$(VENV)/.installed: $(SOURCES)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python $(PIP) .
+	touch $@
+
+$(DEVVENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(DEVVENV)
+	$(PY) $(PIP) -e '.[test]'
+	touch $@
+
+$(DEVVENV)/.dev: $(DEVVENV)/.installed
+	$(PY) $(PIP) -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -21,18 +37,21 @@ serve: install
 	$(VENV)/bin/maillist --db $(DB) demo
 	exec $(VENV)/bin/maillist --db $(DB) serve --host $(HOST) --port $(PORT) $(if $(RELAY),--relay $(RELAY))
 
-test: install
+test: $(DEVVENV)/.installed
 	$(PY) -m pytest -q
 
-check: install
-	$(VENV)/bin/ruff format --check src tests bench
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/mypy --strict src tests bench
+check: $(DEVVENV)/.dev
+	$(DEVVENV)/bin/ruff format --check src tests bench
+	$(DEVVENV)/bin/ruff check src tests bench
+	$(DEVVENV)/bin/mypy --strict src tests bench
 
-bench: install
+smoke:
+	tests/smoke/installed.sh
+
+bench: $(DEVVENV)/.dev
 	$(PY) bench/members.py --members 100000 --runs 5
 	$(PY) bench/ingest.py --messages 4000 --runs 5
 	$(PY) bench/fanout.py --members 10000 --posts 10 --runs 3 --personal --latency 20 --memory 100000
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEVVENV) var dist build .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """Jinja2 templates for what members read (footers now; notices and archive pages later).
 
-Templates come from the admin's directory first (`--templates DIR`), then from the project's own
-`templates/`, so an admin overrides one file without copying the rest."""
+Templates come from the admin's directory first (`--templates DIR`), then from the ones installed
+with the package (`maillist/templates/`), so an admin overrides one file without copying the rest."""
 
 from __future__ import annotations
 
@@ -16,10 +16,7 @@ from maillist.render import Author
 
 
 def default_dir() -> Path:
-    """`templates/` beside `src/` in a checkout; the copy installed with the package otherwise."""
-    checkout = Path(__file__).resolve().parents[2] / "templates"
-    if checkout.is_dir():
-        return checkout
+    """The templates shipped inside the package (the same in a checkout and in a wheel)."""
     return Path(str(resources.files("maillist") / "templates"))
 
 
