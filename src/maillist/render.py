@@ -6,6 +6,7 @@ CVE-2024-6923). The footer is appended in the body's own charset, or as a part o
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from collections.abc import Sequence
@@ -35,6 +36,14 @@ _CONTENT = (
 )
 _REPLY = re.compile(r"^\s*((re|aw|sv|antw)(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+/=?^_`{|}~.-]*$")
+# C0 controls, DEL and C1 controls: never written into a header (NUL, ESC, BEL reach terminals).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Codecs Python knows that are not charsets a mail body can be written in.
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined", "utf-7"}
+)
+_ASCII_PROBE = "\r\n-- \r\n"
+_PARAM = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+=[^\"\\\x00-\x1f\x7f]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +118,9 @@ def _name(field: bytes) -> str:
 
 
 def header_line(name: str, value: str) -> bytes:
-    """One header field from values we produced. Non-ASCII is RFC 2047-encoded; CR/LF cannot get in."""
-    clean = " ".join(value.replace("\r", " ").replace("\n", " ").split())
+    """One header field from values we produced. Non-ASCII is RFC 2047-encoded; CR/LF and other
+    control characters cannot get in (they become spaces)."""
+    clean = " ".join(_CONTROL.sub(" ", value).split())
     if clean.isascii():
         return f"{name}: {clean}".encode("ascii") + CRLF
     encoded = Header(clean, "utf-8", header_name=name).encode(linesep="\r\n")
@@ -211,37 +221,58 @@ def render(raw: bytes, copy: Copy) -> bytes:
     return finish(edited(raw, copy.mlist, copy.message_id), copy)
 
 
+CACHED_CONTENT_BYTES = 4096  # a real post's Content-* fields; larger ones are parsed each time
+
+
 def _content(parts: Parts) -> Message:
-    return _content_of(b"".join(f for f in parts.fields if _name(f).startswith("content-")))
+    fields = b"".join(f for f in parts.fields if _name(f).startswith("content-"))
+    if len(fields) > CACHED_CONTENT_BYTES:  # the cache is keyed by sender input: bound its bytes
+        return _parse_content(fields)
+    return _content_of(fields)
+
+
+def _parse_content(fields: bytes) -> Message:
+    return BytesHeaderParser(policy=compat32).parsebytes(fields + CRLF)
 
 
 @lru_cache(maxsize=256)
 def _content_of(fields: bytes) -> Message:
-    """Parsed Content-* fields; cached, as every personalised copy of a post asks the same.
-    Callers only read the result."""
-    return BytesHeaderParser(policy=compat32).parsebytes(fields + CRLF)
+    """Parsed Content-* fields; cached (at most 256 x 4 KiB), as every personalised copy of a post
+    asks the same. Callers only read the result."""
+    return _parse_content(fields)
 
 
 def add_footer(parts: Parts, footer: str) -> None:
-    """Append the footer without touching what is signed or encrypted.
+    """Append the footer without touching what is signed or encrypted, and never raise.
 
     text/plain in 7bit/8bit: appended in the body's charset, or the body is re-encoded to UTF-8 if
     the footer does not fit that charset. multipart/mixed: a new last part. Anything else (other
-    multiparts, multipart/signed, quoted-printable or base64 text, non-text): wrapped, untouched,
-    as the first part of a new multipart/mixed. Encrypted bodies are left alone."""
-    info = _content(parts)
-    ctype = info.get_content_type()
-    cte = str(info.get("content-transfer-encoding", "7bit")).strip().lower()
+    multiparts, multipart/signed, quoted-printable or base64 text, non-text, a charset that is not
+    a usable one): wrapped, untouched, as the first part of a new multipart/mixed. Encrypted bodies
+    are left alone. Whatever hostile MIME or charset gets past those rules and makes a step fail,
+    the post is wrapped untouched: one post must never stop delivery."""
     text = footer.replace("\r\n", "\n").replace("\n", "\r\n")
     if not text.endswith("\r\n"):
         text += "\r\n"
+    fields, body = list(parts.fields), parts.body
+    try:
+        _add_footer(parts, text)
+    except Exception:
+        parts.fields, parts.body = fields, body
+        _wrap(parts, text)
+
+
+def _add_footer(parts: Parts, text: str) -> None:
+    info = _content(parts)
+    ctype = info.get_content_type()
+    cte = str(info.get("content-transfer-encoding", "7bit")).strip().lower()
     if ctype in {"multipart/encrypted", "application/pkcs7-mime", "application/pgp-encrypted"}:
         return
     if ctype == "text/plain" and cte in {"7bit", "8bit", ""} and _append_text(parts, info, text):
         return
     boundary = info.get_boundary()
-    if ctype == "multipart/mixed" and boundary:
-        closing = b"\r\n--" + boundary.encode("ascii", "replace") + b"--"
+    if ctype == "multipart/mixed" and boundary and boundary.isascii():
+        closing = b"\r\n--" + boundary.encode("ascii") + b"--"
         at = parts.body.rfind(closing)
         if at >= 0:
             part = _footer_part(boundary, text)
@@ -250,23 +281,39 @@ def add_footer(parts: Parts, footer: str) -> None:
     _wrap(parts, text)
 
 
+def mail_charset(name: str | None) -> str | None:
+    """The codec for a body's declared charset, if it is one a text body can really be written
+    in and that keeps ASCII (CRLF, "-- ") as ASCII; None for junk, transforms and UTF-16/32."""
+    try:
+        codec = codecs.lookup((name or "us-ascii").strip().lower()).name
+        if codec in _NOT_CHARSETS:
+            return None
+        if _ASCII_PROBE.encode(codec) != _ASCII_PROBE.encode("ascii"):
+            return None
+    except Exception:  # LookupError, ValueError (NUL in the name), UnicodeError ...
+        return None
+    return codec
+
+
 def _append_text(parts: Parts, info: Message, text: str) -> bool:
-    charset = (info.get_content_charset() or "us-ascii").lower()
+    charset = mail_charset(info.get_content_charset())
+    if charset is None:
+        return False
     body = parts.body if parts.body.endswith(CRLF) or not parts.body else parts.body + CRLF
     try:
         parts.body = body + b"\r\n" + text.encode(charset)
         return True
-    except (LookupError, UnicodeEncodeError):
+    except UnicodeError:
         pass
     try:
         original = body.decode(charset)
-    except (LookupError, UnicodeDecodeError):
+    except UnicodeError:
         return False  # cannot re-encode what cannot be decoded: wrap instead
-    parts.body = (original + "\r\n" + text).encode("utf-8")
+    parts.body = (original + "\r\n" + text).encode("utf-8", "surrogateescape")
     params = [
         (k, v) for k, v in info.get_params(header="content-type") or [] if k.lower() != "charset"
     ]
-    extra = "".join(f'; {k}="{v}"' for k, v in params[1:])
+    extra = "".join(f'; {k}="{v}"' for k, v in params[1:] if _PARAM.match(f"{k}={v}"))
     parts.replace("Content-Type", f"text/plain; charset=utf-8{extra}")
     parts.replace("Content-Transfer-Encoding", "8bit")
     if parts.get("mime-version") is None:
