@@ -195,9 +195,18 @@ POLICY = [
         "Auto-Submitted",
     ),
     ("team@example.org", "anne@example.org", "Auto-Submitted: no", "accept", ""),
-    ("team@example.org", "anne@example.org", "Precedence: bulk", "discard", "Precedence"),
+    # Real people's mail through another list or a gateway carries these: a moderator decides.
+    ("team@example.org", "anne@example.org", "Precedence: bulk", "hold", "Precedence: bulk"),
+    ("open@example.org", "anne@example.org", "Precedence: list", "hold", "Precedence: list"),
     ("team@example.org", "anne@example.org", "Precedence: junk", "discard", "Precedence"),
-    ("open@example.org", "anne@example.org", "Precedence: list", "discard", "Precedence"),
+    ("team@example.org", "anne@example.org", "X-Autoreply: yes", "discard", "auto-reply"),
+    (
+        "team@example.org",
+        "anne@example.org",
+        "Precedence: bulk\r\nAuto-Submitted: auto-replied",
+        "discard",
+        "Auto-Submitted",
+    ),
 ]
 
 

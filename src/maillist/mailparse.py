@@ -48,6 +48,7 @@ class ParsedMessage:
     x_loops: tuple[str, ...] = ()
     auto_submitted: str = ""
     precedence: str = ""
+    autoreply: bool = False
     parts: int = 1
     defects: tuple[str, ...] = field(default_factory=tuple)
 
@@ -55,6 +56,7 @@ class ParsedMessage:
 _ID_TEXT = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
 MAX_ID = 250
 MAX_REFERENCES = 100
+AUTOREPLY_FIELDS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder")
 
 
 def check_line_endings(raw: bytes) -> None:
@@ -128,6 +130,7 @@ def parse(raw: bytes, limits: Limits, *, received_at: datetime, domain: str) -> 
         x_loops=tuple(_text_value(v).strip().lower() for v in _all(msg, "X-Loop")),
         auto_submitted=_text(msg, "Auto-Submitted").strip().lower(),
         precedence=_text(msg, "Precedence").strip().lower(),
+        autoreply=any(msg.get(name) is not None for name in AUTOREPLY_FIELDS),
         parts=parts,
         defects=tuple(sorted({type(d).__name__ for d in msg.defects})),
     )

@@ -23,6 +23,7 @@ class Facts:
     x_loops: tuple[str, ...]
     auto_submitted: str
     precedence: str
+    autoreply: bool = False  # X-Autoreply / X-Autorespond: a vacation program's own marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +47,19 @@ def _loop(f: Facts) -> tuple[str, str] | None:
 
 
 def _auto(f: Facts) -> tuple[str, str] | None:
+    """Mail a program wrote on its own (RFC 3834 Auto-Submitted, vacation markers, junk) is
+    dropped. `Precedence: bulk|list` is also set by real people's mail passing through another
+    list, a gateway or an archive: a moderator decides on those."""
     if f.auto_submitted and f.auto_submitted.split(";")[0].strip() != "no":
         return "discard", f"automatic mail: Auto-Submitted: {f.auto_submitted[:60]}"
-    if f.precedence in {"bulk", "junk", "list"}:
-        return "discard", f"automatic mail: Precedence: {f.precedence}"
+    if f.autoreply:
+        return "discard", "automatic mail: an auto-reply (X-Autoreply/X-Autorespond)"
+    if f.precedence == "junk":
+        return "discard", "automatic mail: Precedence: junk"
+    if f.precedence in {"bulk", "list"}:
+        return "hold", (
+            f"Precedence: {f.precedence} (mail from another list, a gateway or a bulk sender?)"
+        )
     return None
 
 

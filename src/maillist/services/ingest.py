@@ -91,6 +91,7 @@ def ingest_one(conn: SyncTx, item: Incoming) -> Outcome:
             x_loops=p.x_loops,
             auto_submitted=p.auto_submitted,
             precedence=p.precedence,
+            autoreply=p.autoreply,
         )
     )
     key = threads.subject_key(p.subject, lst.subject_prefix)
