@@ -8,7 +8,9 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +45,7 @@ class DeliverySettings:
     templates: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int | None = None
+    drain_seconds: float = 30.0
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -75,53 +78,110 @@ async def start_http(
 async def serve(
     cfg: Config, settings: ServerSettings, limits: Limits, delivery: DeliverySettings
 ) -> None:
-    db = await open_store(cfg.db)  # creates or upgrades the schema before the writer opens it
-    writer = Writer(cfg.db)
-    await writer.start()
-    directory = ListDirectory(db)
-    await directory.refresh()
-    relay: Relay = SmtpRelay(delivery.relay) if delivery.relay else MaildirOutbox(delivery.outbox)
-    metrics = Metrics()
-    workers = DeliveryWorkers(
-        writer, directory, relay, Templates(delivery.templates),
-        connections=delivery.connections, give_up_after=delivery.give_up_after, metrics=metrics,
-    )  # fmt: skip
-    await workers.start()
-    ingestor = Ingestor(writer, on_accept=workers.notify)
-    ingestor.start()
-    listener = await listen(Handler(directory, ingestor, settings, limits, metrics), settings)
-    http: tuple[_EmbeddedUvicorn, asyncio.Task[None], int] | None = None
-    if delivery.http_port is not None:
-        http = await start_http(build_web(db, metrics), delivery.http_host, delivery.http_port)
-        print(f"maillist http listening on {delivery.http_host}:{http[2]} (/metrics)", flush=True)
-    target = (
-        f"relay {delivery.relay.host}:{delivery.relay.port}"
-        if delivery.relay
-        else f"outbox {delivery.outbox}"
-    )
+    """Start everything, serve until SIGINT/SIGTERM, then stop everything that was started.
+
+    Every part is registered with one exit stack as soon as it exists, so a start-up failure (a
+    port in use) and a stop both close what is open, in reverse order, each step even if an
+    earlier one failed: no thread is left behind to keep the process alive."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    protocol = "LMTP" if settings.lmtp else "SMTP"
-    log.info(
-        "%s listening on %s:%d, database %s, delivering to %s",
-        protocol, settings.host, listener.port, cfg.db, target,
-    )  # fmt: skip
-    print(f"maillist {protocol} server listening on {settings.host}:{listener.port}", flush=True)
-    try:
+    drain = _Drain(delivery.drain_seconds)
+    async with contextlib.AsyncExitStack() as stack:
+        db = await open_store(cfg.db)  # creates or upgrades the schema before the writer opens it
+        stack.push_async_callback(_step("database", db.close))
+        writer = Writer(cfg.db)
+        stack.push_async_callback(_step("writer", writer.close))
+        await writer.start()
+        directory = ListDirectory(db)
+        await directory.refresh()
+        relay: Relay = (
+            SmtpRelay(delivery.relay) if delivery.relay else MaildirOutbox(delivery.outbox)
+        )
+        metrics = Metrics()
+        workers = DeliveryWorkers(
+            writer, directory, relay, Templates(delivery.templates),
+            connections=delivery.connections, give_up_after=delivery.give_up_after, metrics=metrics,
+        )  # fmt: skip
+        stack.push_async_callback(_step("delivery", lambda: workers.stop(drain.left())))
+        await workers.start()
+        ingestor = Ingestor(writer, on_accept=workers.notify)
+        stack.push_async_callback(_step("ingest", ingestor.stop))
+        ingestor.start()
+        listener = await listen(Handler(directory, ingestor, settings, limits, metrics), settings)
+        stack.push_async_callback(_step("sessions", lambda: listener.stop(drain.left())))
+        if delivery.http_port is not None:
+            http = await start_http(build_web(db, metrics), delivery.http_host, delivery.http_port)
+            stack.push_async_callback(_step("http", _stop_http, http))
+            print(f"maillist http listening on {delivery.http_host}:{http[2]} (/metrics)", flush=True)
+        target = (
+            f"relay {delivery.relay.host}:{delivery.relay.port}"
+            if delivery.relay
+            else f"outbox {delivery.outbox}"
+        )
+        protocol = "LMTP" if settings.lmtp else "SMTP"
+        log.info(
+            "%s listening on %s:%d, database %s, delivering to %s",
+            protocol, settings.host, listener.port, cfg.db, target,
+        )  # fmt: skip
+        print(f"maillist {protocol} server listening on {settings.host}:{listener.port}", flush=True)
         await stop.wait()
         log.info("stopping: finishing %d open session(s)", len(listener.gate.live))
-    finally:
-        await listener.stop()
-        if http is not None:
-            http[0].should_exit = True
-            await http[1]
-        await ingestor.stop()
-        await workers.stop()
-        await writer.close()
-        await db.close()
-        log.info("stopped")
+        drain.start()
+        _watchdog(delivery.drain_seconds + STOP_MARGIN)
+    log.info("stopped")
+
+
+STOP_MARGIN = 10.0  # seconds past the drain time before a stop that hangs is cut short
+
+
+class _Drain:
+    """One budget for the whole stop: sessions and senders share the drain time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._until: float | None = None
+
+    def start(self) -> None:
+        self._until = time.monotonic() + self.seconds
+
+    def left(self) -> float:
+        if self._until is None:  # stopping after a failed start: nothing to drain
+            return 1.0
+        return max(1.0, self._until - time.monotonic())
+
+
+def _step(
+    name: str, close: Callable[..., Awaitable[object]], *args: object
+) -> Callable[[], Awaitable[None]]:
+    """A shutdown step that logs its own failure instead of skipping the steps after it."""
+
+    async def run() -> None:
+        try:
+            await close(*args)
+        except Exception:
+            log.exception("stopping %s failed; going on", name)
+
+    return run
+
+
+async def _stop_http(http: tuple[_EmbeddedUvicorn, asyncio.Task[None], int]) -> None:
+    http[0].should_exit = True
+    await http[1]
+
+
+def _watchdog(seconds: float) -> None:
+    """The last resort: whatever hangs in an orderly stop, the process ends `seconds` from now."""
+
+    def expire() -> None:
+        log.error("stop took longer than %.0f s: exiting now", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def serve_command(
@@ -222,6 +282,14 @@ def serve_command(
     http_host: Annotated[
         str, typer.Option(envvar="MAILLIST_HTTP_HOST", help="Address for --http-port.")
     ] = "127.0.0.1",
+    drain_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="MAILLIST_DRAIN_SECONDS",
+            min=1,
+            help="On SIGTERM/SIGINT, how long open sessions and sends may take to finish.",
+        ),
+    ] = 30.0,
     log_level: Annotated[
         str, typer.Option(envvar="MAILLIST_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -252,6 +320,7 @@ def serve_command(
             password=os.environ.get("MAILLIST_RELAY_PASSWORD", ""),
         )  # fmt: skip
     delivery = DeliverySettings(
-        relay_settings, outbox, connections, give_up * 3600.0, templates, http_host, http_port
-    )
+        relay_settings, outbox, connections, give_up * 3600.0, templates, http_host, http_port,
+        drain_seconds,
+    )  # fmt: skip
     asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds), delivery))

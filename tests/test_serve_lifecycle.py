@@ -1,0 +1,160 @@
+"""`maillist serve` starts or fails at once, and SIGTERM/SIGINT end it in every state.
+
+systemd's Restart=on-failure only works if a failed start exits non-zero, and a stop only works if
+the process really ends: each test here runs the real command and waits for its exit by PID."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import clean_env
+from serverutil import Server, message
+from test_delivery import post
+from test_smtp_receive import admin
+
+EXIT_WITHIN = 15.0
+
+
+def start(db: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "maillist", "--db", str(db), "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+        cwd=db.parent,
+    )
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = EXIT_WITHIN) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate(timeout=10)
+        raise AssertionError(f"serve did not exit within {timeout}s") from None
+    return proc.returncode, err.decode()
+
+
+@pytest.mark.parametrize("which", ["--port", "--http-port"])
+def test_a_port_in_use_exits_non_zero_at_once(tmp_path: Path, which: str) -> None:
+    db = tmp_path / "m.db"
+    assert admin(db, "lists", "create", "team@example.org").returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["--port", str(port)] if which == "--port" else ["--port", "0", "--http-port", str(port)]
+        code, err = finish(start(db, "--outbox", str(tmp_path / "out"), *args))
+    assert code != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+class CountingSink:
+    """A PIPELINING relay that counts recipients and drops every connection once it has them all
+    (a relay that restarts, or a network that fails, right after a fan-out)."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.recipients = 0
+        self.done = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._writers: set[asyncio.StreamWriter] = set()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        assert ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._session, "127.0.0.1", 0)
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        ready.set()
+        self._loop.run_forever()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        writer.write(b"220 sink\r\n")
+        try:
+            while line := await reader.readline():
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    writer.write(b"250-sink\r\n250 PIPELINING\r\n")
+                elif verb == b"RCPT":
+                    self.recipients += 1
+                    writer.write(b"250 ok\r\n")
+                elif verb == b"DATA":
+                    writer.write(b"354 go\r\n")
+                    while (await reader.readline()) not in (b".\r\n", b""):
+                        pass
+                    writer.write(b"250 queued\r\n")
+                    if self.recipients >= self.expected:
+                        self.done.set()
+                        for w in list(self._writers):
+                            w.transport.abort()
+                        return
+                elif verb == b"QUIT":
+                    writer.write(b"221 bye\r\n")
+                    return
+                else:
+                    writer.write(b"250 ok\r\n")
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def test_sigterm_after_a_fan_out_whose_relay_dropped_every_connection(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    members = 10_000
+    csv = tmp_path / "members.csv"
+    csv.write_text("address\n" + "".join(f"m{n}@example.org\n" for n in range(members)))
+    assert admin(db, "lists", "create", "big@example.org", "--posting", "open").returncode == 0
+    assert admin(db, "members", "import", "big@example.org", str(csv)).returncode == 0
+    sink = CountingSink(members)
+    try:
+        server = Server(db, "--relay", f"127.0.0.1:{sink.port}")
+        post(server.port, message(to="big@example.org"), rcpt="big@example.org")
+        assert sink.done.wait(60), f"sink saw {sink.recipients} of {members}"
+        time.sleep(2)  # the finding: SIGTERM two seconds after the relay dropped its connections
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=EXIT_WITHIN)
+        assert time.monotonic() - started < EXIT_WITHIN
+        assert server.proc.returncode == 0, server.log.read_text()[-2000:]
+    finally:
+        server.kill()
+        sink.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_start_up_still_ends_the_process(tmp_path: Path, sig: int) -> None:
+    db = tmp_path / "m.db"
+    assert admin(db, "lists", "create", "team@example.org").returncode == 0
+    proc = start(db, "--port", "0", "--outbox", str(tmp_path / "out"))
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # listening
+        proc.send_signal(sig)
+        code, err = finish(proc)
+        assert code == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
