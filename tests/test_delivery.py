@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import smtplib
+import subprocess
 import time
 from collections import Counter
 from email import message_from_bytes
@@ -239,6 +241,16 @@ def test_default_outbox_is_a_maildir(tmp_path: Path) -> None:
         delivered = sorted(m["Delivered-To"] for m in box)
         assert delivered == ["anne@example.org", "bob@example.org", "erin@other.example"]
         assert all(m["Return-Path"] == "<team-bounces@example.org>" for m in box)
+        files = list((tmp_path / "outbox" / "new").iterdir())
+        assert files and all(b"\r" not in f.read_bytes() for f in files)  # Maildir lines end in LF
+        if shutil.which("s-nail"):  # a real mail client reads it as mail, not as CRLF junk
+            shown = subprocess.run(
+                ["s-nail", "-#", "-R", "-Y", "type 1", "-Y", "quit",
+                 "-f", f"maildir://{tmp_path / 'outbox'}"],
+                capture_output=True, timeout=30, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+            )  # fmt: skip
+            assert shown.returncode == 0, shown.stderr
+            assert b"Subject: [Team] Hello" in shown.stdout and b"\r" not in shown.stdout
     finally:
         srv.stop()
 

@@ -70,3 +70,46 @@ async def test_unreachable_relay_defers() -> None:
     result = await relay.send("l@example.org", RCPTS, DATA)
     assert result.sent == () and len(result.deferred) == 3
     assert "relay unreachable" in result.deferred[0][1]
+
+
+@MODES
+async def test_a_relay_restart_costs_no_deferral(pipelining: bool) -> None:
+    """The pooled connections die with the relay; the next batch goes out on a fresh one."""
+    port = free_port()
+    relay = SmtpRelay(RelaySettings("127.0.0.1", port, timeout=10))
+    try:
+        with RunningSink(Sink(pipelining=pipelining), port):
+            first = [await relay.send("l-bounces@example.org", [r], DATA) for r in RCPTS]
+        assert all(r.sent for r in first)
+        with RunningSink(Sink(pipelining=pipelining), port) as restarted:
+            again = await relay.send("l-bounces@example.org", RCPTS, DATA)
+            assert again == Result(sent=tuple(RCPTS)), again
+            assert [m.rcpts for m in restarted.received] == [RCPTS]
+    finally:
+        await relay.close()
+
+
+@MODES
+async def test_a_dead_relay_after_a_restart_still_defers(pipelining: bool) -> None:
+    port = free_port()
+    relay = SmtpRelay(RelaySettings("127.0.0.1", port, timeout=10))
+    try:
+        with RunningSink(Sink(pipelining=pipelining), port):
+            assert (await relay.send("l-bounces@example.org", RCPTS, DATA)).sent
+        gone = await relay.send("l-bounces@example.org", RCPTS, DATA)
+        assert gone.sent == () and len(gone.deferred) == 3
+    finally:
+        await relay.close()
+
+
+async def test_an_address_that_cannot_be_written_fails_without_raising() -> None:
+    runner = RunningSink(Sink(pipelining=True))
+    with runner:
+        relay = SmtpRelay(RelaySettings("127.0.0.1", runner.port, timeout=10))
+        try:
+            result = await relay.send("l-bounces@example.org", ["a@example.org>x"], DATA)
+            after = await relay.send("l-bounces@example.org", RCPTS, DATA)
+        finally:
+            await relay.close()
+    assert result.sent == () and "unsafe envelope address" in result.failed[0][1]
+    assert after.sent == tuple(RCPTS)

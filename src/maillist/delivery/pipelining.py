@@ -18,6 +18,10 @@ class ReplyError(Exception):
     pass
 
 
+class UnsafeAddress(ValueError):
+    """An envelope address that cannot be written into an SMTP command as it is."""
+
+
 class PipelinedConnection:
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
@@ -72,7 +76,7 @@ class PipelinedConnection:
     async def transaction(self, sender: str, recipients: Sequence[str], data: bytes) -> Result:
         for address in (sender, *recipients):
             if any(c in address for c in "\r\n<> "):
-                raise ValueError(f"unsafe envelope address {address!r}")
+                raise UnsafeAddress(f"unsafe envelope address {address[:100]!r}")
         commands = [f"MAIL FROM:<{sender}>\r\n"] + [f"RCPT TO:<{r}>\r\n" for r in recipients]
         self._writer.write("".join(commands).encode() + b"DATA\r\n")
         mail, *replies, data_reply = await self._replies(len(recipients) + 2)

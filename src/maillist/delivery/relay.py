@@ -12,7 +12,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from maillist.delivery.pipelining import PipelinedConnection, ReplyError
+from maillist.delivery.pipelining import PipelinedConnection, UnsafeAddress
 from maillist.services.deliveries import Result, classify, everyone
 
 log = logging.getLogger("maillist.relay")
@@ -73,24 +73,44 @@ class SmtpRelay:
         return client
 
     async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> Result:
+        """One transaction; never raises. A pooled connection that turns out dead (the relay
+        restarted, or closed it as idle) costs one fresh connection, not a deferral: the rest of
+        the pool died with it and is dropped too (as Postfix's connection cache does)."""
+        pooled = bool(self._idle)
+        result, dead = await self._attempt(envelope_from, recipients, data)
+        if dead and pooled:
+            log.info("a pooled relay connection was dropped; retrying on a new one")
+            self._drop_idle()
+            result, _ = await self._attempt(envelope_from, recipients, data)
+        return result
+
+    async def _attempt(
+        self, envelope_from: str, recipients: Sequence[str], data: bytes
+    ) -> tuple[Result, bool]:
+        """(result, whether the connection was found dead rather than answering)."""
         try:
             client = self._idle.pop() if self._idle else await self._connect()
-        except (aiosmtplib.SMTPException, ReplyError, OSError, TimeoutError) as exc:
-            return everyone(recipients, f"relay unreachable: {_text(exc)}", temporary=True)
+        except Exception as exc:  # refused, unreachable, TLS or AUTH failure, a garbled greeting
+            return everyone(recipients, f"relay unreachable: {_text(exc)}", temporary=True), False
         if isinstance(client, PipelinedConnection):
             return await self._pipelined(client, envelope_from, recipients, data)
         keep = True
         try:
             refused, _ = await client.sendmail(envelope_from, list(recipients), data)
-            return classify(recipients, {r: (e.code, e.message) for r, e in refused.items()})
+            return classify(recipients, {r: (e.code, e.message) for r, e in refused.items()}), False
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            return classify(recipients, {e.recipient: (e.code, e.message) for e in exc.recipients})
+            return classify(
+                recipients, {e.recipient: (e.code, e.message) for e in exc.recipients}
+            ), False
         except aiosmtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
             keep = False  # start the next transaction on a clean connection
-            return everyone(recipients, f"{exc.code} {exc.message}", temporary=exc.code < 500)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return everyone(recipients, f"{exc.code} {exc.message}", temporary=exc.code < 500), False
+        except (aiosmtplib.SMTPServerDisconnected, OSError, EOFError) as exc:
             keep = False
-            return everyone(recipients, f"relay error: {_text(exc)}", temporary=True)
+            return everyone(recipients, f"relay error: {_text(exc)}", temporary=True), True
+        except Exception as exc:  # a timeout, a client error: this batch waits and is retried
+            keep = False
+            return everyone(recipients, f"relay error: {_text(exc)}", temporary=True), False
         finally:
             if keep and client.is_connected:
                 self._idle.append(client)
@@ -99,15 +119,24 @@ class SmtpRelay:
 
     async def _pipelined(
         self, conn: PipelinedConnection, envelope_from: str, recipients: Sequence[str], data: bytes
-    ) -> Result:
+    ) -> tuple[Result, bool]:
         try:
             result = await conn.transaction(envelope_from, recipients, data)
-        except (ReplyError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+        except UnsafeAddress as exc:  # cannot be written into a command: retrying cannot help
+            return everyone(recipients, f"not sent: {exc}", temporary=False), False
+        except (OSError, EOFError) as exc:  # EOFError: asyncio.IncompleteReadError
             conn.close()
-            return everyone(recipients, f"relay error: {_text(exc)}", temporary=True)
+            return everyone(recipients, f"relay error: {_text(exc)}", temporary=True), True
+        except Exception as exc:  # a timeout, a garbled reply: this batch waits and is retried
+            conn.close()
+            return everyone(recipients, f"relay error: {_text(exc)}", temporary=True), False
         if conn.usable:
             self._idle.append(conn)
-        return result
+        return result, False
+
+    def _drop_idle(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
 
     async def close(self) -> None:
         """QUIT each pooled connection; one the relay already dropped is just closed."""
@@ -124,7 +153,8 @@ def _text(exc: BaseException) -> str:
 
 
 class MaildirOutbox:
-    """The embedded default with no relay: one file per recipient in a Maildir, as delivered."""
+    """The embedded default with no relay: one file per recipient in a Maildir, as delivered.
+    Maildir files end their lines with LF (what mutt, s-nail and `mailbox` expect), not SMTP's CRLF."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -136,12 +166,15 @@ class MaildirOutbox:
             await asyncio.to_thread(self._write, envelope_from, recipients, data)
         except OSError as exc:
             return everyone(recipients, f"outbox not writable: {exc.strerror}", temporary=True)
+        except Exception as exc:
+            return everyone(recipients, f"outbox error: {_text(exc)}", temporary=True)
         return Result(sent=tuple(recipients))
 
     def _write(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> None:
+        text = data.replace(b"\r\n", b"\n")
         for rcpt in recipients:
-            head = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {rcpt}\r\n".encode()
-            self._box.add(head + data)
+            head = f"Return-Path: <{envelope_from}>\nDelivered-To: {rcpt}\n".encode()
+            self._box.add(head + text)
 
     async def close(self) -> None:
         return None
