@@ -75,11 +75,33 @@ def test_file_that_is_not_a_database(run_cli: CliFn, db_path: Path) -> None:
 def test_database_newer_than_code(run_cli: CliFn, db_path: Path) -> None:
     import sqlite3
 
-    assert run_cli("lists", "list").code == 0
+    assert run_cli("lists", "create", "team@example.org").code == 0
     conn = sqlite3.connect(db_path)
     conn.execute("PRAGMA user_version = 999")
     conn.close()
     assert_one_line_error(run_cli("lists", "list"), "newer than this maillist supports")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",), ("check",), ("lists", "list"), ("lists", "show", "team@example.org"),
+        ("members", "list", "team@example.org"), ("members", "export", "team@example.org"),
+        ("members", "add", "team@example.org", "anne@example.org"), ("threads", "team@example.org"),
+        ("messages", "show", "x@example.org"), ("queue",), ("audit",), ("badges", "list"),
+        ("moderation", "list", "team@example.org"), ("postfix-maps",),
+    ],
+)  # fmt: skip
+def test_commands_refuse_a_database_that_does_not_exist(
+    run_cli: CliFn, db_path: Path, args: tuple[str, ...]
+) -> None:
+    """A mistyped --db must not create an empty database and report "lists 0"."""
+    assert_one_line_error(run_cli(*args), f"no database at {db_path}")
+    assert not db_path.exists() and not db_path.parent.joinpath("var").exists()
+
+
+def test_lists_create_and_demo_start_a_database(run_cli: CliFn, db_path: Path) -> None:
+    assert run_cli("demo").code == 0 and db_path.exists()
 
 
 def test_directory_as_database(run_cli: CliFn, db_path: Path) -> None:

@@ -75,14 +75,14 @@ def test_strict_with_clean_file_imports(team: CliFn, tmp_path: Path) -> None:
 
 def test_byte_order_mark_and_column_order(team: CliFn, tmp_path: Path) -> None:
     path = tmp_path / "bom.csv"
-    path.write_bytes("\ufeffName,Mode,Address\nZoë,digest,zoe@example.org\n".encode())
+    path.write_bytes("\ufeffName,Mode,Address\nZoë,nomail,zoe@example.org\n".encode())
     result = team("members", "import", "team@example.org", str(path))
     assert result.code == 0, result.err
     assert listed(team)["zoe@example.org"] | {} == {
         "address": "zoe@example.org",
         "name": "Zoë",
         "role": "member",
-        "mode": "digest",
+        "mode": "nomail",
         "status": "enabled",
         "badges": [],
     }

@@ -22,6 +22,7 @@ def test_status_json(run_cli: CliFn) -> None:
 
 
 def test_check_passes_then_fails_clearly(run_cli: CliFn, db_path: Path, tmp_path: Path) -> None:
+    assert run_cli("lists", "create", "team@example.org").code == 0
     assert run_cli("check").code == 0
     broken = tmp_path / "templates" / "message"
     broken.mkdir(parents=True)
@@ -70,4 +71,5 @@ def test_lists_create_and_delete_rewrite_maps(
 def test_postfix_maps_unwritable_directory(run_cli: CliFn, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
+    assert run_cli("lists", "create", "team@example.org").code == 0
     assert_one_line_error(run_cli("postfix-maps", "--out", str(blocker / "sub")), "cannot create")

@@ -42,7 +42,9 @@ def body_of(raw: bytes) -> bytes:
 @pytest.mark.parametrize("cte", ["7bit", "8bit", ""])
 def test_a_hostile_charset_never_raises_and_keeps_the_body(charset: str, cte: str) -> None:
     body = "caf\xe9 \u2603 plain text\r\n".encode("utf-8")
-    head = f"From: anne@example.org\r\nSubject: x\r\nContent-Type: text/plain; charset=\"{charset}\"\r\n"
+    head = (
+        f'From: anne@example.org\r\nSubject: x\r\nContent-Type: text/plain; charset="{charset}"\r\n'
+    )
     if cte:
         head += f"Content-Transfer-Encoding: {cte}\r\n"
     raw = head.encode("utf-8", "surrogateescape") + b"\r\n" + body
@@ -55,8 +57,7 @@ def test_a_hostile_charset_never_raises_and_keeps_the_body(charset: str, cte: st
 def test_the_charsets_that_once_stopped_delivery_are_wrapped() -> None:
     for charset in ("undefined", "idna", "ab\x00c"):
         raw = (
-            f"From: a@example.org\r\nContent-Type: text/plain; charset={charset}\r\n\r\n"
-            "caf\xe9\r\n"
+            f"From: a@example.org\r\nContent-Type: text/plain; charset={charset}\r\n\r\ncaf\xe9\r\n"
         ).encode("latin-1")
         out = copy_of(raw)
         parsed = message_from_bytes(out, policy=compat32)
@@ -85,7 +86,7 @@ boundaries = st.sampled_from(["b1", "b2", "", "\xff", "a b", "=_x", "b1--"])
 @st.composite
 def leaf(draw: st.DrawFn) -> bytes:
     ctype = draw(st.sampled_from(["text/plain", "text/html", "application/octet-stream", "x/y"]))
-    head = f"Content-Type: {ctype}; charset=\"{draw(charsets)}\"\r\n"
+    head = f'Content-Type: {ctype}; charset="{draw(charsets)}"\r\n'
     if draw(st.booleans()):
         head += f"Content-Transfer-Encoding: {draw(encodings)}\r\n"
     return head.encode("utf-8", "surrogateescape") + b"\r\n" + draw(texts)
@@ -95,9 +96,7 @@ def leaf(draw: st.DrawFn) -> bytes:
 def multipart(draw: st.DrawFn, depth: int = 0) -> bytes:
     sub = draw(st.sampled_from(["mixed", "alternative", "signed", "encrypted", "related"]))
     boundary = draw(boundaries)
-    parts = draw(
-        st.lists(leaf() if depth >= 2 else (leaf() | multipart(depth + 1)), max_size=3)
-    )
+    parts = draw(st.lists(leaf() if depth >= 2 else (leaf() | multipart(depth + 1)), max_size=3))
     head = f'Content-Type: multipart/{sub}; boundary="{boundary}"\r\n'.encode(
         "utf-8", "surrogateescape"
     )

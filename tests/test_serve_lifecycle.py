@@ -52,7 +52,11 @@ def test_a_port_in_use_exits_non_zero_at_once(tmp_path: Path, which: str) -> Non
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        args = ["--port", str(port)] if which == "--port" else ["--port", "0", "--http-port", str(port)]
+        args = (
+            ["--port", str(port)]
+            if which == "--port"
+            else ["--port", "0", "--http-port", str(port)]
+        )
         code, err = finish(start(db, "--outbox", str(tmp_path / "out"), *args))
     assert code != 0
     assert f"cannot listen on 127.0.0.1:{port}" in err

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from serverutil import Raw, Server, message, running
-from test_smtp_receive import seed
+from test_smtp_receive import admin, seed
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +252,38 @@ def test_server_survives_abrupt_disconnects(server: Server) -> None:
     raw = Raw(server.port)
     assert raw.reply().startswith(b"220")
     raw.close()
+
+
+def test_escape_sequences_never_reach_the_admins_terminal(server: Server) -> None:
+    """Ids, subjects and names with ESC/BEL/C1/bidi controls are shown escaped by the CLI."""
+    raw = (
+        b"From: \x1b]0;owned\x07Evil <anne@example.org>\r\nTo: open@example.org\r\n"
+        b"Subject: =?utf-8?q?hi=1B[2J=07=C2=9B31m?= there\r\n"
+        b"Message-ID: <esc\x1b[2Jid@example.org>\r\nReferences: <ref\x1b[5m@example.org>\r\n"
+        b"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n"
+    )
+    raw_conn = open_transaction(server)
+    raw_conn.send(raw + b".\r\n")
+    assert raw_conn.reply().startswith(b"250")
+    raw_conn.close()
+    for args in (
+        ("threads", "open@example.org"),
+        ("messages", "show", "esc\x1b[2Jid@example.org"),
+        ("moderation", "list", "open@example.org"),
+    ):
+        shown = admin(server.db, *args)
+        assert shown.returncode == 0, (args, shown.stderr)
+        for bad in ("\x1b", "\x07", "\x9b", "\u202e"):
+            assert bad not in shown.stdout and bad not in shown.stderr, (args, shown.stdout)
+    shown = admin(server.db, "messages", "show", "esc\x1b[2Jid@example.org").stdout
+    assert "<esc\\x1b[2Jid@example.org>" in shown and "ref\\x1b[5m" in shown
+    accepted = raw.replace(b"\x1b]0;owned\x07Evil ", b"Anne ").replace(b"<esc", b"<ok-esc")
+    raw_conn = open_transaction(server)
+    raw_conn.send(accepted + b".\r\n")
+    assert raw_conn.reply().startswith(b"250")
+    raw_conn.close()
+    listing = admin(server.db, "threads", "open@example.org").stdout
+    assert "hi[2J\\x9b31m there" in listing and "<ref\\x1b[5m@example.org>" in listing, listing
+    assert "\x1b" not in listing and "\x07" not in listing and "\x9b" not in listing
+    as_json = admin(server.db, "threads", "open@example.org", "--json").stdout
+    assert "\x1b" not in as_json and "\x9b" not in as_json and "\\u001b" in as_json

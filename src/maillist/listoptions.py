@@ -83,10 +83,18 @@ def _batch(value: str) -> int:
     return int(text)
 
 
+# RFC 3986 characters, less the ones that end or split a URL inside RFC 2369's `<...>, <...>`
+# (`>` `,`), quotes, and the percent sign's stray uses: a web_url can never add a URI to a header.
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&()*+;=:@/%-]*)?$")
+
+
 def _url(value: str) -> str:
     text = _single_line(500)(value)
-    if text and not re.match(r"^https?://[^\s/]+", text):
-        raise BadOption("must be an http(s):// URL, or empty to unset")
+    if text and not _URL.match(text):
+        raise BadOption(
+            "must be a plain http(s):// URL (host, optional port and path; no spaces, quotes, "
+            "commas, '<' or '>'), or empty to unset"
+        )
     return text.rstrip("/")
 
 

@@ -11,6 +11,9 @@ from maillist.errors import BadInput
 from maillist.models import ImportRow, Member
 
 COLUMNS = ("address", "name", "role", "mode")
+# A cell a spreadsheet would run as a formula (OWASP, CSV injection) is written with a leading
+# apostrophe, which the spreadsheet shows as text; import takes that apostrophe off again.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_COLUMNS = ("address", "name", "role", "mode", "status", "badges")
 
 
@@ -56,17 +59,24 @@ def parse(handle: TextIO, name: str) -> tuple[list[ImportRow], list[str]]:
         for record in reader:
             if not any(field.strip() for field in record):
                 continue  # a blank line is not a member
-            fields = {c: record[i] if i < len(record) else "" for c, i in index.items()}
+            fields = {c: unguard(record[i]) if i < len(record) else "" for c, i in index.items()}
             rows.append(ImportRow(line=reader.line_num, **fields))
     except csv.Error as exc:
         raise BadInput(f"{name}: malformed CSV at line {reader.line_num}: {exc}") from None
     return rows, warnings
 
 
+def guard(cell: str) -> str:
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def unguard(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
+
+
 def write_members(handle: TextIO, members: Iterable[Member]) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     for m in members:
-        writer.writerow(
-            (m.address, m.name, m.role.value, m.mode.value, m.status.value, "; ".join(m.badges))
-        )
+        row = (m.address, m.name, m.role.value, m.mode.value, m.status.value, "; ".join(m.badges))
+        writer.writerow([guard(cell) for cell in row])

@@ -27,7 +27,9 @@ def main(work: Path) -> None:
     import maillist as package  # the installed one: nothing from a checkout is on sys.path
 
     where = Path(package.__file__).resolve()
-    assert str(where).startswith(str(venv_bin.parent.resolve())), f"not the installed package: {where}"
+    assert str(where).startswith(str(venv_bin.parent.resolve())), (
+        f"not the installed package: {where}"
+    )
     db = work / "var" / "smoke.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILLIST_")}
 

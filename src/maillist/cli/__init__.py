@@ -23,10 +23,12 @@ from maillist.cli import (
     serve,
     threads,
 )  # fmt: skip
+from maillist.cli.output import say
 from maillist.config import DEFAULT_DB, Config
 from maillist.errors import MaillistError
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="maillist",
     help="maillist: an email discussion-list server. Manage lists, members, badges and the server.",
     no_args_is_help=True,
@@ -51,7 +53,7 @@ app.command("demo")(demo.demo)
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"maillist {__version__}")
+        say(f"maillist {__version__}")
         raise typer.Exit()
 
 
@@ -90,12 +92,12 @@ def main() -> None:
     try:
         app()
     except MaillistError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True)
         sys.exit(1)
     except Exception as exc:  # the last line of defence: a clear line, and the trace on request
         if os.environ.get("MAILLIST_DEBUG"):
             raise
-        typer.echo(
+        say(
             f"error: internal error: {type(exc).__name__}: {exc} (set MAILLIST_DEBUG=1 for details)",
             err=True,
         )

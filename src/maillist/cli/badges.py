@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
-from maillist.cli.output import emit_json, note, table
+from maillist.cli.output import emit_json, note, say, table
 from maillist.cli.runtime import run
 from maillist.services import badges as svc
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Grant and revoke site-wide badges (e.g. 'Licensee Badge') shown with a person's posts.",
     no_args_is_help=True,
 )
@@ -23,14 +24,14 @@ BadgeArg = Annotated[str, typer.Argument(help="The badge's name, e.g. 'Training 
 def grant(ctx: typer.Context, address: AddressArg, badge: BadgeArg) -> None:
     """Give a person a badge; it appears with their posts on every list."""
     g = run(ctx, lambda db, cfg: svc.grant(db, address, badge, actor=cfg.actor))
-    typer.echo(f"granted {g.badge!r} to {g.address}")
+    say(f"granted {g.badge!r} to {g.address}")
 
 
 @app.command("revoke")
 def revoke(ctx: typer.Context, address: AddressArg, badge: BadgeArg) -> None:
     """Take a badge away from a person."""
     run(ctx, lambda db, cfg: svc.revoke(db, address, badge, actor=cfg.actor))
-    typer.echo(f"revoked {badge.strip()!r} from {address.strip()}")
+    say(f"revoked {badge.strip()!r} from {address.strip()}")
 
 
 @app.command("list")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from maillist.cli.output import say
 from maillist.cli.runtime import run
 from maillist.config import Config
 from maillist.errors import DuplicateList
@@ -43,15 +44,15 @@ def demo(
         return True
 
     cfg = ctx.find_root().obj
-    created = run(ctx, build)
+    created = run(ctx, build, create=True)
     where = cfg.db if isinstance(cfg, Config) else "the database"
     if created:
-        typer.echo(f"created demo list {address} in {where} with {len(PEOPLE)} members:")
+        say(f"created demo list {address} in {where} with {len(PEOPLE)} members:")
     else:
-        typer.echo(f"demo list {address} already exists in {where}:")
+        say(f"demo list {address} already exists in {where}:")
     for who, name, role, granted in PEOPLE:
         badge_text = " - " + ", ".join(granted) if granted else ""
-        typer.echo(f"  {name} <{who}> ({role.value}){badge_text}")
-    typer.echo(
+        say(f"  {name} <{who}> ({role.value}){badge_text}")
+    say(
         f"Post to it with any SMTP client once `maillist serve` runs; see: maillist threads {address}"
     )

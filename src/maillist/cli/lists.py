@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from maillist.cli.output import emit_json, note, table
+from maillist.cli.output import emit_json, note, say, table
 from maillist.cli.runtime import run
 from maillist.errors import BadInput
 from maillist.listoptions import OPTIONS
@@ -15,7 +15,9 @@ from maillist.models import ListSummary, Posting
 from maillist.services import lists as svc
 from maillist.services import postfix
 
-app = typer.Typer(help="Create, inspect, configure and delete lists.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Create, inspect, configure and delete lists.", no_args_is_help=True
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")]
 
@@ -46,8 +48,9 @@ def create(
         lambda db, cfg: svc.create(
             db, address, name=name, description=description, posting=posting, actor=cfg.actor
         ),
+        create=True,
     )
-    typer.echo(f"created list {mlist.address} ({mlist.name}), posting: {mlist.posting.value}")
+    say(f"created list {mlist.address} ({mlist.name}), posting: {mlist.posting.value}")
     _refresh_postfix_maps(ctx)
 
 
@@ -81,7 +84,7 @@ def show(
         return
     width = max(len(k) for k in data)
     for key, value in data.items():
-        typer.echo(f"{key:<{width}}  {value}")
+        say(f"{key:<{width}}  {value}")
 
 
 @app.command(
@@ -96,7 +99,7 @@ def set_(
 ) -> None:
     """Change one list option; the value is validated for that option."""
     stored = run(ctx, lambda db, cfg: svc.set_option(db, address, option, value, actor=cfg.actor))
-    typer.echo(f"{option.strip().lower().replace('-', '_')} = {stored}")
+    say(f"{option.strip().lower().replace('-', '_')} = {stored}")
 
 
 @app.command("delete")
@@ -109,7 +112,7 @@ def delete(
     if not yes:
         raise BadInput(f"refusing to delete {address} without --yes (this cannot be undone)")
     gone = run(ctx, lambda db, cfg: svc.delete(db, address, actor=cfg.actor))
-    typer.echo(f"deleted list {gone.list.address} ({gone.members} subscriptions removed)")
+    say(f"deleted list {gone.list.address} ({gone.members} subscriptions removed)")
     _refresh_postfix_maps(ctx)
 
 

@@ -9,13 +9,15 @@ from typing import Annotated
 import typer
 
 from maillist import memberfile
-from maillist.cli.output import emit_json, note, table
+from maillist.cli.output import emit_json, note, say, table
 from maillist.cli.runtime import run
 from maillist.models import Mode, Role
 from maillist.services import members as svc
 
 app = typer.Typer(
-    help="Add, remove, list, import and export a list's members.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Add, remove, list, import and export a list's members.",
+    no_args_is_help=True,
 )
 
 ListArg = Annotated[str, typer.Argument(help="The list's address.")]
@@ -41,7 +43,7 @@ def add(
         ),
     )
     for address in added:
-        typer.echo(f"added {address} to {list_address} as {role.value} ({mode.value})")
+        say(f"added {address} to {list_address} as {role.value} ({mode.value})")
 
 
 @app.command("remove")
@@ -53,7 +55,7 @@ def remove(
     """Unsubscribe addresses. If any is not a member, nothing is removed."""
     removed = run(ctx, lambda db, cfg: svc.remove(db, list_address, addresses, actor=cfg.actor))
     for address in removed:
-        typer.echo(f"removed {address} from {list_address}")
+        say(f"removed {address} from {list_address}")
 
 
 @app.command("set")
@@ -64,9 +66,7 @@ def set_(
     option: Annotated[str, typer.Argument(help="role, mode, status or receive_own.")],
     value: Annotated[
         str,
-        typer.Argument(
-            help="member|moderator|owner, regular|digest|nomail, enabled|disabled, yes|no."
-        ),
+        typer.Argument(help="member|moderator|owner, regular|nomail, enabled|disabled, yes|no."),
     ],
 ) -> None:
     """Change one member's role, delivery mode, status, or whether they get their own posts."""
@@ -74,7 +74,7 @@ def set_(
         ctx,
         lambda db, cfg: svc.set_option(db, list_address, address, option, value, actor=cfg.actor),
     )
-    typer.echo(f"{address}: {option} = {value}")
+    say(f"{address}: {option} = {value}")
 
 
 @app.command("list")
@@ -142,9 +142,7 @@ def import_(
         )
     for problem in report.invalid:
         note(f"line {problem.line}: {problem.reason}")
-    typer.echo(
-        f"added {report.added}, already members {report.already}, invalid {len(report.invalid)}"
-    )
+    say(f"added {report.added}, already members {report.already}, invalid {len(report.invalid)}")
     if not report.applied:
         note(f"--strict: nothing imported because {len(report.invalid)} row(s) are invalid")
         raise typer.Exit(1)

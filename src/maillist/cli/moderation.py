@@ -7,11 +7,15 @@ from typing import Annotated
 
 import typer
 
-from maillist.cli.output import emit_json, note, table
+from maillist.cli.output import emit_json, note, say, table
 from maillist.cli.runtime import run
 from maillist.services import moderation as svc
 
-app = typer.Typer(help="List held posts; approve, reject or discard them.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="List held posts; approve, reject or discard them.",
+    no_args_is_help=True,
+)
 IdArg = Annotated[int, typer.Argument(help="The held message's id (from `moderation list`).")]
 
 
@@ -46,7 +50,7 @@ def list_(
 def approve(ctx: typer.Context, held_id: IdArg) -> None:
     """Post it: queued for redistribution exactly as if it had been accepted directly."""
     held = run(ctx, lambda db, cfg: svc.decide(db, held_id, "approved", actor=cfg.actor))
-    typer.echo(f"approved {held_id} <{held.message_id}> on {held.list_address}")
+    say(f"approved {held_id} <{held.message_id}> on {held.list_address}")
 
 
 @app.command("reject")
@@ -59,11 +63,11 @@ def reject(
     held = run(
         ctx, lambda db, cfg: svc.decide(db, held_id, "rejected", actor=cfg.actor, reason=reason)
     )
-    typer.echo(f"rejected {held_id} <{held.message_id}> on {held.list_address}")
+    say(f"rejected {held_id} <{held.message_id}> on {held.list_address}")
 
 
 @app.command("discard")
 def discard(ctx: typer.Context, held_id: IdArg) -> None:
     """Drop it silently (spam): recorded, never posted, nobody told."""
     held = run(ctx, lambda db, cfg: svc.decide(db, held_id, "discarded", actor=cfg.actor))
-    typer.echo(f"discarded {held_id} <{held.message_id}> on {held.list_address}")
+    say(f"discarded {held_id} <{held.message_id}> on {held.list_address}")

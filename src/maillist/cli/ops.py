@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from maillist.cli.output import emit_json
+from maillist.cli.output import emit_json, say
 from maillist.cli.runtime import run
 from maillist.errors import MaillistError
 from maillist.services import postfix
@@ -30,16 +30,16 @@ def status(
         emit_json(s.as_dict())
         return
     t = s.totals
-    typer.echo(f"maillist {s.version}, schema {s.schema}")
-    typer.echo(
+    say(f"maillist {s.version}, schema {s.schema}")
+    say(
         f"lists {t['lists']}, people {t['people']}, subscriptions {t['subscriptions']}, "
         f"messages {t['messages']}, held {t['held']}, delivery failures {t['delivery_failures']}"
     )
     queue = ", ".join(f"{k} {v['batches']}/{v['recipients']}" for k, v in sorted(s.queue.items()))
-    typer.echo(f"queue (batches/recipients): {queue or 'empty'}; jobs waiting {s.jobs_waiting}")
-    typer.echo(f"oldest pending delivery: {s.oldest_pending or 'none'}")
+    say(f"queue (batches/recipients): {queue or 'empty'}; jobs waiting {s.jobs_waiting}")
+    say(f"oldest pending delivery: {s.oldest_pending or 'none'}")
     for error in s.last_errors:
-        typer.echo(f"  {error['at'][:19]} {error['state']}: {error['error'][:100]}")
+        say(f"  {error['at'][:19]} {error['state']}: {error['error'][:100]}")
 
 
 def check(
@@ -52,7 +52,7 @@ def check(
     problems = run(ctx, lambda db, cfg: svc.check(db, templates))
     if problems:
         raise CheckFailed("; ".join(problems))
-    typer.echo("ok: schema current, site secret present, templates render")
+    say("ok: schema current, site secret present, templates render")
 
 
 def postfix_maps(
@@ -67,4 +67,4 @@ def postfix_maps(
     installed). Set MAILLIST_POSTFIX_MAPS=DIR to have `lists create/delete` rewrite them."""
     written = run(ctx, lambda db, cfg: postfix.write_maps(db, out, lmtp_host, lmtp_port))
     for path in written:
-        typer.echo(f"wrote {path}")
+        say(f"wrote {path}")

@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import typer
 
+# What a terminal would act on instead of showing: C0 controls (ESC, BEL, NUL, CR ...), DEL, C1
+# controls (U+009B is a one-character CSI) and the bidi overrides that reorder what is shown.
+# Message-IDs, subjects and names come from senders: they are shown escaped, never obeyed.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control or bidi character shown as an escape (\\x1b, \\u202e)."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def say(text: str, err: bool = False) -> None:
+    typer.echo(printable(text), err=err)
+
 
 def emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=None))
+    """JSON on stdout. json.dumps escapes C0 controls itself; DEL, C1 and bidi controls are
+    escaped too (still valid JSON: they can only occur inside strings)."""
+    text = json.dumps(value, ensure_ascii=False, indent=None)
+    sys.stdout.write(_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
     sys.stdout.write("\n")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A plain aligned table; fast enough for 100,000 rows, unlike a rich table."""
     text = [[str(c) for c in row] for row in rows]
+    if _UNPRINTABLE.search("".join("".join(row) for row in text)):  # one scan in the usual case
+        text = [[printable(c) for c in row] for row in text]
     widths = [len(h) for h in headers]
     for row in text:
         for i, cell in enumerate(row):
@@ -30,4 +55,4 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
 
 def note(message: str) -> None:
     """Human-facing progress and confirmations go to stderr when stdout carries data."""
-    typer.echo(message, err=True)
+    say(message, err=True)

@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
-from maillist.cli.output import emit_json, table
+from maillist.cli.output import emit_json, say, table
 from maillist.cli.runtime import run
 from maillist.services import queue as svc
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="The outbound queue: pending, deferred (with the last error) and failed deliveries.",
     invoke_without_command=True,
 )
@@ -41,7 +42,7 @@ def queue(
     summary = ", ".join(
         f"{state}: {b} batches / {r} recipients" for state, (b, r) in sorted(v.counts.items())
     )
-    typer.echo(f"jobs waiting to expand: {v.jobs_waiting}; {summary or 'queue empty'}")
+    say(f"jobs waiting to expand: {v.jobs_waiting}; {summary or 'queue empty'}")
     if v.rows:
         table(
             ("batch", "list", "message", "state", "rcpts", "tries", "next attempt", "last error"),
@@ -54,4 +55,4 @@ def queue(
 def retry(ctx: typer.Context) -> None:
     """Make every deferred delivery due now (the server picks them up within a second)."""
     count = run(ctx, lambda db, cfg: svc.retry(db))
-    typer.echo(f"{count} deferred batch(es) due now")
+    say(f"{count} deferred batch(es) due now")

@@ -20,12 +20,15 @@ def config(ctx: typer.Context) -> Config:
     return obj
 
 
-def run(ctx: typer.Context, call: Callable[[Store, Config], Awaitable[T]]) -> T:
-    """Open the database, run one service call on it, close it. Errors propagate to main()."""
+def run(
+    ctx: typer.Context, call: Callable[[Store, Config], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Open the database, run one service call on it, close it. Errors propagate to main().
+    Only the commands that start a site (`lists create`, `demo`) create a missing database."""
     cfg = config(ctx)
 
     async def go() -> T:
-        db = await open_store(cfg.db)
+        db = await open_store(cfg.db, create=create)
         try:
             return await call(db, cfg)
         finally:

@@ -89,7 +89,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     drain = _Drain(delivery.drain_seconds)
     async with contextlib.AsyncExitStack() as stack:
-        db = await open_store(cfg.db)  # creates or upgrades the schema before the writer opens it
+        db = await open_store(cfg.db, create=True)  # schema made or upgraded before the writer
         stack.push_async_callback(_step("database", db.close))
         writer = Writer(cfg.db)
         stack.push_async_callback(_step("writer", writer.close))
@@ -114,7 +114,9 @@ async def serve(
         if delivery.http_port is not None:
             http = await start_http(build_web(db, metrics), delivery.http_host, delivery.http_port)
             stack.push_async_callback(_step("http", _stop_http, http))
-            print(f"maillist http listening on {delivery.http_host}:{http[2]} (/metrics)", flush=True)
+            print(
+                f"maillist http listening on {delivery.http_host}:{http[2]} (/metrics)", flush=True
+            )
         target = (
             f"relay {delivery.relay.host}:{delivery.relay.port}"
             if delivery.relay
@@ -125,7 +127,9 @@ async def serve(
             "%s listening on %s:%d, database %s, delivering to %s",
             protocol, settings.host, listener.port, cfg.db, target,
         )  # fmt: skip
-        print(f"maillist {protocol} server listening on {settings.host}:{listener.port}", flush=True)
+        print(
+            f"maillist {protocol} server listening on {settings.host}:{listener.port}", flush=True
+        )
         await stop.wait()
         log.info("stopping: finishing %d open session(s)", len(listener.gate.live))
         drain.start()

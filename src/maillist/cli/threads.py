@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from maillist.cli.output import emit_json
+from maillist.cli.output import emit_json, say
 from maillist.cli.runtime import run
 from maillist.services import messages as svc
 from maillist.threads import Node
 
-messages_app = typer.Typer(help="Look at stored messages.", no_args_is_help=True)
+messages_app = typer.Typer(
+    rich_markup_mode=None, help="Look at stored messages.", no_args_is_help=True
+)
 
 
 def _node(node: Node) -> dict[str, Any]:
@@ -59,22 +61,23 @@ def threads(
         )
         return
     if not views:
-        typer.echo(f"{list_address} has no threads yet", err=True)
+        say(f"{list_address} has no threads yet", err=True)
         return
     for view in views:
-        typer.echo(
-            f"# {view.thread.subject or '(no subject)'}  ({view.messages} messages, last {view.thread.last_activity_at})"
+        count = f"{view.messages} message{'' if view.messages == 1 else 's'}"
+        say(
+            f"# {view.thread.subject or '(no subject)'}  ({count}, last {view.thread.last_activity_at})"
         )
         stack = [(n, 0) for n in reversed(view.roots)]
         while stack:
             node, depth = stack.pop()
             pad = "  " * depth
             if node.placeholder:
-                typer.echo(f"{pad}- <{node.message_id}> (not received)")
+                say(f"{pad}- <{node.message_id}> (not received)")
             else:
                 who = f"{node.sender_name} <{node.sender}>" if node.sender_name else node.sender
                 badges = f" - {', '.join(node.badges)}" if node.badges else ""
-                typer.echo(f"{pad}- {node.subject}  {who}{badges}  {node.date}")
+                say(f"{pad}- {node.subject}  {who}{badges}  {node.date}")
             stack.extend((r, depth + 1) for r in reversed(node.replies))
 
 
@@ -96,7 +99,7 @@ def show(
         return
     for index, (address, m) in enumerate(found):
         if index:
-            typer.echo("")
+            say("")
         fields = {
             "message-id": f"<{m.message_id}>",
             "list": address,
@@ -117,4 +120,4 @@ def show(
         width = max(len(k) for k in fields)
         for key, value in fields.items():
             if value:
-                typer.echo(f"{key:<{width}}  {value}")
+                say(f"{key:<{width}}  {value}")

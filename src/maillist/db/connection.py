@@ -43,7 +43,16 @@ class Database:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path, *, migrate_to: int | None = None) -> Database:
+    async def open(
+        cls, path: Path, *, create: bool = True, migrate_to: int | None = None
+    ) -> Database:
+        """Open the database at `path`; with `create`, make it (and its directory) if missing.
+        Commands that only read or change what exists never create an empty database by mistake."""
+        if not create and not path.exists():
+            raise StoreError(
+                f"no database at {path} (create a list with `maillist lists create`, or point "
+                "--db / MAILLIST_DB at your database)"
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

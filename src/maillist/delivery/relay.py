@@ -104,7 +104,9 @@ class SmtpRelay:
             ), False
         except aiosmtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
             keep = False  # start the next transaction on a clean connection
-            return everyone(recipients, f"{exc.code} {exc.message}", temporary=exc.code < 500), False
+            return everyone(
+                recipients, f"{exc.code} {exc.message}", temporary=exc.code < 500
+            ), False
         except (aiosmtplib.SMTPServerDisconnected, OSError, EOFError) as exc:
             keep = False
             return everyone(recipients, f"relay error: {_text(exc)}", temporary=True), True

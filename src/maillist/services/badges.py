@@ -21,6 +21,8 @@ def badge_name(name: str) -> str:
         raise BadgeError("a badge name must not be empty")
     if len(text) > MAX_BADGE or has_control(name):
         raise BadgeError(f"a badge name must be one line of at most {MAX_BADGE} characters")
+    if "," in text:  # X-Maillist-Badges lists badges separated by commas
+        raise BadgeError("a badge name may not contain a comma")
     return text
 
 

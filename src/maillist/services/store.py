@@ -12,6 +12,6 @@ __all__ = ["Store", "SyncTx", "Writer", "open_store"]
 Store = Database
 
 
-async def open_store(path: Path) -> Store:
-    """Open (creating or upgrading) the database at `path`."""
-    return await Database.open(path)
+async def open_store(path: Path, *, create: bool = False) -> Store:
+    """Open (upgrading) the database at `path`; only with `create` is a missing one made."""
+    return await Database.open(path, create=create)
