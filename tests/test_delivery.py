@@ -283,3 +283,28 @@ def test_sigkill_mid_fanout_then_restart_delivers_everyone(tmp_path: Path) -> No
             assert duplicates <= 4 * 10, duplicates
         finally:
             srv.stop()
+
+
+def test_a_display_name_cannot_borrow_someone_elses_badges(tmp_path: Path) -> None:
+    """Bob writes `From: "Anne - Licensee Badge" <bob@...>`: the footer names bob's account."""
+    db = tmp_path / "m.db"
+    setup_team(db, ("members", "add", "team@example.org", "zed@example.org", "--name", "Zed"))
+    with RunningSink(Sink()) as sink:
+        srv = Server(db, "--relay", f"127.0.0.1:{sink_port(sink)}")
+        try:
+            forged = '"Anne - Licensee Badge" <bob@example.org>'
+            post(srv.port, message(sender=forged, message_id="spoof@example.org"), "bob@example.org")
+            named = '"Anne - Licensee Badge" <zed@example.org>'
+            post(srv.port, message(sender=named, message_id="spoof2@example.org"), "zed@example.org")
+            sink.wait(lambda s: len(s.received) >= 4)
+            for received in sink.received:
+                copy = message_from_bytes(received.data, policy=default)
+                footer = copy.get_content().replace("\r\n", "\n").split("\n-- \n", 1)[1]
+                author = footer.splitlines()[0]
+                assert "Licensee" not in footer and copy["X-Maillist-Badges"] is None, footer
+                assert author in {"bob@example.org", "Zed"}, author
+                assert copy["X-Maillist-Author"] in {"bob@example.org", "zed@example.org"}
+            threads = admin(db, "threads", "team@example.org").stdout
+            assert "Anne - Licensee Badge" not in threads and "Zed <zed@example.org>" in threads
+        finally:
+            srv.stop()

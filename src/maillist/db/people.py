@@ -24,3 +24,18 @@ async def upsert_many(tx: Tx, people: Iterable[tuple[str, str]], at: str) -> Non
            WHERE excluded.name <> '' AND excluded.name <> people.name""",
         ((address, name, at) for address, name in people),
     )
+
+
+async def names_for(tx: Tx, addresses: list[str]) -> dict[str, str]:
+    """Account names keyed by lower-cased address (only people with a name set)."""
+    found: dict[str, str] = {}
+    unique = sorted({a.lower() for a in addresses if a})
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        async with tx.execute(
+            f"SELECT lower(address), name FROM people WHERE address IN ({marks}) AND name <> ''",
+            chunk,
+        ) as cur:
+            found.update({address: name for address, name in await cur.fetchall()})
+    return found

@@ -68,10 +68,11 @@ def unsubscribe_token(secret: str, mlist: MailingList, member: str) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
-def author_of(conn: SyncTx, source_sender: str, source_name: str) -> render.Author:
-    """Badges come from the sending address's account, never from anything the sender wrote."""
+def author_of(conn: SyncTx, source_sender: str) -> render.Author:
+    """Name and badges come from the sending address's account (the name an admin set), never
+    from anything the sender wrote: a From of "Alice - Licensee Badge" <bob@...> shows bob."""
     name, badges = sql.author_details(conn, source_sender) if source_sender else ("", [])
-    return render.Author(source_sender, source_name or name, tuple(badges))
+    return render.Author(source_sender, name, tuple(badges))
 
 
 def build_copy(
@@ -136,7 +137,7 @@ def expand_pending(
             mlist = lists.get(source.list_id)
             if mlist is None:
                 continue  # a list newer than our copy of the directory: next time
-            author = author_of(conn, source.sender, source.sender_name)
+            author = author_of(conn, source.sender)
             members = sql.recipients(conn, mlist.id, source.sender)
             now = iso(datetime.now(UTC))
             if mlist.personalize:
@@ -229,7 +230,7 @@ def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJo
     if mlist is None or source is None:
         return None
     message_id, raw, sender, sender_name = source
-    author = author_of(conn, sender, sender_name)
+    author = author_of(conn, sender)
     base = render.edited(raw, mlist, message_id)
     return SendJob(mlist, copy, raw, message_id, author, sql.site_secret(conn), base)
 

@@ -10,6 +10,7 @@ from maillist.db import Database
 from maillist.db import badges as db_badges
 from maillist.db import lists as db_lists
 from maillist.db import messages as db_messages
+from maillist.db import people as db_people
 from maillist.errors import UnknownList
 from maillist.models import StoredMessage, ThreadSummary
 from maillist.services.lists import require
@@ -47,12 +48,15 @@ VISIBLE = frozenset({"accept", "approved"})
 
 
 async def thread_views(db: Database, list_address: str, limit: int = 50) -> list[ThreadView]:
-    """Threads newest activity first; held, rejected or discarded posts show as placeholders."""
+    """Threads newest activity first; held, rejected or discarded posts show as placeholders.
+    Authors are shown with their account's name and badges, never the name a sender wrote."""
     async with db.snapshot() as tx:
         mlist = await require(tx, list_address)
         summaries = await db_messages.threads(tx, mlist.id, limit)
         rows = await db_messages.thread_messages(tx, [t.id for t in summaries])
-        badges = await db_badges.for_addresses(tx, [m.sender for m in rows if m.verdict in VISIBLE])
+        visible = [m.sender for m in rows if m.verdict in VISIBLE]
+        badges = await db_badges.for_addresses(tx, visible)
+        names = await db_people.names_for(tx, visible)
     by_thread: dict[int, list[Node]] = {}
     for m in rows:
         visible = m.verdict in VISIBLE and not m.placeholder
@@ -62,7 +66,7 @@ async def thread_views(db: Database, list_address: str, limit: int = 50) -> list
             subject=m.subject if visible else "",
             date=m.date if visible else "",
             sender=m.sender if visible else "",
-            sender_name=m.sender_name if visible else "",
+            sender_name=names.get(m.sender.lower(), "") if visible else "",  # the account's name
             placeholder=not visible,
             badges=tuple(badges.get(m.sender.lower(), ())) if visible else (),
             parent_id=m.parent_id,
