@@ -180,7 +180,7 @@ async def test_listing_shows_authors_badges_and_newest_first(db: Database, team:
     root = views[0].roots[0]
     assert (root.sender, root.sender_name, root.badges) == (
         "anne@example.org",
-        "",
+        "Anne",  # the account's name, as an admin set it
         ("Licensee Badge",),
     )
     # "Bob" is only what the sender wrote; his account has no name: the address is shown.
