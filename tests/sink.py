@@ -34,6 +34,7 @@ class Sink:
     mail_reply: str = ""  # refuse MAIL FROM with this reply
     data_reply: str = ""  # refuse the message after DATA with this reply
     received: list[Received] = field(default_factory=list)
+    port: int = 0  # set while it runs
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     async def handle_EHLO(
@@ -98,6 +99,7 @@ class RunningSink:
 
     def __enter__(self) -> Sink:
         self.controller.start()
+        self.sink.port = self.port
         return self.sink
 
     def __exit__(self, *exc: object) -> None:

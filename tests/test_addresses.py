@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maillist.addresses import normalise, normalise_each, normalise_list_address
+from maillist.addresses import normalise, normalise_each, normalise_list_address, split_recipient
 from maillist.errors import BadAddress
 
 local_parts = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}[A-Za-z0-9]", fullmatch=True).filter(
@@ -59,3 +59,36 @@ def test_list_address_may_not_look_like_a_sub_address(suffix: str) -> None:
     with pytest.raises(BadAddress, match=suffix):
         normalise_list_address(f"team-{suffix}@example.org")
     assert normalise_list_address(f"{suffix}team@example.org") == f"{suffix}team@example.org"
+
+
+@pytest.mark.parametrize(
+    ("recipient", "expected"),
+    [
+        ("team@example.org", ("team@example.org", "post", "")),
+        ("Team-Leave+k3x4fq2@Example.org", ("Team@example.org", "leave", "k3x4fq2")),
+        ("team-confirm+abc@example.org", ("team@example.org", "confirm", "abc")),
+        (
+            "team-bounces+" + "a" * 60 + "=example.org@example.org",  # a long VERP tag
+            ("team@example.org", "bounces", "a" * 60 + "=example.org"),
+        ),
+    ],
+)
+def test_split_recipient(recipient: str, expected: tuple[str, str, str]) -> None:
+    assert split_recipient(recipient) == expected
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "team+x@example.org",
+        "team-join+x@example.org",
+        "team-request+x@example.org",
+        "team-confirm@example.org",
+        "team-leave+a b@example.org",
+        "team-leave+<x>@example.org",
+        "team-leave+@example.org",
+    ],
+)
+def test_split_recipient_refuses(recipient: str) -> None:
+    with pytest.raises(BadAddress):
+        split_recipient(recipient)

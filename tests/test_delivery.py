@@ -125,21 +125,7 @@ def test_post_reaches_every_regular_member(tmp_path: Path, pipelining: bool) -> 
 
 
 def sink_port(sink: Sink) -> int:
-    return SINK_PORTS[id(sink)]
-
-
-SINK_PORTS: dict[int, int] = {}
-
-
-@pytest.fixture(autouse=True)
-def _remember_ports(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = RunningSink.__enter__
-
-    def enter(self: RunningSink) -> Sink:
-        SINK_PORTS[id(self.sink)] = self.port
-        return original(self)
-
-    monkeypatch.setattr(RunningSink, "__enter__", enter)
+    return sink.port
 
 
 def test_relay_down_then_up_loses_nothing(tmp_path: Path) -> None:
@@ -293,9 +279,13 @@ def test_a_display_name_cannot_borrow_someone_elses_badges(tmp_path: Path) -> No
         srv = Server(db, "--relay", f"127.0.0.1:{sink_port(sink)}")
         try:
             forged = '"Anne - Licensee Badge" <bob@example.org>'
-            post(srv.port, message(sender=forged, message_id="spoof@example.org"), "bob@example.org")
+            post(
+                srv.port, message(sender=forged, message_id="spoof@example.org"), "bob@example.org"
+            )
             named = '"Anne - Licensee Badge" <zed@example.org>'
-            post(srv.port, message(sender=named, message_id="spoof2@example.org"), "zed@example.org")
+            post(
+                srv.port, message(sender=named, message_id="spoof2@example.org"), "zed@example.org"
+            )
             sink.wait(lambda s: len(s.received) >= 4)
             for received in sink.received:
                 copy = message_from_bytes(received.data, policy=default)

@@ -66,20 +66,32 @@ def normalise_each(addresses: list[str]) -> list[str | BadAddress]:
     return out
 
 
+# A +tag on a sub-address: a VERP-encoded member address (bounces), or a token (leave, confirm).
+# Checked on its own, so a long member address in a VERP tag does not trip the 64-octet limit
+# that email-validator applies to the local part of the list's own address.
+_TAG = re.compile(r"^[A-Za-z0-9=._-]{1,200}$")
+TAGGED = frozenset({"bounces", "confirm", "leave"})
+
+
 @lru_cache(maxsize=4096)
 def split_recipient(address: str) -> tuple[str, str, str]:
     """Split a recipient into (list address, kind, tag); kind is "post" for the list itself.
 
-    `team-bounces+anne=example.org@x` -> ("team@x", "bounces", "anne=example.org"). The local part is
-    matched case-insensitively; only -bounces and -confirm take a +tag. The list may not exist: the
-    caller looks it up. Raises BadAddress for anything that cannot be a list or sub-address."""
-    canonical = normalise(address)
-    local, domain = canonical.rsplit("@", 1)
+    `team-bounces+anne=example.org@x` -> ("team@x", "bounces", "anne=example.org"). The local part
+    is matched case-insensitively; only -bounces, -leave and -confirm take a +tag (-confirm must).
+    The list may not exist: the caller looks it up. Raises BadAddress for anything that cannot be
+    a list or sub-address."""
+    text = address.strip()
+    local, at, domain = text.rpartition("@")
     base, plus, tag = local.partition("+")
+    if plus and not _TAG.match(tag):
+        raise BadAddress(f"not a list address: {text[:200]}")
+    canonical = normalise(f"{base}@{domain}" if at else text)
+    base, domain = canonical.rsplit("@", 1)
     lowered = base.lower()
     for suffix in SUFFIXES:
         if lowered.endswith("-" + suffix) and len(base) > len(suffix) + 1:
-            if plus and suffix not in {"bounces", "confirm"}:
+            if plus and suffix not in TAGGED:
                 break
             if suffix == "confirm" and not tag:
                 break

@@ -55,3 +55,7 @@ class MessageRefused(MaillistError):
 
 class UnknownHeld(MaillistError):
     pass
+
+
+class BadToken(MaillistError):
+    """A token that is malformed, unknown, expired, used, or not for this list and action."""

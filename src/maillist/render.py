@@ -178,8 +178,8 @@ def list_headers(mlist: MailingList, author: Author, copy: Copy) -> list[tuple[s
     ]
     if copy.unsubscribe_url:
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    if mlist.web_url:
-        headers.append(("List-Archive", f"<{mlist.web_url}/lists/{mlist.address}/>"))
+    # No List-Archive yet: every URL a copy carries must be one maillist answers, and the web
+    # archive is not built yet.
     headers += [("Precedence", "list"), ("X-Loop", mlist.address)]
     headers.append(("X-Maillist-Author", author.address))
     if author.badges:

@@ -25,7 +25,9 @@ class Templates:
         dirs = [str(d) for d in (override, default_dir()) if d is not None]
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(dirs),
-            autoescape=False,  # plain-text mail; header values are encoded by render.header_line
+            # Plain-text mail is not escaped (header values are encoded by render.header_line);
+            # HTML pages are.
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
         )
@@ -50,3 +52,7 @@ class Templates:
             "unsubscribe": unsubscribe,
         }
         return self._footer.render(context).rstrip() + "\n"
+
+    def page(self, name: str, **context: Any) -> str:
+        """An HTML page (autoescaped), e.g. "web/unsubscribe.html.j2"."""
+        return self.env.get_template(name).render(context)

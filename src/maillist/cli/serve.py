@@ -112,7 +112,8 @@ async def serve(
         listener = await listen(Handler(directory, ingestor, settings, limits, metrics), settings)
         stack.push_async_callback(_step("sessions", lambda: listener.stop(drain.left())))
         if delivery.http_port is not None:
-            http = await start_http(build_web(db, metrics), delivery.http_host, delivery.http_port)
+            web = build_web(db, metrics, Templates(delivery.templates))
+            http = await start_http(web, delivery.http_host, delivery.http_port)
             stack.push_async_callback(_step("http", _stop_http, http))
             print(
                 f"maillist http listening on {delivery.http_host}:{http[2]} (/metrics)", flush=True

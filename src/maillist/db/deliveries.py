@@ -75,6 +75,16 @@ def author_details(conn: SyncTx, address: str) -> tuple[str, list[str]]:
     return str(row[1]), [b[0] for b in badges]
 
 
+def person_ids(conn: SyncTx, list_id: int) -> dict[str, int]:
+    """Lower-cased address -> person id for everyone on the list."""
+    rows = conn.execute(
+        "SELECT lower(p.address), p.id FROM subscriptions s JOIN people p ON p.id = s.person_id "
+        "WHERE s.list_id = ?",
+        (list_id,),
+    ).fetchall()
+    return dict(rows)
+
+
 def site_secret(conn: SyncTx) -> str:
     row = conn.execute("SELECT value FROM site WHERE key = 'secret'").fetchone()
     return str(row[0]) if row else ""

@@ -16,6 +16,14 @@ async def by_address(tx: Tx, address: str) -> Person | None:
     return Person(*row) if row else None
 
 
+async def by_id(tx: Tx, person_id: int) -> Person | None:
+    async with tx.execute(
+        "SELECT id, address, name, created_at FROM people WHERE id = ?", (person_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    return Person(*row) if row else None
+
+
 async def upsert_many(tx: Tx, people: Iterable[tuple[str, str]], at: str) -> None:
     """Create each (address, name) that is new; a non-empty name given replaces the stored one."""
     await tx.executemany(

@@ -202,7 +202,8 @@ class DeliveryWorkers:
             member = batch.recipients[0]
             data = deliveries.build_copy(
                 job.raw, job.message_id, job.mlist, job.author, self._templates,
-                member=member, secret=job.secret, base=job.base,
+                member=member, person_id=job.person_ids.get(member.lower()), secret=job.secret,
+                base=job.base,
             )  # fmt: skip
             sender = deliveries.verp(job.mlist, member)
         else:

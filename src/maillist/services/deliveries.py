@@ -6,15 +6,13 @@ transaction per worker is sent twice and none is lost."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 
-from maillist import render
+from maillist import render, tokens
 from maillist.db import deliveries as sql
 from maillist.db.writer import SyncTx, transaction
 from maillist.models import MailingList
@@ -63,9 +61,10 @@ def verp(mlist: MailingList, member: str) -> str:
     return render.sub_address(mlist, "bounces", f"{local}={domain}")
 
 
-def unsubscribe_token(secret: str, mlist: MailingList, member: str) -> str:
-    message = f"{mlist.address.lower()}\n{member.lower()}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+def unsubscribe_url(mlist: MailingList, token: str) -> str:
+    """Where a personalised copy's one-click link points: `maillist serve --http-port` answers
+    it at this path (web_url is the public base URL that reaches that port)."""
+    return f"{mlist.web_url}/unsubscribe/{mlist.address}/{token}"
 
 
 def author_of(conn: SyncTx, source_sender: str) -> render.Author:
@@ -83,18 +82,20 @@ def build_copy(
     templates: Templates,
     *,
     member: str | None = None,
+    person_id: int | None = None,
     secret: str = "",
     base: render.Parts | None = None,
 ) -> bytes:
     """One list copy; `base` (render.edited, once per post) spares personalised copies the shared
-    edits."""
+    edits. A personalised copy (member and person_id given) carries the member's own
+    unsubscribe token in `LIST-leave+TOKEN@` and, with a web_url, an RFC 8058 one-click link."""
     unsubscribe_mailto = render.sub_address(mlist, "leave")
     url = ""
-    if member is not None and secret:
-        token = unsubscribe_token(secret, mlist, member)
+    if member is not None and person_id is not None and secret:
+        token = tokens.member_token(secret, tokens.UNSUBSCRIBE, mlist.address, member, person_id)
         unsubscribe_mailto = render.sub_address(mlist, "leave", token)
         if mlist.web_url:
-            url = f"{mlist.web_url}/unsubscribe/{mlist.address}/{token}"
+            url = unsubscribe_url(mlist, token)
     footer = None
     if mlist.footer:
         footer = templates.footer(mlist, author, url or unsubscribe_mailto, member)
@@ -219,6 +220,7 @@ class SendJob:
     author: render.Author
     secret: str
     base: render.Parts
+    person_ids: dict[str, int]  # lower-cased address -> person id, for personalised copies' tokens
 
 
 def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJob | None:
@@ -232,7 +234,8 @@ def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJo
     message_id, raw, sender, sender_name = source
     author = author_of(conn, sender)
     base = render.edited(raw, mlist, message_id)
-    return SendJob(mlist, copy, raw, message_id, author, sql.site_secret(conn), base)
+    people = sql.person_ids(conn, mlist.id) if copy.personalized else {}
+    return SendJob(mlist, copy, raw, message_id, author, sql.site_secret(conn), base, people)
 
 
 def reset_sending(conn: SyncTx) -> int:

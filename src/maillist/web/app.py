@@ -1,19 +1,31 @@
-"""The Starlette app: /metrics in Prometheus text format and /healthz."""
+"""The Starlette app: /metrics (Prometheus), /healthz, and the one-click unsubscribe page."""
 
 from __future__ import annotations
+
+from email.parser import BytesParser
+from email.policy import compat32
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from maillist.errors import BadToken
 from maillist.metrics import Metrics
 from maillist.services import queue as queue_service
+from maillist.services import unsubscribe as unsubscribe_service
 from maillist.services.store import Store
+from maillist.templating import Templates
+
+MAX_FORM_BYTES = 8192
+ONE_CLICK = ("List-Unsubscribe", "One-Click")
 
 
-def build(db: Store, metrics: Metrics) -> Starlette:
+def build(db: Store, metrics: Metrics, templates: Templates | None = None) -> Starlette:
+    pages = templates or Templates()
+
     async def scrape(request: Request) -> Response:
         view = await queue_service.view(db, limit=1)
         metrics.set_queue(view.counts)
@@ -22,4 +34,54 @@ def build(db: Store, metrics: Metrics) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
-    return Starlette(routes=[Route("/metrics", scrape), Route("/healthz", healthz)])
+    def page(state: str, status: int = 200, **context: object) -> Response:
+        context = {"list": None, "address": "", **context}
+        html = pages.page("web/unsubscribe.html.j2", state=state, **context)
+        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        return HTMLResponse(html, status_code=status, headers=headers)
+
+    async def unsubscribe(request: Request) -> Response:
+        """RFC 8058: a GET (what link scanners send) shows a page and changes nothing; a POST
+        with `List-Unsubscribe=One-Click` unsubscribes at once. A bad token gets 400."""
+        list_address = request.path_params["list_address"]
+        token = request.path_params["token"]
+        try:
+            if request.method == "GET":
+                found = await unsubscribe_service.check(db, list_address, token)
+                state = "confirm" if found.subscribed else "gone"
+                return page(state, list=found.mlist, address=found.address)
+            if not await _one_click(request):
+                return page("invalid", 400)
+            done = await unsubscribe_service.unsubscribe(db, list_address, token, actor="one-click")
+        except BadToken:
+            return page("invalid", 400)
+        return page("done" if done.subscribed else "gone", list=done.mlist, address=done.address)
+
+    return Starlette(
+        routes=[
+            Route("/metrics", scrape),
+            Route("/healthz", healthz),
+            Route("/unsubscribe/{list_address}/{token}", unsubscribe, methods=["GET", "POST"]),
+        ]
+    )
+
+
+async def _one_click(request: Request) -> bool:
+    """Whether the POST body carries List-Unsubscribe=One-Click (urlencoded or multipart)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return False
+    kind = request.headers.get("content-type", "").lower()
+    if kind.startswith("multipart/form-data"):
+        head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode("latin-1")
+        form = BytesParser(policy=compat32).parsebytes(head + body)
+        for part in form.get_payload() if form.is_multipart() else []:
+            name = part.get_param("name", header="content-disposition")
+            value = part.get_payload(decode=True) or b""
+            if name == ONE_CLICK[0] and value.strip() == ONE_CLICK[1].encode():
+                return True
+        return False
+    fields = parse_qs(body.decode("utf-8", "replace"))
+    return ONE_CLICK[1] in fields.get(ONE_CLICK[0], [])
