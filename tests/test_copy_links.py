@@ -13,7 +13,7 @@ import smtplib
 import urllib.error
 import urllib.request
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 
@@ -27,7 +27,7 @@ _BRACKETED = re.compile(r"<([^<>]+)>")
 _IN_TEXT = re.compile(r"(https?://\S+|[\w.+=-]+@[\w.-]+\.[a-z]+)")
 
 
-def links(copy: Message, envelope_from: str) -> tuple[set[str], set[str]]:
+def links(copy: EmailMessage, envelope_from: str) -> tuple[set[str], set[str]]:
     """(addresses, urls) a member could use: List-* headers, the envelope sender, the footer."""
     found: set[str] = {envelope_from}
     for name, value in copy.items():
@@ -95,6 +95,7 @@ def test_every_address_and_url_in_a_copy_is_routable(tmp_path: Path) -> None:
             every_url: set[str] = set()
             for received in sink.received:
                 copy = message_from_bytes(received.data, policy=default)
+                assert isinstance(copy, EmailMessage)
                 addresses, urls = links(copy, received.mail_from)
                 every_address |= addresses - set(received.rcpts)  # "you receive this as ..."
                 every_url |= urls

@@ -6,6 +6,7 @@ multipart/mixed; the list's headers are there exactly once and the original byte
 from __future__ import annotations
 
 from email import message_from_bytes
+from email.message import Message
 from email.policy import compat32
 
 import pytest
@@ -62,7 +63,10 @@ def test_the_charsets_that_once_stopped_delivery_are_wrapped() -> None:
         out = copy_of(raw)
         parsed = message_from_bytes(out, policy=compat32)
         assert parsed.get_content_type() == "multipart/mixed", charset
-        first, footer = parsed.get_payload()
+        payload = parsed.get_payload()
+        assert isinstance(payload, list)
+        first, footer = payload
+        assert isinstance(first, Message) and isinstance(footer, Message)
         assert first.get_payload(decode=True) == b"caf\xe9\r\n"
         assert b"Licensee Badge" in footer.get_payload(decode=True)
 

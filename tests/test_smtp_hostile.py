@@ -275,8 +275,8 @@ def test_escape_sequences_never_reach_the_admins_terminal(server: Server) -> Non
         assert shown.returncode == 0, (args, shown.stderr)
         for bad in ("\x1b", "\x07", "\x9b", "\u202e"):
             assert bad not in shown.stdout and bad not in shown.stderr, (args, shown.stdout)
-    shown = admin(server.db, "messages", "show", "esc\x1b[2Jid@example.org").stdout
-    assert "<esc\\x1b[2Jid@example.org>" in shown and "ref\\x1b[5m" in shown
+    text = admin(server.db, "messages", "show", "esc\x1b[2Jid@example.org").stdout
+    assert "<esc\\x1b[2Jid@example.org>" in text and "ref\\x1b[5m" in text
     accepted = raw.replace(b"\x1b]0;owned\x07Evil ", b"Anne ").replace(b"<esc", b"<ok-esc")
     raw_conn = open_transaction(server)
     raw_conn.send(accepted + b".\r\n")

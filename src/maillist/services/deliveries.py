@@ -231,7 +231,7 @@ def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJo
     source = sql.message_source(conn, copy.message_row)
     if mlist is None or source is None:
         return None
-    message_id, raw, sender, sender_name = source
+    message_id, raw, sender, _name = source
     author = author_of(conn, sender)
     base = render.edited(raw, mlist, message_id)
     people = sql.person_ids(conn, mlist.id) if copy.personalized else {}

@@ -54,9 +54,9 @@ async def thread_views(db: Database, list_address: str, limit: int = 50) -> list
         mlist = await require(tx, list_address)
         summaries = await db_messages.threads(tx, mlist.id, limit)
         rows = await db_messages.thread_messages(tx, [t.id for t in summaries])
-        visible = [m.sender for m in rows if m.verdict in VISIBLE]
-        badges = await db_badges.for_addresses(tx, visible)
-        names = await db_people.names_for(tx, visible)
+        authors = [m.sender for m in rows if m.verdict in VISIBLE]
+        badges = await db_badges.for_addresses(tx, authors)
+        names = await db_people.names_for(tx, authors)
     by_thread: dict[int, list[Node]] = {}
     for m in rows:
         visible = m.verdict in VISIBLE and not m.placeholder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from urllib.parse import parse_qs
@@ -77,10 +78,14 @@ async def _one_click(request: Request) -> bool:
     if kind.startswith("multipart/form-data"):
         head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode("latin-1")
         form = BytesParser(policy=compat32).parsebytes(head + body)
-        for part in form.get_payload() if form.is_multipart() else []:
+        parts = form.get_payload() if form.is_multipart() else []
+        for part in parts if isinstance(parts, list) else []:
+            if not isinstance(part, Message):
+                continue
             name = part.get_param("name", header="content-disposition")
-            value = part.get_payload(decode=True) or b""
-            if name == ONE_CLICK[0] and value.strip() == ONE_CLICK[1].encode():
+            value = part.get_payload(decode=True)
+            wanted = name == ONE_CLICK[0] and isinstance(value, bytes)
+            if wanted and isinstance(value, bytes) and value.strip() == ONE_CLICK[1].encode():
                 return True
         return False
     fields = parse_qs(body.decode("utf-8", "replace"))
