@@ -20,7 +20,7 @@ class _Handler:
 
 
 async def _protocols() -> tuple[ListSMTP, SMTP]:
-    ours = ListSMTP(_Handler(), SessionGate(1), ServerSettings())
+    ours = ListSMTP(_Handler(), SessionGate(1, 1), ServerSettings())
     return ours, SMTP(_Handler())
 
 
@@ -51,7 +51,7 @@ def test_trimmed_dir_finds_the_same_commands_and_auth_methods() -> None:
     async def build() -> list[tuple[object, object]]:
         pairs: list[tuple[object, object]] = []
         for ours, theirs in ((ListSMTP, SMTP), (ListLMTP, LMTP)):
-            a = ours(_Handler(), SessionGate(1), ServerSettings())
+            a = ours(_Handler(), SessionGate(1, 1), ServerSettings())
             b = theirs(_Handler())
             pairs.append((sorted(a._smtp_methods), sorted(b._smtp_methods)))
             pairs.append((sorted(a._auth_methods), sorted(b._auth_methods)))

@@ -214,6 +214,15 @@ def serve_command(
         int,
         typer.Option(envvar="MAILLIST_MAX_SESSIONS", min=1, help="Concurrent sessions before 421."),
     ] = 100,
+    max_sessions_per_client: Annotated[
+        int,
+        typer.Option(
+            envvar="MAILLIST_MAX_SESSIONS_PER_CLIENT",
+            min=1,
+            help="Concurrent sessions from one client address before 421 (Postfix's LMTP "
+            "client opens up to 20).",
+        ),
+    ] = 20,
     max_recipients: Annotated[
         int,
         typer.Option(envvar="MAILLIST_MAX_RECIPIENTS", min=1, help="RCPTs per message before 452."),
@@ -311,6 +320,7 @@ def serve_command(
         lmtp=lmtp,
         hostname=hostname or socket.getfqdn(),
         max_sessions=max_sessions,
+        max_sessions_per_client=max_sessions_per_client,
         max_recipients=max_recipients,
         idle_timeout=timeout,
         session_seconds=session_seconds,

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, syntax
 
 from maillist.errors import MaillistError
+from maillist.smtp.data import DataState, read_data
 
 log = logging.getLogger("maillist.smtp")
 
@@ -47,6 +48,7 @@ class ServerSettings:
     lmtp: bool = False
     hostname: str = "localhost"
     max_sessions: int = 100
+    max_sessions_per_client: int = 20  # Postfix's LMTP client opens up to 20 by default
     max_recipients: int = 50
     idle_timeout: float = 60.0
     session_seconds: float = 600.0
@@ -54,11 +56,14 @@ class ServerSettings:
 
 
 class SessionGate:
-    """Counts live sessions, refuses past the cap, and lets shutdown wait for them to end."""
+    """Counts live sessions, in all and per client address; refuses past either cap; lets
+    shutdown wait for them to end."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int) -> None:
         self.limit = limit
+        self.per_client = per_client
         self.live: set[asyncio.Protocol] = set()
+        self._clients: dict[str, int] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -68,6 +73,21 @@ class SessionGate:
     def enter(self, protocol: asyncio.Protocol) -> None:
         self.live.add(protocol)
         self._idle.clear()
+
+    def admit_client(self, client: str) -> bool:
+        """Count one more session from `client`, unless it already has its share."""
+        count = self._clients.get(client, 0)
+        if count >= self.per_client:
+            return False
+        self._clients[client] = count + 1
+        return True
+
+    def leave_client(self, client: str) -> None:
+        count = self._clients.get(client, 0) - 1
+        if count > 0:
+            self._clients[client] = count
+        else:
+            self._clients.pop(client, None)
 
     def leave(self, protocol: asyncio.Protocol) -> None:
         self.live.discard(protocol)
@@ -83,7 +103,14 @@ class SessionGate:
 
 
 class _Limited:
-    """What our SMTP and LMTP protocols add to aiosmtpd's: a session deadline, the gate, replies."""
+    """What our SMTP and LMTP protocols add to aiosmtpd's: a per-client session cap, an idle
+    timeout that only real work resets, a session deadline, DATA read into one bounded buffer,
+    and our replies.
+
+    aiosmtpd's own idle timer is reset by any valid command, NOOP and RSET included, so a client
+    could hold a session slot for its whole lifetime by sending NOOP. Here only progress
+    (the first HELO/EHLO, MAIL, RCPT, DATA and the data itself) resets the idle clock; aiosmtpd's
+    timer is given the session deadline and never fires first."""
 
     gate: SessionGate
     settings: ServerSettings
@@ -97,36 +124,120 @@ class _Limited:
         size = getattr(handler, "size_limit", None)
         self.session_max_size = size() if size is not None else settings.default_max_size
         self._deadline = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._client: str | None = None
+        self._greeted = False
         self.started = time.monotonic()
+        self._progress_at = self.started
         super().__init__(  # type: ignore[call-arg]  # SMTP or LMTP, by the subclass's bases
             handler,
             data_size_limit=self.session_max_size,
             hostname=settings.hostname,
             ident="maillist",
-            timeout=settings.idle_timeout,
+            timeout=settings.session_seconds,
             enable_SMTPUTF8=True,
         )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if not self.gate.admit_client(client):
+            log.warning(
+                "client %s has %d sessions: refusing one more", client, self.gate.per_client
+            )
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(
+                b"421 4.7.0 Too many connections from your address, try again later\r\n"
+            )
+            transport.close()
+            return  # aiosmtpd never starts for this connection
+        self._client = client
         super().connection_made(transport)  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         self._deadline = loop.call_later(self.settings.session_seconds, self._expire)
+        self._idle_timer = loop.call_later(self.settings.idle_timeout, self._idle_check)
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
+        for timer in (self._deadline, self._idle_timer):
+            if timer is not None:
+                timer.cancel()
         self.gate.leave(self)  # type: ignore[arg-type]
+        if self._client is None:
+            return  # refused in connection_made: aiosmtpd has nothing to clean up
+        self.gate.leave_client(self._client)
         super().connection_lost(error)  # type: ignore[misc]
+
+    def _progress(self) -> None:
+        self._progress_at = time.monotonic()
+
+    def _idle_check(self) -> None:
+        idle = time.monotonic() - self._progress_at
+        if idle < self.settings.idle_timeout:
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_later(self.settings.idle_timeout - idle, self._idle_check)
+            return
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+            self.transport.close()
 
     async def push(self, status: Any) -> None:
         text = status.decode() if isinstance(status, bytes) else status
         await super().push(_REWRITE.get(text, text))  # type: ignore[misc]
 
-    def _timeout_cb(self) -> None:
-        """Say why before closing an idle session (aiosmtpd just closes it)."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
-        super()._timeout_cb()  # type: ignore[misc]
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self._progress()
+        await super().smtp_MAIL(arg)  # type: ignore[misc]
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        self._progress()
+        await super().smtp_RCPT(arg)  # type: ignore[misc]
+
+    # Progress: what moves a mail transaction forward resets the idle clock (NOOP, RSET, HELP,
+    # VRFY and repeated greetings do not).
+    def _greeting(self) -> None:
+        if not self._greeted:
+            self._greeted = True
+            self._progress()
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading into one bounded buffer (smtp/data.py says why). Uses three
+        non-public parts of aiosmtpd 1.4.x (`_reader`, `_set_post_data_state`, the handler's
+        `handle_DATA` called directly): tests/test_aiosmtpd_seams.py fails if they change."""
+        self._progress()
+        if await self.check_helo_needed():  # type: ignore[attr-defined]
+            return
+        if await self.check_auth_needed("DATA"):  # type: ignore[attr-defined]
+            return
+        envelope = self.envelope  # type: ignore[attr-defined]
+        if not envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = await read_data(
+            self._reader,  # type: ignore[attr-defined]
+            self.data_size_limit,  # type: ignore[attr-defined]
+            self.line_length_limit,  # type: ignore[attr-defined]
+            self._progress,
+        )
+        if data.state is not DataState.OK:
+            self._set_post_data_state()  # type: ignore[attr-defined]
+            await self.push(
+                "500 Line too long (see RFC5321 4.5.3.1.6)"
+                if data.state is DataState.TOO_LONG
+                else "552 Error: Too much mail data"
+            )
+            return
+        envelope.content = envelope.original_content = data.content
+        handler = self.event_handler  # type: ignore[attr-defined]
+        status = await handler.handle_DATA(self, self.session, envelope)  # type: ignore[attr-defined]
+        self._set_post_data_state()  # type: ignore[attr-defined]
+        await self.push(status)
 
     def __dir__(self) -> list[str]:
         """aiosmtpd's __init__ runs inspect.getmembers(self) on every connection only to find
@@ -163,11 +274,22 @@ class _Limited:
 
 
 class ListSMTP(_Limited, SMTP):
-    pass
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._greeting()
+        await super().smtp_HELO(hostname)
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._greeting()
+        await super().smtp_EHLO(hostname)
 
 
 class ListLMTP(_Limited, LMTP):
-    pass
+    @syntax("LHLO hostname")
+    async def smtp_LHLO(self, arg: str) -> None:
+        self._greeting()
+        await super().smtp_LHLO(arg)
 
 
 class _Refuse(asyncio.Protocol):
@@ -200,7 +322,7 @@ class Listener:
 
 
 async def listen(handler: Any, settings: ServerSettings) -> Listener:
-    gate = SessionGate(settings.max_sessions)
+    gate = SessionGate(settings.max_sessions, settings.max_sessions_per_client)
     kind = ListLMTP if settings.lmtp else ListSMTP
 
     def factory() -> asyncio.Protocol:
