@@ -11,7 +11,8 @@ import pytest
 
 from conftest import CliFn, assert_one_line_error
 from maillist.cli.output import printable
-from maillist.memberfile import guard, unguard
+from maillist.errors import BadInput
+from maillist.memberfile import guard, read_rows, unguard
 
 
 @pytest.fixture
@@ -117,3 +118,21 @@ def test_printable_escapes_what_a_terminal_would_obey() -> None:
     assert printable("a\x1b[31mred\x07\x00") == "a\\x1b[31mred\\x07\\x00"
     assert printable("x\u202ey\x9bz") == "x\\u202ey\\x9bz"
     assert printable("Zoë ☃") == "Zoë ☃"
+
+
+def test_import_reads_stdin(cli: CliFn) -> None:
+    assert cli("lists", "create", "team@example.org").code == 0
+    added = cli("members", "import", "team@example.org", "-", stdin="address,name\nzoe@x.org,Zoe\n")
+    assert added.code == 0 and "added 1" in added.out, added.err
+    assert "zoe@x.org" in cli("members", "list", "team@example.org").out
+
+
+def test_an_unreadable_file_error_says_how_to_import_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", denied)  # tests run as root, who can read any file
+    with pytest.raises(BadInput, match=r"permission denied .*members import LIST - < FILE"):
+        read_rows(tmp_path / "people.csv")

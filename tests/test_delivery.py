@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import smtplib
+import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -296,5 +297,43 @@ def test_a_display_name_cannot_borrow_someone_elses_badges(tmp_path: Path) -> No
                 assert copy["X-Maillist-Author"] in {"bob@example.org", "zed@example.org"}
             threads = admin(db, "threads", "team@example.org").stdout
             assert "Anne - Licensee Badge" not in threads and "Zed <zed@example.org>" in threads
+        finally:
+            srv.stop()
+
+
+@pytest.mark.parametrize("personalize", ["no", "yes"])
+def test_a_copy_that_comes_back_without_loop_markers_is_discarded(
+    tmp_path: Path, personalize: str
+) -> None:
+    """A forwarder that rebuilds the header (new Message-ID, no List-Id or X-Loop) sends bob's
+    copy back to the list: its body is the one the list wrote, so it is a loop."""
+    db = tmp_path / "m.db"
+    setup_team(db, ("lists", "set", "team@example.org", "personalize", personalize))
+    with RunningSink(Sink()) as sink:
+        srv = Server(db, "--relay", f"127.0.0.1:{sink_port(sink)}")
+        try:
+            post(srv.port, message(sender="anne@example.org", message_id="orig@example.org"))
+            sink.wait(lambda s: "bob@example.org" in s.rcpts())
+            copy = next(m.data for m in sink.received if "bob@example.org" in m.rcpts)
+            head, body = copy.split(b"\r\n\r\n", 1)
+            kept = [
+                line for line in head.split(b"\r\n")
+                if not line.lower().startswith((b"list-", b"x-loop", b"message-id", b"from", b"x-maillist", b"precedence"))
+            ]  # fmt: skip
+            back = b"\r\n".join(
+                [b"From: bob@example.org", b"Message-ID: <fwd-1@example.org>", *kept]
+            )
+            post(srv.port, back + b"\r\n\r\n" + body, sender="bob@example.org")
+            conn = sqlite3.connect(db)
+            verdict = conn.execute(
+                "SELECT verdict, reasons FROM messages WHERE message_id = 'fwd-1@example.org'"
+            ).fetchone()
+            jobs = conn.execute("SELECT COUNT(*) FROM outbound_jobs").fetchone()
+            conn.close()
+            assert verdict == ("discard", "loop: the body of a copy this list sent lately")
+            assert jobs == (1,)  # the original post only
+            # A fresh post with an ordinary body is delivered as before.
+            post(srv.port, message(sender="bob@example.org", message_id="new@example.org"))
+            sink.wait(lambda s: any(b"new@example.org" in m.data for m in s.received))
         finally:
             srv.stop()

@@ -93,3 +93,56 @@ END;
 def test_migrations_are_numbered_without_gaps() -> None:
     versions = [number for number, _ in migrate.available()]
     assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_version_two_database_upgrades_with_every_reference_intact(db_path: Path) -> None:
+    """0003 rebuilds messages and outbound_jobs: rows, ids and the rows that point at them stay."""
+    old = await Database.open(db_path, migrate_to=2)
+    await old.close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.executescript(
+        """
+        INSERT INTO lists (address, name, created_at) VALUES ('team@example.org', 'Team', 't0');
+        INSERT INTO threads (list_id, started_at, last_activity_at) VALUES (1, 't0', 't0');
+        INSERT INTO messages (list_id, message_id, thread_id, raw, verdict)
+            VALUES (1, 'root@x', 1, X'00', 'accept');
+        INSERT INTO messages (list_id, message_id, thread_id, parent_id, raw, verdict)
+            VALUES (1, 'held@x', 1, 1, X'00', 'hold');
+        INSERT INTO messages (list_id, message_id, thread_id, parent_id)
+            VALUES (1, 'placeholder@x', 1, NULL);
+        INSERT INTO held_messages (message_id, list_id, reason, held_at) VALUES (2, 1, 'r', 't0');
+        INSERT INTO outbound_jobs (message_id, list_id, state, created_at)
+            VALUES (1, 1, 'expanded', 't0');
+        INSERT INTO outbound_batches (job_id, recipients, state, next_attempt_at, last_error,
+                                      created_at)
+            VALUES (1, 'bob@example.org', 'deferred', 't9', '451 later', 't0');
+        INSERT INTO delivery_failures (job_id, list_id, address, reply, at)
+            VALUES (1, 1, 'carl@example.org', '550 no', 't1');
+        """
+    )
+    conn.commit()
+    conn.close()
+    new = await Database.open(db_path)
+    await new.close()
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("SELECT id, message_id, claimed, parent_id FROM messages").fetchall() == [
+            (1, "root@x", 1, None), (2, "held@x", 0, 1), (3, "placeholder@x", 1, None),
+        ]  # fmt: skip
+        assert conn.execute("SELECT message_id FROM held_messages").fetchall() == [(2,)]
+        assert conn.execute("SELECT id, state, last_error FROM outbound_jobs").fetchall() == [
+            (1, "expanded", "")
+        ]
+        assert conn.execute("SELECT job_id, last_error_at FROM outbound_batches").fetchall() == [
+            (1, "t9")
+        ]
+        assert conn.execute("SELECT job_id FROM delivery_failures").fetchall() == [(1,)]
+        # The references still lead to the rebuilt tables: deleting a list cascades through them.
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM lists")
+        for table in ("messages", "held_messages", "outbound_jobs", "outbound_batches"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
+    finally:
+        conn.close()

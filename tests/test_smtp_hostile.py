@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -344,3 +345,119 @@ def test_escape_sequences_never_reach_the_admins_terminal(server: Server) -> Non
     assert "\x1b" not in listing and "\x07" not in listing and "\x9b" not in listing
     as_json = admin(server.db, "threads", "open@example.org", "--json").stdout
     assert "\x1b" not in as_json and "\x9b" not in as_json and "\\u001b" in as_json
+
+
+def parse_bomb(parts: int = 40) -> bytes:
+    """Each part's Content-Type is 60 KB of ';' (folded into short lines): the stdlib re-parses
+    it for every lookup, seconds per part. The top-level header is small and clean."""
+    junk = b"\r\n " + b"\r\n ".join([b";" * 900] * 66)
+    body = b"".join(
+        b"--b\r\nContent-Type: multipart/alternative" + junk + b'; boundary="c"\r\n\r\nx\r\n'
+        for _ in range(parts)
+    )
+    head = message(message_id="bomb@example.org", to="open@example.org", body="").split(
+        b"\r\n\r\n"
+    )[0]
+    return (
+        head
+        + b'\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + body
+        + b"--b--\r\n"
+    )
+
+
+def test_a_parse_bomb_is_killed_at_its_deadline_and_starves_nobody(tmp_path: Path) -> None:
+    db = tmp_path / "bomb.db"
+    seed(db)
+    with running(db, "--parse-seconds", "1") as srv:
+        bombs = [open_transaction(srv) for _ in range(3)]  # more bombs than parse workers
+        for bomb in bombs:
+            bomb.send(parse_bomb() + b".\r\n")
+        # Meanwhile a member's ordinary post is stored at once.
+        start = time.monotonic()
+        legit = open_transaction(srv)
+        legit.send(message(message_id="meanwhile@example.org", to="open@example.org") + b".\r\n")
+        assert legit.reply().startswith(b"250")
+        assert time.monotonic() - start < 1.5
+        legit.close()
+        for bomb in bombs:
+            reply = bomb.reply()
+            assert reply.startswith(b"554 5.6.0") and b"time limit" in reply, reply
+            bomb.close()
+        # Nothing goes on parsing them in the background: the server is idle again.
+        busy = _cpu_seconds(srv.proc.pid)
+        time.sleep(1.0)  # a measuring window, not synchronisation
+        assert _cpu_seconds(srv.proc.pid) - busy < 0.3
+        # The killed workers were replaced: a multipart post parses again.
+        after = open_transaction(srv)
+        after.send(flat(3) + b".\r\n")
+        assert after.reply().startswith(b"250")
+        after.close()
+        workers = [p for p in Path("/proc").glob("[0-9]*") if _parent(p) == srv.proc.pid]
+        assert len(workers) <= 2, workers  # no parse left running in the background
+
+
+def _parent(proc_dir: Path) -> int:
+    try:
+        stat = (proc_dir / "stat").read_text()
+    except OSError:
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of the process and its live children (user + system)."""
+    total = 0.0
+    for proc_dir in [Path(f"/proc/{pid}")] + [
+        p for p in Path("/proc").glob("[0-9]*") if _parent(p) == pid
+    ]:
+        try:
+            fields = (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+@pytest.mark.parametrize(
+    ("field", "reply"),
+    [
+        (
+            b"From: " + b".\r\n ".join([b"." * 70] * 900) + b" <a@example.org>",
+            b"From header field too long",
+        ),
+        (b"Content-Type: text/plain" + b"\r\n ;" * 1200, b"Content-Type header field too long"),
+        (b"X-Junk without a colon", b"line 2 is not a header field"),
+        (b" continued first", b"line 1 is not a header field"),
+        (b"Bad Name: x", b"line 2 is not a header field"),
+        (b"N\xc3\xa4me: x", b"line 2 is not a header field"),
+    ],
+    ids=["from-of-dots", "content-type", "no-colon", "starts-folded", "space-in-name", "8bit-name"],
+)
+def test_fields_that_would_cost_or_confuse_the_parser_are_refused(
+    server: Server, field: bytes, reply: bytes
+) -> None:
+    base = message(message_id=f"cap-{abs(hash(field))}@example.org", to="open@example.org")
+    if field.startswith(b" "):
+        raw = field + b"\r\n" + base
+    elif field.startswith((b"From:", b"Content-Type:")):
+        raw = field + b"\r\n" + base.split(b"\r\n", 1)[1]
+    else:
+        first, rest = base.split(b"\r\n", 1)
+        raw = first + b"\r\n" + field + b"\r\n" + rest
+    start = time.monotonic()
+    answer = send_data(server, raw)
+    assert answer.startswith(b"554 5.6.0") and reply in answer, answer
+    assert time.monotonic() - start < 2
+
+
+def test_a_colonless_line_cannot_hide_the_loop_markers(server: Server) -> None:
+    """The finding: a header line without a colon ended the header for Python's parser, so the
+    list's own List-Id/X-Loop after it were invisible when the copy came back. Such a post is
+    refused, so no copy of it is ever made."""
+    raw = (
+        b"From: anne@example.org\r\nTo: open@example.org\r\nSubject: loop\r\n"
+        b"this line has no colon\r\nMessage-ID: <loopy@example.org>\r\n\r\nbody\r\n"
+    )
+    assert send_data(server, raw).startswith(b"554 5.6.0")
+    assert server.rows("SELECT 1 FROM messages WHERE message_id = 'loopy@example.org'") == []

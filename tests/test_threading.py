@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import CliFn
+from maillist import mailparse
 from maillist.db import Database
 from maillist.mailparse import Limits
 from maillist.models import Posting
@@ -64,7 +65,7 @@ async def deliver(
         headers.append(f"In-Reply-To: <{irt}>")
     raw = ("\r\n".join(headers) + "\r\n\r\nbody\r\n").encode()
     mlist, kind, tag = await ListDirectory(db).resolve("team@example.org")
-    parsed = messages.prepare(raw, Limits(), received_at=datetime.now(UTC), domain="example.org")
+    parsed = mailparse.prepare(raw, Limits(), received_at=datetime.now(UTC), domain="example.org")
     return await ingestor.submit(
         Incoming(mlist, kind, tag, "team@example.org", sender, raw, parsed)
     )
@@ -288,7 +289,7 @@ async def test_one_bad_message_fails_alone_in_a_batch(db: Database, team: Ingest
 
     def item(mlist: Any, mid: str) -> Incoming:
         raw = f"From: anne@example.org\r\nMessage-ID: <{mid}>\r\nSubject: s\r\n\r\nb\r\n".encode()
-        parsed = messages.prepare(raw, Limits(), received_at=datetime.now(UTC), domain="x.org")
+        parsed = mailparse.prepare(raw, Limits(), received_at=datetime.now(UTC), domain="x.org")
         return Incoming(mlist, "post", "", "team@example.org", "anne@example.org", raw, parsed)
 
     results = await asyncio.gather(

@@ -59,3 +59,7 @@ class UnknownHeld(MaillistError):
 
 class BadToken(MaillistError):
     """A token that is malformed, unknown, expired, used, or not for this list and action."""
+
+
+class AlreadyDelivered(MaillistError):
+    """A held post cannot be approved: a post with its Message-ID was delivered already."""

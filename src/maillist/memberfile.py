@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
@@ -24,8 +26,11 @@ def read_rows(path: Path) -> tuple[list[ImportRow], list[str]]:
     enabled, and badges are granted site-wide with `maillist badges`, not per list.
 
     Raises BadInput for a file that cannot be used at all: unreadable, not UTF-8, no header with an
-    `address` column, or broken CSV quoting."""
+    `address` column, or broken CSV quoting. A path of `-` reads standard input."""
     try:
+        if str(path) == "-":
+            stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+            return parse(stdin, "stdin")
         with path.open(encoding="utf-8-sig", newline="") as handle:
             return parse(handle, str(path))
     except FileNotFoundError:
@@ -33,7 +38,10 @@ def read_rows(path: Path) -> tuple[list[ImportRow], list[str]]:
     except IsADirectoryError:
         raise BadInput(f"cannot read {path}: it is a directory") from None
     except PermissionError:
-        raise BadInput(f"cannot read {path}: permission denied") from None
+        raise BadInput(
+            f"cannot read {path}: permission denied (to import a file this user cannot read, "
+            "give it on stdin: members import LIST - < FILE)"
+        ) from None
     except UnicodeDecodeError as exc:
         raise BadInput(f"cannot read {path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:

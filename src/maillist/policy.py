@@ -24,6 +24,7 @@ class Facts:
     auto_submitted: str
     precedence: str
     autoreply: bool = False  # X-Autoreply / X-Autorespond: a vacation program's own marker
+    came_back: bool = False  # the body is that of a copy this list sent lately (loops.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ def _loop(f: Facts) -> tuple[str, str] | None:
         return "discard", f"loop: carries this list's own List-Id <{own}>"
     if f.mlist.address.lower() in f.x_loops:
         return "discard", "loop: carries this list's own X-Loop"
+    if f.came_back:
+        return "discard", "loop: the body of a copy this list sent lately"
     return None
 
 

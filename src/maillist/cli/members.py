@@ -120,7 +120,9 @@ def import_(
     list_address: ListArg,
     file: Annotated[
         Path,
-        typer.Argument(help="CSV with a header row: address, and optionally name, role, mode."),
+        typer.Argument(
+            help="CSV with a header row: address, and optionally name, role, mode; - for stdin."
+        ),
     ],
     strict: Annotated[
         bool, typer.Option("--strict", help="Add nothing if any row is invalid.")

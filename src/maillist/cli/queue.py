@@ -13,7 +13,8 @@ from maillist.services import queue as svc
 
 app = typer.Typer(
     rich_markup_mode=None,
-    help="The outbound queue: pending, deferred (with the last error) and failed deliveries.",
+    help="The outbound queue: pending, sending, deferred (with the last error) and failed "
+    "deliveries; batches stuck in sending; posts that could not be expanded.",
     invoke_without_command=True,
 )
 
@@ -35,7 +36,8 @@ def queue(
             {
                 "jobs_waiting": v.jobs_waiting,
                 "states": {k: {"batches": b, "recipients": r} for k, (b, r) in v.counts.items()},
-                "batches": [asdict(row) for row in v.rows],
+                "batches": [asdict(row) | {"stuck": row.batch_id in v.stuck} for row in v.rows],
+                "failed_jobs": [asdict(job) for job in v.failed_jobs],
             }
         )
         return
@@ -46,13 +48,20 @@ def queue(
     if v.rows:
         table(
             ("batch", "list", "message", "state", "rcpts", "tries", "next attempt", "last error"),
-            [(r.batch_id, r.list_address, r.message_id[:40], r.state, r.recipients, r.attempts,
-              r.next_attempt_at[:19], r.last_error[:60]) for r in v.rows],
+            [(r.batch_id, r.list_address, r.message_id[:40],
+              f"{r.state} (stuck)" if r.batch_id in v.stuck else r.state, r.recipients,
+              r.attempts, "lease over" if r.batch_id in v.stuck else r.next_attempt_at[:19],
+              r.last_error[:60]) for r in v.rows],
         )  # fmt: skip
+    for job in v.failed_jobs:
+        say(
+            f"failed to expand: job {job.job_id} <{job.message_id}> on {job.list_address}: {job.error}"
+        )
 
 
 @app.command("retry")
 def retry(ctx: typer.Context) -> None:
-    """Make every deferred delivery due now (the server picks them up within a second)."""
-    count = run(ctx, lambda db, cfg: svc.retry(db))
-    say(f"{count} deferred batch(es) due now")
+    """Make every deferred delivery due now, and every batch stuck in sending past its lease
+    (the server picks them up within a second)."""
+    deferred, stuck = run(ctx, lambda db, cfg: svc.retry(db))
+    say(f"{deferred} deferred and {stuck} stuck batch(es) due now")

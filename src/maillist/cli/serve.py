@@ -29,6 +29,7 @@ from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
 from maillist.services.store import Writer, open_store
 from maillist.smtp.handler import Handler
+from maillist.smtp.parsepool import ParsePool
 from maillist.smtp.server import ListenError, ServerSettings, listen
 from maillist.templating import Templates
 from maillist.web.app import build as build_web
@@ -46,6 +47,7 @@ class DeliverySettings:
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     drain_seconds: float = 30.0
+    parse_workers: int = 2
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -109,7 +111,10 @@ async def serve(
         ingestor = Ingestor(writer, on_accept=workers.notify)
         stack.push_async_callback(_step("ingest", ingestor.stop))
         ingestor.start()
-        listener = await listen(Handler(directory, ingestor, settings, limits, metrics), settings)
+        parser = ParsePool(delivery.parse_workers)
+        stack.push_async_callback(_step("parsers", parser.close))
+        handler = Handler(directory, ingestor, settings, limits, parser, metrics)
+        listener = await listen(handler, settings)
         stack.push_async_callback(_step("sessions", lambda: listener.stop(drain.left())))
         if delivery.http_port is not None:
             web = build_web(db, metrics, Templates(delivery.templates))
@@ -245,6 +250,15 @@ def serve_command(
             help="Time budget for parsing one message before 554.",
         ),
     ] = 2.0,
+    parse_workers: Annotated[
+        int,
+        typer.Option(
+            envvar="MAILLIST_PARSE_WORKERS",
+            min=1,
+            max=64,
+            help="Processes that parse multipart and large messages (each under --parse-seconds).",
+        ),
+    ] = 2,
     relay: Annotated[
         str | None,
         typer.Option(
@@ -336,6 +350,6 @@ def serve_command(
         )  # fmt: skip
     delivery = DeliverySettings(
         relay_settings, outbox, connections, give_up * 3600.0, templates, http_host, http_port,
-        drain_seconds,
+        drain_seconds, parse_workers,
     )  # fmt: skip
     asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds), delivery))

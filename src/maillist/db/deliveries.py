@@ -115,24 +115,36 @@ def expand(
     return len(rows)
 
 
-def claim(conn: SyncTx, now: str, limit: int) -> list[Batch]:
-    """Due batches, marked `sending` in the caller's transaction."""
+def claim(conn: SyncTx, now: str, lease_until: str, limit: int) -> list[Batch]:
+    """Due batches, marked `sending` in the caller's transaction until `lease_until`. A batch
+    whose sender died or hung past its lease is due again (next_attempt_at is the lease)."""
     rows = conn.execute(
         "SELECT id, job_id, recipients, attempts, created_at FROM outbound_batches "
-        "WHERE state IN ('pending', 'deferred') AND next_attempt_at <= ? "
+        "WHERE state IN ('pending', 'deferred', 'sending') AND next_attempt_at <= ? "
         "ORDER BY next_attempt_at, id LIMIT ?",
         (now, limit),
     ).fetchall()
     if rows:
         conn.executemany(
-            "UPDATE outbound_batches SET state = 'sending' WHERE id = ?", [(r[0],) for r in rows]
+            "UPDATE outbound_batches SET state = 'sending', next_attempt_at = ? WHERE id = ?",
+            [(lease_until, r[0]) for r in rows],
         )
     return [Batch(r[0], r[1], tuple(r[2].split("\n")), r[3], r[4]) for r in rows]
 
 
+def release(conn: SyncTx, batch_ids: Iterable[int], now: str) -> None:
+    """Claimed batches a sender will not get to: due again at once, for any sender."""
+    conn.executemany(
+        "UPDATE outbound_batches SET state = 'pending', next_attempt_at = ? "
+        "WHERE id = ? AND state = 'sending'",
+        [(now, i) for i in batch_ids],
+    )
+
+
 def next_due(conn: SyncTx) -> str | None:
     row = conn.execute(
-        "SELECT MIN(next_attempt_at) FROM outbound_batches WHERE state IN ('pending', 'deferred')"
+        "SELECT MIN(next_attempt_at) FROM outbound_batches "
+        "WHERE state IN ('pending', 'deferred', 'sending')"
     ).fetchone()
     return row[0] if row and row[0] else None
 
@@ -161,12 +173,18 @@ def mark_sent(conn: SyncTx, batch_id: int, at: str) -> None:
 
 
 def mark_deferred(
-    conn: SyncTx, batch_id: int, recipients: Iterable[str], attempts: int, next_at: str, error: str
+    conn: SyncTx,
+    batch_id: int,
+    recipients: Iterable[str],
+    attempts: int,
+    next_at: str,
+    error: str,
+    at: str,
 ) -> None:
     conn.execute(
         "UPDATE outbound_batches SET state = 'deferred', recipients = ?, attempts = ?, "
-        "next_attempt_at = ?, last_error = ? WHERE id = ?",
-        ("\n".join(recipients), attempts, next_at, error[:500], batch_id),
+        "next_attempt_at = ?, last_error = ?, last_error_at = ? WHERE id = ?",
+        ("\n".join(recipients), attempts, next_at, error[:500], at, batch_id),
     )
 
 
@@ -174,9 +192,9 @@ def mark_failed(
     conn: SyncTx, batch_id: int, recipients: Iterable[str], error: str, at: str
 ) -> None:
     conn.execute(
-        "UPDATE outbound_batches SET state = 'failed', recipients = ?, last_error = ?, done_at = ? "
-        "WHERE id = ?",
-        ("\n".join(recipients), error[:500], at, batch_id),
+        "UPDATE outbound_batches SET state = 'failed', recipients = ?, last_error = ?, "
+        "last_error_at = ?, done_at = ? WHERE id = ?",
+        ("\n".join(recipients), error[:500], at, at, batch_id),
     )
 
 
@@ -189,8 +207,28 @@ def record_failures(
     )
 
 
-def reset_sending(conn: SyncTx) -> int:
-    """After a crash: a batch that was being sent may or may not have arrived; send it again."""
+def fail_job(conn: SyncTx, job_id: int, error: str) -> None:
+    conn.execute(
+        "UPDATE outbound_jobs SET state = 'failed', last_error = ? WHERE id = ?",
+        (error[:500], job_id),
+    )
+
+
+def remember_copies(conn: SyncTx, list_id: int, digests: Iterable[bytes], at: str) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO sent_copies (list_id, digest, at) VALUES (?, ?, ?)",
+        [(list_id, d, at) for d in digests],
+    )
+
+
+def forget_copies(conn: SyncTx, before: str) -> int:
+    return conn.execute("DELETE FROM sent_copies WHERE at < ?", (before,)).rowcount
+
+
+def reset_sending(conn: SyncTx, now: str) -> int:
+    """After a crash or at a stop: a batch that was being sent may or may not have arrived; it
+    is due again at once (its lease no longer means anything: its sender is gone)."""
     return conn.execute(
-        "UPDATE outbound_batches SET state = 'pending' WHERE state = 'sending'"
+        "UPDATE outbound_batches SET state = 'pending', next_attempt_at = ? WHERE state = 'sending'",
+        (now,),
     ).rowcount

@@ -21,16 +21,37 @@ class Known:
 
 
 def lookup(conn: SyncTx, list_id: int, kind: str, message_ids: Sequence[str]) -> dict[str, Known]:
-    """The rows for these ids (the message itself, its references) in one query."""
+    """The rows that claim these ids (the message itself, its references), in one query: a
+    delivered post or a placeholder, never a held or discarded post."""
     if not message_ids:
         return {}
     marks = ",".join("?" * len(message_ids))
     rows = conn.execute(
         f"SELECT message_id, id, thread_id, raw IS NULL, verdict FROM messages "
-        f"WHERE list_id = ? AND kind = ? AND message_id IN ({marks})",
+        f"WHERE list_id = ? AND kind = ? AND claimed = 1 AND message_id IN ({marks})",
         (list_id, kind, *message_ids),
     ).fetchall()
     return {r[0]: Known(r[1], r[2], bool(r[3]), r[4]) for r in rows}
+
+
+def unclaimed_copy(conn: SyncTx, list_id: int, message_id: str, sender: str) -> Known | None:
+    """A held or discarded post with this id from this same sender: the same post sent again."""
+    row = conn.execute(
+        "SELECT id, thread_id, verdict FROM messages WHERE list_id = ? AND kind = 'post' "
+        "AND claimed = 0 AND message_id = ? AND sender = ? ORDER BY id LIMIT 1",
+        (list_id, message_id, sender),
+    ).fetchone()
+    return Known(row[0], row[1], False, row[2]) if row else None
+
+
+def came_back(conn: SyncTx, list_id: int, digest: bytes) -> bool:
+    """The body is that of a copy this list sent lately (loops.py)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM sent_copies WHERE list_id = ? AND digest = ?", (list_id, digest)
+        ).fetchone()
+        is not None
+    )
 
 
 def is_member(conn: SyncTx, list_id: int, address: str) -> bool:
@@ -59,7 +80,7 @@ def insert_message(
 
 _UPDATABLE = frozenset(
     {
-        "thread_id", "parent_id", "envelope_from", "recipient", "sender", "sender_name", "subject",
+        "claimed", "thread_id", "parent_id", "envelope_from", "recipient", "sender", "sender_name", "subject",
         "date", "in_reply_to", "refs", "raw", "size", "received_at", "verdict", "reasons",
     }
 )  # fmt: skip

@@ -66,3 +66,54 @@ async def set_verdict(tx: Tx, row_id: int, verdict: str, reasons: str | None = N
         await tx.execute(
             "UPDATE messages SET verdict = ?, reasons = ? WHERE id = ?", (verdict, reasons, row_id)
         )
+
+
+async def claim(tx: Tx, row_id: int) -> str:
+    """Let an approved post claim its Message-ID. Returns "claimed", "adopted" (it took the place
+    of a placeholder: the replies that hung from the placeholder now hang from it, and the two
+    threads are one) or "taken" (a delivered post already holds the id; nothing changed)."""
+    async with tx.execute(
+        "SELECT list_id, kind, message_id, thread_id FROM messages WHERE id = ?", (row_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return "taken"
+    list_id, kind, message_id, thread_id = row
+    async with tx.execute(
+        "SELECT id, raw IS NULL, thread_id FROM messages WHERE list_id = ? AND kind = ? "
+        "AND message_id = ? AND claimed = 1 AND id <> ?",
+        (list_id, kind, message_id, row_id),
+    ) as cur:
+        holder = await cur.fetchone()
+    if holder is not None and not holder[1]:
+        return "taken"
+    if holder is not None:
+        placeholder, old_thread = holder[0], holder[2]
+        await tx.execute(
+            "UPDATE messages SET parent_id = ? WHERE parent_id = ?", (row_id, placeholder)
+        )
+        if old_thread is not None and thread_id is not None and old_thread != thread_id:
+            await tx.execute(
+                "UPDATE messages SET thread_id = ? WHERE thread_id = ?", (thread_id, old_thread)
+            )
+            await tx.execute(
+                "UPDATE threads SET last_activity_at = max(last_activity_at, "
+                "(SELECT last_activity_at FROM threads WHERE id = ?)) WHERE id = ?",
+                (old_thread, thread_id),
+            )
+            await tx.execute("DELETE FROM threads WHERE id = ?", (old_thread,))
+        await tx.execute("DELETE FROM messages WHERE id = ?", (placeholder,))
+        # Headers that would close a loop (the post refers to one of its own replies): the post
+        # becomes its thread's root.
+        async with tx.execute(
+            """WITH RECURSIVE up(id) AS (
+                   SELECT parent_id FROM messages WHERE id = ? UNION
+                   SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id
+                   WHERE m.parent_id IS NOT NULL
+               ) SELECT 1 FROM up WHERE id = ? LIMIT 1""",
+            (row_id, row_id),
+        ) as cur:
+            if await cur.fetchone() is not None:
+                await tx.execute("UPDATE messages SET parent_id = NULL WHERE id = ?", (row_id,))
+    await tx.execute("UPDATE messages SET claimed = 1 WHERE id = ?", (row_id,))
+    return "adopted" if holder is not None else "claimed"

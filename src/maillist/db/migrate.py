@@ -49,18 +49,42 @@ async def upgrade(conn: aiosqlite.Connection, target: int | None = None) -> int:
             f"database schema version {version} is newer than this maillist supports "
             f"({len(migrations)}); upgrade maillist"
         )
-    for number, sql in migrations[version:newest]:
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            # executescript would COMMIT on its own; run statement by statement inside our transaction.
-            for statement in _statements(sql):
-                await conn.execute(statement)
-            await conn.execute(f"PRAGMA user_version = {number:d}")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-        await conn.execute("COMMIT")
+    if version >= newest:
+        return version
+    # Foreign keys off while tables are rebuilt (a DROP TABLE would otherwise cascade into the
+    # rows that reference it); every key is checked before each commit instead. The pragma is a
+    # no-op inside a transaction, so it is set around them.
+    async with conn.execute("PRAGMA foreign_keys") as cur:
+        row = await cur.fetchone()
+    enforced = bool(row and row[0])
+    await conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for number, sql in migrations[version:newest]:
+            await _apply(conn, number, sql)
+    finally:
+        if enforced:
+            await conn.execute("PRAGMA foreign_keys = ON")
     return await current_version(conn)
+
+
+async def _apply(conn: aiosqlite.Connection, number: int, sql: str) -> None:
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        # executescript would COMMIT on its own; run statement by statement inside our transaction.
+        for statement in _statements(sql):
+            await conn.execute(statement)
+        async with conn.execute("PRAGMA foreign_key_check") as cur:
+            broken = list(await cur.fetchall())
+        if broken:
+            raise StoreError(
+                f"migration {number:04d} would leave {len(broken)} broken reference(s), "
+                f"first in table {broken[0][0]}; the database is unchanged"
+            )
+        await conn.execute(f"PRAGMA user_version = {number:d}")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 def _statements(sql: str) -> list[str]:

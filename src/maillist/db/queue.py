@@ -48,8 +48,26 @@ async def open_batches(tx: Tx, states: tuple[str, ...], limit: int) -> list[Queu
         return [QueueRow(*row) for row in await cur.fetchall()]
 
 
-async def retry_now(tx: Tx, now: str) -> int:
-    cur = await tx.execute(
+async def failed_jobs(tx: Tx, limit: int) -> list[tuple[int, str, str, str]]:
+    """(job id, list address, Message-ID, error) of fan-out jobs that could not be expanded."""
+    async with tx.execute(
+        """SELECT j.id, l.address, m.message_id, j.last_error FROM outbound_jobs j
+           JOIN messages m ON m.id = j.message_id JOIN lists l ON l.id = j.list_id
+           WHERE j.state = 'failed' ORDER BY j.id DESC LIMIT ?""",
+        (limit,),
+    ) as cur:
+        return [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
+
+
+async def retry_now(tx: Tx, now: str) -> tuple[int, int]:
+    """(deferred batches, stuck batches) made due now. A batch is stuck when it is `sending`
+    past its lease: its sender died or hung without recording a result."""
+    deferred = await tx.execute(
         "UPDATE outbound_batches SET next_attempt_at = ? WHERE state = 'deferred'", (now,)
     )
-    return cur.rowcount
+    stuck = await tx.execute(
+        "UPDATE outbound_batches SET state = 'pending', next_attempt_at = ? "
+        "WHERE state = 'sending' AND next_attempt_at <= ?",
+        (now, now),
+    )
+    return deferred.rowcount, stuck.rowcount

@@ -31,10 +31,10 @@ async def oldest_open_batch(tx: Tx) -> str | None:
 
 
 async def last_errors(tx: Tx, limit: int = 5) -> list[tuple[str, str, str]]:
-    """(state, when, error) of the latest failed or deferred batches."""
+    """(state, when the error happened, error) of the latest failed or deferred batches."""
     async with tx.execute(
-        "SELECT state, COALESCE(done_at, next_attempt_at), last_error FROM outbound_batches "
-        "WHERE last_error <> '' ORDER BY id DESC LIMIT ?",
+        "SELECT state, last_error_at, last_error FROM outbound_batches "
+        "WHERE last_error <> '' ORDER BY last_error_at DESC, id DESC LIMIT ?",
         (limit,),
     ) as cur:
         return [(r[0], r[1], r[2]) for r in await cur.fetchall()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 from functools import partial
 
@@ -52,9 +53,9 @@ class DeliveryWorkers:
         self._batches_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: dict[int, SendJob] = {}
-        self._records: asyncio.Queue[tuple[Batch, int, Result, asyncio.Future[str]]] = (
-            asyncio.Queue()
-        )
+        self._records: asyncio.Queue[
+            tuple[Batch, int, Result, bytes | None, asyncio.Future[str]]
+        ] = asyncio.Queue()
         self._stopping = False
 
     def notify(self) -> None:
@@ -131,33 +132,63 @@ class DeliveryWorkers:
                 await self._wait(self._batches_ready, IDLE_POLL)
                 continue
             self._batches_ready.set()  # there may be more: let the other senders look too
-            for batch in claimed:
+            lease_ends = time.monotonic() + deliveries.LEASE_SECONDS / 2
+            for n, batch in enumerate(claimed):
                 if self._stopping:
                     break  # the rest stay `sending` and are reset by stop()
-                job = jobs[batch.job_id]
-                if job is None:
-                    continue
-                try:
-                    await self._send(batch, job)
-                except Exception:  # never let one batch stop a sender; the batch stays claimed
-                    log.exception(
-                        "sending batch %d failed; it is retried after a restart", batch.id
-                    )
+                if time.monotonic() > lease_ends:  # a slow relay: let others have the rest
+                    await self._release(claimed[n:])
+                    break
+                await self._deliver(batch, jobs[batch.job_id])
 
-    async def _record(self, batch: Batch, list_id: int, result: Result) -> str:
+    async def _deliver(self, batch: Batch, job: SendJob | None) -> None:
+        """Send one batch and record what happened; whatever goes wrong, the batch leaves
+        `sending` (sent, deferred with backoff, or failed with the reason)."""
+        if job is None:
+            await self._fail(batch, "its post or list no longer exists")
+            return
+        try:
+            await self._send(batch, job)
+        except Exception as exc:  # a bug, not the relay's answer: deferred, retried, given up
+            log.exception("sending batch %d failed", batch.id)
+            reply = f"451 4.3.0 maillist could not send this batch: {type(exc).__name__}: {exc}"
+            result = deliveries.everyone(batch.recipients, reply, temporary=True)
+            with contextlib.suppress(Exception):
+                await self._record_until_done(batch, job.mlist.id, result)
+
+    async def _fail(self, batch: Batch, error: str) -> None:
+        log.error("batch %d failed: %s", batch.id, error)
+        try:
+            async with self._writer.transaction() as conn:
+                deliveries.fail_batch(conn, batch, error)
+        except Exception:
+            log.exception("marking batch %d failed did not work; its lease will expire", batch.id)
+
+    async def _release(self, batches: list[Batch]) -> None:
+        try:
+            async with self._writer.transaction() as conn:
+                deliveries.release(conn, [b.id for b in batches])
+        except Exception:
+            log.exception("releasing %d batch(es) failed; their lease will expire", len(batches))
+
+    async def _record(
+        self, batch: Batch, list_id: int, result: Result, copy: bytes | None = None
+    ) -> str:
         """Queue the result for the recorder and wait for its commit: a sender never starts its
         next transaction before the last one is on disk (the one-duplicate-per-worker bound)."""
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._records.put_nowait((batch, list_id, result, done))
+        self._records.put_nowait((batch, list_id, result, copy, done))
         return await done
 
-    async def _record_until_done(self, batch: Batch, list_id: int, result: Result) -> str:
+    async def _record_until_done(
+        self, batch: Batch, list_id: int, result: Result, copy: bytes | None = None
+    ) -> str:
         """A result that was sent must be recorded (else it is sent again): retry while the
         database is unavailable, e.g. locked by a long admin command."""
         pause = 0.1
         while True:
             try:
-                return await self._record(batch, list_id, result)
+                return await self._record(batch, list_id, result, copy)
             except Exception:
                 if self._stopping:
                     raise
@@ -173,10 +204,13 @@ class DeliveryWorkers:
                 pending.append(self._records.get_nowait())
             try:
                 async with self._writer.transaction() as conn:
-                    states = [
-                        deliveries.record(conn, b, lid, r, give_up_after=self._give_up_after)
-                        for b, lid, r, _ in pending
-                    ]
+                    states = []
+                    for b, lid, r, copy, _ in pending:
+                        if copy is not None and r.sent:
+                            deliveries.remember_copy(conn, lid, copy)
+                        states.append(
+                            deliveries.record(conn, b, lid, r, give_up_after=self._give_up_after)
+                        )
             except Exception as exc:
                 log.exception("recording %d delivery result(s) failed", len(pending))
                 for *_, done in pending:
@@ -198,6 +232,7 @@ class DeliveryWorkers:
         return cached
 
     async def _send(self, batch: Batch, job: SendJob) -> None:
+        personal: bytes | None = None
         if job.copy.personalized:
             member = batch.recipients[0]
             data = deliveries.build_copy(
@@ -206,6 +241,7 @@ class DeliveryWorkers:
                 base=job.base,
             )  # fmt: skip
             sender = deliveries.verp(job.mlist, member)
+            personal = data
         else:
             data = job.copy.rendered or b""
             sender = job.copy.envelope_from
@@ -215,7 +251,7 @@ class DeliveryWorkers:
         deliveries_total.labels("sent").inc(len(result.sent))
         deliveries_total.labels("deferred").inc(len(result.deferred))
         deliveries_total.labels("failed").inc(len(result.failed))
-        state = await self._record_until_done(batch, job.mlist.id, result)
+        state = await self._record_until_done(batch, job.mlist.id, result, personal)
         log.info(
             "delivery <%s> list=%s batch=%d recipients=%d sent=%d deferred=%d failed=%d -> %s (%.0f ms)%s",
             job.message_id, job.mlist.address, batch.id, len(batch.recipients), len(result.sent),

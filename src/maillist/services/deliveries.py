@@ -6,18 +6,20 @@ transaction per worker is sent twice and none is lost."""
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 
-from maillist import render, tokens
+from maillist import loops, render, tokens
 from maillist.db import deliveries as sql
 from maillist.db.writer import SyncTx, transaction
 from maillist.models import MailingList
 from maillist.templating import Templates
 
+log = logging.getLogger("maillist.delivery")
 FIRST_RETRY = 30.0  # seconds; with jitter the first retry comes within a minute
 MAX_RETRY = 4 * 3600.0
 
@@ -122,6 +124,7 @@ def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
 
 
 EXPAND_PER_COMMIT = 100_000  # recipients: past this, the rest waits for the next transaction
+LEASE_SECONDS = 15 * 60.0  # a claimed batch not recorded by then is due again (its sender hung)
 
 
 def expand_pending(
@@ -129,43 +132,78 @@ def expand_pending(
 ) -> tuple[int, int]:
     """Expand pending jobs (runs in the writer thread: a 100,000-member list takes a while).
     Jobs share one transaction, up to about EXPAND_PER_COMMIT recipients; each job's batches and
-    its state change always commit together. Returns (jobs expanded, batches made)."""
+    its state change always commit together. A job that cannot be expanded is rolled back to its
+    own savepoint and marked failed with the reason: it never holds up another. Returns (jobs
+    expanded or failed, batches made)."""
     expanded = 0
     made = 0
     recipients = 0
     with transaction(conn):
+        at = datetime.now(UTC)
+        sql.forget_copies(conn, iso(at - timedelta(days=loops.KEEP_DAYS)))
         for source in sql.pending_jobs(conn, limit=500):
             mlist = lists.get(source.list_id)
             if mlist is None:
                 continue  # a list newer than our copy of the directory: next time
-            author = author_of(conn, source.sender)
-            members = sql.recipients(conn, mlist.id, source.sender)
-            now = iso(datetime.now(UTC))
-            if mlist.personalize:
-                made += sql.expand(
-                    conn, source.job_id, personalized=True, envelope_from="", rendered=None,
-                    batches=[(m,) for m in members], at=now,
-                )  # fmt: skip
-            else:
-                copy = (
-                    build_copy(source.raw, source.message_id, mlist, author, templates)
-                    if members
-                    else None  # nobody to send to: no copy to build
-                )
-                made += sql.expand(
-                    conn, source.job_id, personalized=False,
-                    envelope_from=render.sub_address(mlist, "bounces"), rendered=copy,
-                    batches=batches(members, mlist.batch_size), at=now,
-                )  # fmt: skip
+            conn.execute("SAVEPOINT job")
+            try:
+                count, members = _expand_one(conn, source, mlist, templates)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO job")
+                log.exception("fan-out job %d (<%s>) failed", source.job_id, source.message_id)
+                sql.fail_job(conn, source.job_id, f"expansion failed: {type(exc).__name__}: {exc}")
+                count, members = 0, 0
+            conn.execute("RELEASE job")
+            made += count
             expanded += 1
-            recipients += len(members)
+            recipients += members
             if recipients >= EXPAND_PER_COMMIT:
                 break
     return expanded, made
 
 
-def claim(conn: SyncTx, limit: int = 1) -> list[sql.Batch]:
-    return sql.claim(conn, iso(datetime.now(UTC)), limit)
+def _expand_one(
+    conn: SyncTx, source: sql.Source, mlist: MailingList, templates: Templates
+) -> tuple[int, int]:
+    """(batches made, recipients) for one job, in the caller's transaction."""
+    members = sql.recipients(conn, mlist.id, source.sender)
+    now = iso(datetime.now(UTC))
+    if mlist.personalize:  # each copy is made (and remembered, loops.py) as it is sent
+        made = sql.expand(
+            conn, source.job_id, personalized=True, envelope_from="", rendered=None,
+            batches=[(m,) for m in members], at=now,
+        )  # fmt: skip
+        return made, len(members)
+    copy = None
+    if members:  # nobody to send to: no copy to build
+        author = author_of(conn, source.sender)
+        copy = build_copy(source.raw, source.message_id, mlist, author, templates)
+        sql.remember_copies(conn, mlist.id, [loops.body_digest(copy)], now)
+    made = sql.expand(
+        conn, source.job_id, personalized=False,
+        envelope_from=render.sub_address(mlist, "bounces"), rendered=copy,
+        batches=batches(members, mlist.batch_size), at=now,
+    )  # fmt: skip
+    return made, len(members)
+
+
+def claim(conn: SyncTx, limit: int = 1, now: datetime | None = None) -> list[sql.Batch]:
+    at = now or datetime.now(UTC)
+    return sql.claim(conn, iso(at), iso(at + timedelta(seconds=LEASE_SECONDS)), limit)
+
+
+def release(conn: SyncTx, batch_ids: Sequence[int]) -> None:
+    sql.release(conn, batch_ids, iso(datetime.now(UTC)))
+
+
+def remember_copy(conn: SyncTx, list_id: int, copy: bytes) -> None:
+    """A personalised copy, as it is sent (loops.py)."""
+    sql.remember_copies(conn, list_id, [loops.body_digest(copy)], iso(datetime.now(UTC)))
+
+
+def fail_batch(conn: SyncTx, batch: sql.Batch, error: str) -> None:
+    """A batch that cannot be sent at all (its post is gone): failed, with the reason."""
+    sql.mark_failed(conn, batch.id, batch.recipients, error, iso(datetime.now(UTC)))
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -176,10 +214,17 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
 
 
 def record(
-    conn: SyncTx, batch: sql.Batch, list_id: int, result: Result, *, give_up_after: float
+    conn: SyncTx,
+    batch: sql.Batch,
+    list_id: int,
+    result: Result,
+    *,
+    give_up_after: float,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
 ) -> str:
     """Store what happened to one transaction; returns the batch's new state."""
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     at = iso(now)
     if result.failed:
         sql.record_failures(conn, batch.job_id, list_id, result.failed, at)
@@ -201,8 +246,8 @@ def record(
         )
         return "failed"
     attempts = batch.attempts + 1
-    next_at = iso(now + timedelta(seconds=backoff(attempts)))
-    sql.mark_deferred(conn, batch.id, waiting, attempts, next_at, error)
+    next_at = iso(now + timedelta(seconds=backoff(attempts, rng)))
+    sql.mark_deferred(conn, batch.id, waiting, attempts, next_at, error, at)
     return "deferred"
 
 
@@ -239,4 +284,4 @@ def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJo
 
 
 def reset_sending(conn: SyncTx) -> int:
-    return sql.reset_sending(conn)
+    return sql.reset_sending(conn, iso(datetime.now(UTC)))

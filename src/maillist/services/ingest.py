@@ -92,8 +92,18 @@ def ingest_one(conn: SyncTx, item: Incoming) -> Outcome:
             auto_submitted=p.auto_submitted,
             precedence=p.precedence,
             autoreply=p.autoreply,
+            came_back=bool(p.body_digest) and sql.came_back(conn, lst.id, p.body_digest),
         )
     )
+    # Only a delivered post claims its Message-ID (fills its placeholder, makes later copies
+    # duplicates). A held or discarded one is stored beside whatever holds the id, so a stranger
+    # who sends a member's upcoming id first cannot shadow the member's real post.
+    claims = decision.verdict == "accept"
+    if not claims:
+        again = sql.unclaimed_copy(conn, lst.id, p.message_id, p.sender or "")
+        if again is not None:
+            return Outcome(again.row_id, p.message_id, again.verdict, (), duplicate=True)
+        existing = None
     key = threads.subject_key(p.subject, lst.subject_prefix)
     parent_row, thread_id, fresh = _place(conn, lst, existing, known, p, at, key)
     fields.update(
@@ -101,6 +111,7 @@ def ingest_one(conn: SyncTx, item: Incoming) -> Outcome:
         reasons="; ".join(decision.reasons),
         parent_id=parent_row,
         thread_id=thread_id,
+        claimed=int(claims),
     )
     if existing is None:
         row = sql.insert_message(conn, lst.id, "post", p.message_id, fields)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from maillist import mailparse
 from maillist.db import Database
 from maillist.db import badges as db_badges
 from maillist.db import lists as db_lists
@@ -15,15 +13,6 @@ from maillist.errors import UnknownList
 from maillist.models import StoredMessage, ThreadSummary
 from maillist.services.lists import require
 from maillist.threads import Node, build_tree
-
-
-def prepare(
-    raw: bytes, limits: mailparse.Limits, *, received_at: datetime, domain: str
-) -> mailparse.ParsedMessage:
-    """Line endings, caps, then the parse. Raises MessageRefused with the SMTP reply to give."""
-    mailparse.check_line_endings(raw)
-    mailparse.prescan(raw, limits)
-    return mailparse.parse(raw, limits, received_at=received_at, domain=domain)
 
 
 async def show(db: Database, message_id: str) -> list[tuple[str, StoredMessage]]:

@@ -8,7 +8,7 @@ from maillist.db import audit as db_audit
 from maillist.db import held as db_held
 from maillist.db import messages as db_messages
 from maillist.db import outbound as db_outbound
-from maillist.errors import UnknownHeld
+from maillist.errors import AlreadyDelivered, UnknownHeld
 from maillist.models import HeldMessage
 from maillist.services.lists import require
 
@@ -33,6 +33,11 @@ async def decide(
         held, message_row, list_id = found
         if held.decision is not None:
             raise UnknownHeld(f"held message {held_id} was already {held.decision}")
+        if decision == "approved" and await db_messages.claim(tx, message_row) == "taken":
+            raise AlreadyDelivered(
+                f"held message {held_id}: a post with Message-ID <{held.message_id}> was already "
+                "delivered to the list; discard this one"
+            )
         at = now_iso()
         await db_held.decide(tx, held_id, decision, at, actor, reason)
         await db_messages.set_verdict(tx, message_row, verdict)

@@ -1,4 +1,7 @@
-"""What the outbound queue holds, for `maillist queue`, and making deferred mail due now."""
+"""What the outbound queue holds, for `maillist queue`, and making deferred or stuck mail due now.
+
+A batch in `sending` holds a lease (its next_attempt_at): past it the batch is stuck (its sender
+died or hung before recording a result), and the server itself takes it again."""
 
 from __future__ import annotations
 
@@ -10,21 +13,42 @@ from maillist.db import queue as db_queue
 
 
 @dataclass(frozen=True, slots=True)
+class FailedJob:
+    job_id: int
+    list_address: str
+    message_id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class QueueView:
     jobs_waiting: int
     counts: dict[str, tuple[int, int]]
     rows: list[db_queue.QueueRow]
+    stuck: frozenset[int]  # batch ids `sending` past their lease
+    failed_jobs: list[FailedJob]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def view(db: Database, limit: int = 100) -> QueueView:
+    now = _now()
     async with db.snapshot() as tx:
+        rows = await db_queue.open_batches(tx, ("pending", "sending", "deferred", "failed"), limit)
         return QueueView(
             await db_queue.pending_jobs(tx),
             await db_queue.counts(tx),
-            await db_queue.open_batches(tx, ("pending", "sending", "deferred", "failed"), limit),
+            rows,
+            frozenset(
+                r.batch_id for r in rows if r.state == "sending" and r.next_attempt_at <= now
+            ),
+            [FailedJob(*row) for row in await db_queue.failed_jobs(tx, limit)],
         )
 
 
-async def retry(db: Database) -> int:
+async def retry(db: Database) -> tuple[int, int]:
+    """(deferred, stuck) batches made due now."""
     async with db.transaction() as tx:
-        return await db_queue.retry_now(tx, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        return await db_queue.retry_now(tx, _now())

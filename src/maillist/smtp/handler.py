@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -11,13 +10,14 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
+from maillist import mailparse
 from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits, ParsedMessage
 from maillist.metrics import Metrics
 from maillist.models import MailingList
-from maillist.services import messages
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
+from maillist.smtp.parsepool import ParsePool, ParserBusy
 from maillist.smtp.server import ServerSettings
 
 log = logging.getLogger("maillist.smtp")
@@ -37,8 +37,10 @@ class Handler:
         ingestor: Ingestor,
         settings: ServerSettings,
         limits: Limits,
+        parser: ParsePool,
         metrics: Metrics | None = None,
     ) -> None:
+        self.parser = parser
         self.metrics = metrics or Metrics()
         self.directory = directory
         self.ingestor = ingestor
@@ -107,6 +109,12 @@ class Handler:
                 "refused message from %s for %s: %s", envelope.mail_from, envelope.rcpt_tos, exc
             )
             return _combine([str(exc)] * len(targets), lmtp)
+        except ParserBusy:
+            log.warning("every parser busy: 451 for a %d-byte message", len(raw))
+            return _combine(
+                ["451 4.3.2 Too busy to parse the message now, please try again"] * len(targets),
+                lmtp,
+            )
         except TimeoutError:
             self.metrics.refused.inc()
             log.warning(
@@ -127,19 +135,18 @@ class Handler:
         return _combine(replies, lmtp)
 
     async def _parse(self, raw: bytes, domain: str) -> ParsedMessage:
-        """Within the time budget. Small messages (the prescan bounds their cost) parse inline and
-        are checked against the budget afterwards; large ones parse in a thread under wait_for."""
+        """Within the time budget. A small single-part message is parsed here on the loop: the
+        prescan's caps bound what its header parse can cost, and only its header is parsed. A
+        multipart message or anything larger goes to the parse pool, where the deadline is
+        real: a worker past it is killed."""
         now = datetime.now(UTC)
-        if len(raw) <= INLINE_PARSE_BYTES:
+        if len(raw) <= INLINE_PARSE_BYTES and not mailparse.is_multipart(raw):
             start = time.monotonic()
-            parsed = messages.prepare(raw, self.limits, received_at=now, domain=domain)
+            parsed = mailparse.prepare(raw, self.limits, received_at=now, domain=domain)
             if time.monotonic() - start > self.limits.parse_seconds:
                 raise TimeoutError
             return parsed
-        return await asyncio.wait_for(
-            asyncio.to_thread(messages.prepare, raw, self.limits, received_at=now, domain=domain),
-            timeout=self.limits.parse_seconds,
-        )
+        return await self.parser.parse(raw, self.limits, received_at=now, domain=domain)
 
     async def _store(self, item: Incoming) -> str:
         try:
