@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from maillist.cli import main
-from maillist.db import Database
+from maillist.db import Store
 
 CLI_TIMEOUT = 120
 
@@ -82,8 +82,8 @@ def run_cli(
 
 
 @pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(db_path)
+async def db(db_path: Path) -> AsyncIterator[Store]:
+    database = await Store.open(db_path)
     try:
         yield database
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CliFn, assert_one_line_error, dump
-from maillist.db import Database
+from maillist.db import Store
 from maillist.models import ImportRow
 from maillist.services import lists, members
 
@@ -130,7 +130,7 @@ def test_unknown_list(team: CliFn, tmp_path: Path) -> None:
     assert_one_line_error(team("members", "import", "ghost@example.org", str(path)), "no such list")
 
 
-async def test_large_import_uses_worker_pool_and_reports_lines(db: Database) -> None:
+async def test_large_import_uses_worker_pool_and_reports_lines(db: Store) -> None:
     """Past the parallel threshold the rows are validated in a process pool: same results, same lines."""
     await lists.create(db, "big@example.org", actor="test")
     rows = [ImportRow(line=i + 2, address=f"user{i}@example{i % 7}.org") for i in range(25_000)]

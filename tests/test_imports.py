@@ -48,6 +48,8 @@ def top(name: str) -> str:
 
 def allowed(source: str, target: str) -> bool:
     src, dst = top(source), top(target)
+    if target == "maillist.db.store":  # the seam every edge opens and hands down; no SQL in it
+        return src not in PURE
     if src == "" or dst == "" or src == dst:
         return dst != "cli" or src in {"", "__main__", "cli"}
     if dst == "cli":

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from maillist.db import Database
+from maillist.db import Store
 from maillist.errors import AlreadyDelivered
 from maillist.models import Posting
 from maillist.services import lists, members, moderation
@@ -20,14 +20,14 @@ from test_threading import deliver, forest, ingesting
 
 
 @pytest.fixture
-async def team(db: Database) -> AsyncIterator[Ingestor]:
+async def team(db: Store) -> AsyncIterator[Ingestor]:
     await lists.create(db, "team@example.org", name="Team", posting=Posting.MEMBERS, actor="t")
     await members.add(db, "team@example.org", ["anne@example.org"], name="Anne", actor="t")
     async with ingesting(db) as ingestor:
         yield ingestor
 
 
-def jobs(db: Database) -> list[str]:
+def jobs(db: Store) -> list[str]:
     conn = sqlite3.connect(db.path)
     try:
         return [
@@ -42,7 +42,7 @@ def jobs(db: Database) -> list[str]:
 
 
 async def test_a_strangers_held_post_does_not_shadow_the_members_post(
-    db: Database, team: Ingestor
+    db: Store, team: Ingestor
 ) -> None:
     first = await deliver(db, team, "next@x", "Agenda", sender="mallory@evil.example")
     assert first.verdict == "hold" and not first.duplicate
@@ -55,9 +55,7 @@ async def test_a_strangers_held_post_does_not_shadow_the_members_post(
     assert jobs(db) == ["next@x"]
 
 
-async def test_a_held_post_does_not_take_a_threads_placeholder(
-    db: Database, team: Ingestor
-) -> None:
+async def test_a_held_post_does_not_take_a_threads_placeholder(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "r1@x", "Re: Topic", refs="p@x", irt="p@x")
     assert await forest(db) == [[("?p", ["r1"])]]
     # A stranger's post with the parent's id is held, and leaves the placeholder alone.
@@ -69,16 +67,14 @@ async def test_a_held_post_does_not_take_a_threads_placeholder(
     assert await forest(db) == [[("p", ["r1"])]]
 
 
-async def test_the_same_held_post_sent_twice_is_held_once(db: Database, team: Ingestor) -> None:
+async def test_the_same_held_post_sent_twice_is_held_once(db: Store, team: Ingestor) -> None:
     one = await deliver(db, team, "s@x", "Hi", sender="stranger@example.net")
     two = await deliver(db, team, "s@x", "Hi", sender="stranger@example.net")
     assert two.duplicate and two.row_id == one.row_id
     assert len(await moderation.pending(db, "team@example.org")) == 1
 
 
-async def test_approval_adopts_the_placeholder_and_its_replies(
-    db: Database, team: Ingestor
-) -> None:
+async def test_approval_adopts_the_placeholder_and_its_replies(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "p@x", "Topic", sender="stranger@example.net")  # held
     await deliver(db, team, "r1@x", "Re: Topic", refs="p@x", irt="p@x")
     await deliver(db, team, "r2@x", "Re: Topic", refs="p@x r1@x", irt="r1@x")
@@ -94,7 +90,7 @@ async def test_approval_adopts_the_placeholder_and_its_replies(
 
 
 async def test_approval_is_refused_when_a_delivered_post_holds_the_id(
-    db: Database, team: Ingestor
+    db: Store, team: Ingestor
 ) -> None:
     await deliver(db, team, "dup@x", "Topic", sender="stranger@example.net")  # held
     await deliver(db, team, "dup@x", "Topic", sender="anne@example.org")  # delivered

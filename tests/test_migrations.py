@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from maillist.db import Database, migrate
+from maillist.db import Store, migrate
 from maillist.errors import StoreError
 from maillist.services import badges, lists, members
 
 
-async def test_fresh_database_is_at_latest_version(db: Database) -> None:
+async def test_fresh_database_is_at_latest_version(db: Store) -> None:
     assert await db.schema_version() == migrate.latest() >= 2
 
 
 async def test_version_one_database_upgrades_with_data_intact(db_path: Path) -> None:
-    old = await Database.open(db_path, migrate_to=1)
+    old = await Store.open(db_path, migrate_to=1)
     assert await old.schema_version() == 1
     await old.close()
     # Write the way maillist 0001 did: plain rows in the original tables.
@@ -38,7 +38,7 @@ async def test_version_one_database_upgrades_with_data_intact(db_path: Path) -> 
     conn.commit()
     conn.close()
 
-    new = await Database.open(db_path)
+    new = await Store.open(db_path)
     try:
         assert await new.schema_version() == migrate.latest()
         found = await members.members(new, "old@example.org")
@@ -58,21 +58,21 @@ async def test_version_one_database_upgrades_with_data_intact(db_path: Path) -> 
 
 async def test_reopening_is_idempotent(db_path: Path) -> None:
     for _ in range(3):
-        db = await Database.open(db_path)
+        db = await Store.open(db_path)
         assert await db.schema_version() == migrate.latest()
         await db.close()
 
 
 async def test_newer_database_is_refused(db_path: Path) -> None:
-    await (await Database.open(db_path)).close()
+    await (await Store.open(db_path)).close()
     conn = sqlite3.connect(db_path)
     conn.execute(f"PRAGMA user_version = {migrate.latest() + 1}")
     conn.close()
     with pytest.raises(StoreError, match="newer than this maillist supports"):
-        await Database.open(db_path)
+        await Store.open(db_path)
 
 
-async def test_pragmas(db: Database, db_path: Path) -> None:
+async def test_pragmas(db: Store, db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
@@ -97,7 +97,7 @@ def test_migrations_are_numbered_without_gaps() -> None:
 
 async def test_version_two_database_upgrades_with_every_reference_intact(db_path: Path) -> None:
     """0003 rebuilds messages and outbound_jobs: rows, ids and the rows that point at them stay."""
-    old = await Database.open(db_path, migrate_to=2)
+    old = await Store.open(db_path, migrate_to=2)
     await old.close()
     conn = sqlite3.connect(db_path)
     conn.execute("PRAGMA foreign_keys = ON")
@@ -123,7 +123,7 @@ async def test_version_two_database_upgrades_with_every_reference_intact(db_path
     )
     conn.commit()
     conn.close()
-    new = await Database.open(db_path)
+    new = await Store.open(db_path)
     await new.close()
     conn = sqlite3.connect(db_path)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CliFn
-from maillist.db import Database
+from maillist.db import Store
 from maillist.delivery.relay import MaildirOutbox
 from maillist.delivery.worker import DeliveryWorkers
 from maillist.models import Posting
@@ -26,7 +26,6 @@ from maillist.services import deliveries, lists, members
 from maillist.services.deliveries import Result
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
-from maillist.services.store import Writer
 from maillist.templating import Templates
 from test_threading import deliver
 
@@ -52,11 +51,9 @@ class Flaky:
 
 
 @asynccontextmanager
-async def serving(db: Database, relay: Flaky) -> AsyncIterator[Ingestor]:
-    writer = Writer(db.path)
-    await writer.start()
-    workers = DeliveryWorkers(writer, ListDirectory(db), relay, Templates(), connections=2)
-    ingestor = Ingestor(writer, on_accept=workers.notify)
+async def serving(db: Store, relay: Flaky) -> AsyncIterator[Ingestor]:
+    workers = DeliveryWorkers(db, ListDirectory(db), relay, Templates(), connections=2)
+    ingestor = Ingestor(db, on_accept=workers.notify)
     ingestor.start()
     await workers.start()
     try:
@@ -64,10 +61,9 @@ async def serving(db: Database, relay: Flaky) -> AsyncIterator[Ingestor]:
     finally:
         await ingestor.stop()
         await workers.stop(grace=5)
-        await writer.close()
 
 
-def rows(db: Database, sql: str, *args: object) -> list[tuple[object, ...]]:
+def rows(db: Store, sql: str, *args: object) -> list[tuple[object, ...]]:
     conn = sqlite3.connect(db.path)
     try:
         return conn.execute(sql, args).fetchall()
@@ -82,7 +78,7 @@ async def until(check: object, timeout: float = WAIT) -> None:
         await asyncio.sleep(0.02)
 
 
-async def make_team(db: Database, *, personalize: bool) -> None:
+async def make_team(db: Store, *, personalize: bool) -> None:
     await lists.create(db, "team@example.org", name="Team", posting=Posting.OPEN, actor="t")
     await lists.set_option(
         db, "team@example.org", "personalize", str(personalize).lower(), actor="t"
@@ -95,7 +91,7 @@ async def make_team(db: Database, *, personalize: bool) -> None:
 
 @pytest.mark.parametrize("personalize", [True, False], ids=["personalised", "shared"])
 async def test_an_exception_while_sending_defers_the_batch(
-    db: Database, tmp_path: Path, personalize: bool, cli: CliFn
+    db: Store, tmp_path: Path, personalize: bool, cli: CliFn
 ) -> None:
     await make_team(db, personalize=personalize)
     started = deliveries.iso(datetime.now(UTC))
@@ -130,9 +126,7 @@ async def test_an_exception_while_sending_defers_the_batch(
     assert all(e["at"] < min(nexts) for e in errors)
 
 
-async def test_a_batch_whose_post_is_gone_fails_with_the_reason(
-    db: Database, tmp_path: Path
-) -> None:
+async def test_a_batch_whose_post_is_gone_fails_with_the_reason(db: Store, tmp_path: Path) -> None:
     await make_team(db, personalize=True)
     relay = Flaky(tmp_path / "outbox", bad="nobody")
     conn = sqlite3.connect(db.path)
@@ -154,7 +148,7 @@ async def test_a_batch_whose_post_is_gone_fails_with_the_reason(
 
 
 async def test_a_job_that_cannot_expand_fails_alone(
-    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await make_team(db, personalize=False)
     real = deliveries.build_copy
@@ -180,7 +174,7 @@ async def test_a_job_that_cannot_expand_fails_alone(
     assert "UnicodeError: a codec nobody expected" in str(jobs[0][2])
 
 
-def claim_at(db: Database, when: datetime) -> list[int]:
+def claim_at(db: Store, when: datetime) -> list[int]:
     conn = sqlite3.connect(db.path, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -191,7 +185,7 @@ def claim_at(db: Database, when: datetime) -> list[int]:
         conn.close()
 
 
-async def test_a_claim_past_its_lease_is_stuck_shown_and_retried(db: Database, cli: CliFn) -> None:
+async def test_a_claim_past_its_lease_is_stuck_shown_and_retried(db: Store, cli: CliFn) -> None:
     await make_team(db, personalize=False)
     conn = sqlite3.connect(db.path)
     conn.execute(

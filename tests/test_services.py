@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from maillist.db import Database
+from maillist.db import Store
 from maillist.errors import AlreadyMember, BadgeError, DuplicateList, UnknownList, UnknownPerson
 from maillist.models import Mode, Posting, Role
 from maillist.services import audit, badges, lists, members
 
 
-async def test_badges_follow_a_person_to_every_list(db: Database) -> None:
+async def test_badges_follow_a_person_to_every_list(db: Store) -> None:
     for address in ("a@example.org", "b@example.org"):
         await lists.create(db, address, actor="t")
     await members.add(db, "a@example.org", ["Anne@Example.org"], name="Anne", actor="t")
@@ -29,16 +29,16 @@ async def test_badges_follow_a_person_to_every_list(db: Database) -> None:
     assert [b.name for b in await badges.summary(db)] == ["Training Badge"]
 
 
-async def test_badges_for_unknown_address_is_empty(db: Database) -> None:
+async def test_badges_for_unknown_address_is_empty(db: Store) -> None:
     assert await badges.badges_for(db, "nobody@example.org") == []
 
 
-async def test_grant_needs_a_known_person(db: Database) -> None:
+async def test_grant_needs_a_known_person(db: Store) -> None:
     with pytest.raises(UnknownPerson):
         await badges.grant(db, "ghost@example.org", "X", actor="t")
 
 
-async def test_badge_name_whitespace_is_collapsed_and_duplicates_refused(db: Database) -> None:
+async def test_badge_name_whitespace_is_collapsed_and_duplicates_refused(db: Store) -> None:
     await lists.create(db, "a@example.org", actor="t")
     await members.add(db, "a@example.org", ["x@example.org"], actor="t")
     grant = await badges.grant(db, "x@example.org", "  Training   Badge ", actor="t")
@@ -47,7 +47,7 @@ async def test_badge_name_whitespace_is_collapsed_and_duplicates_refused(db: Dat
         await badges.grant(db, "x@example.org", "training badge", actor="t")
 
 
-async def test_add_is_all_or_nothing(db: Database) -> None:
+async def test_add_is_all_or_nothing(db: Store) -> None:
     await lists.create(db, "a@example.org", actor="t")
     await members.add(db, "a@example.org", ["x@example.org"], actor="t")
     with pytest.raises(AlreadyMember):
@@ -55,7 +55,7 @@ async def test_add_is_all_or_nothing(db: Database) -> None:
     assert [m.address for m in await members.members(db, "a@example.org")] == ["x@example.org"]
 
 
-async def test_roles_modes_and_repeated_addresses(db: Database) -> None:
+async def test_roles_modes_and_repeated_addresses(db: Store) -> None:
     await lists.create(db, "a@example.org", posting=Posting.MODERATED, actor="t")
     added = await members.add(
         db,
@@ -71,7 +71,7 @@ async def test_roles_modes_and_repeated_addresses(db: Database) -> None:
     assert (await lists.show(db, "a@example.org")).moderators == 1
 
 
-async def test_delete_list_keeps_people_and_badges(db: Database) -> None:
+async def test_delete_list_keeps_people_and_badges(db: Store) -> None:
     await lists.create(db, "a@example.org", actor="t")
     await lists.create(db, "b@example.org", actor="t")
     await members.add(db, "a@example.org", ["x@example.org"], actor="t")
@@ -85,13 +85,13 @@ async def test_delete_list_keeps_people_and_badges(db: Database) -> None:
     assert x.badges == ("Licensee Badge",)
 
 
-async def test_duplicate_list_is_case_insensitive(db: Database) -> None:
+async def test_duplicate_list_is_case_insensitive(db: Store) -> None:
     await lists.create(db, "Team@example.org", actor="t")
     with pytest.raises(DuplicateList):
         await lists.create(db, "team@EXAMPLE.org", actor="t")
 
 
-async def test_set_options_are_typed(db: Database) -> None:
+async def test_set_options_are_typed(db: Store) -> None:
     await lists.create(db, "a@example.org", actor="t")
     assert (
         await lists.set_option(db, "a@example.org", "max-message-size", "2M", actor="t")
@@ -103,7 +103,7 @@ async def test_set_options_are_typed(db: Database) -> None:
     assert (shown.max_message_size, shown.personalize, shown.reply_to) == (2097152, True, "list")
 
 
-async def test_audit_log_records_who_did_what(db: Database) -> None:
+async def test_audit_log_records_who_did_what(db: Store) -> None:
     await lists.create(db, "a@example.org", actor="cli:alice")
     await members.add(db, "a@example.org", ["x@example.org"], actor="cli:bob")
     await badges.grant(db, "x@example.org", "Training Badge", actor="cli:alice")

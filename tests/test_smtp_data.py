@@ -11,10 +11,10 @@ import asyncio
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from maillist.smtp.server import ListSMTP, ServerSettings, SessionGate
+from maillist.smtp.server import _REWRITE, ListSMTP, ServerSettings, SessionGate
 
 SIZE_LIMIT = 600
 
@@ -80,7 +80,13 @@ lines = st.one_of(
 
 @st.composite
 def streams(draw: st.DrawFn) -> list[bytes]:
-    body = b"".join(line + b"\r\n" for line in draw(st.lists(lines, max_size=30)))
+    drawn = draw(st.lists(lines, max_size=30))
+    if b"." in drawn:
+        # A "." line ends the message early and the lines after it are commands. Past a few bogus
+        # ones aiosmtpd hangs up while the client still sends, and the reset may discard replies
+        # already on their way, on either server: not a difference between the DATA readers.
+        assume(len(drawn) - drawn.index(b".") <= 3)
+    body = b"".join(line + b"\r\n" for line in drawn)
     if draw(st.booleans()):
         body += b"X" * draw(st.integers(0, 700))  # sometimes past the size limit
         body += b"\r\n"
@@ -95,10 +101,8 @@ def test_same_replies_and_content_as_aiosmtpd(chunks: list[bytes]) -> None:
     async def both() -> None:
         theirs = await converse(stock, chunks)
         mine = await converse(ours, chunks)
-        rewrite = {
-            b"552 5.3.4 Message too big for this list\r\n": b"552 Error: Too much mail data\r\n",
-            b"500 5.5.2 Line too long (limit 1000 octets)\r\n": b"500 Line too long (see RFC5321 4.5.3.1.6)\r\n",
-        }
+        # Our reply texts carry enhanced status codes (server._REWRITE); map them back.
+        rewrite = {f"{v}\r\n".encode(): f"{k}\r\n".encode() for k, v in _REWRITE.items()}
         assert [rewrite.get(r, r) for r in mine[0]] == theirs[0]
         assert mine[1] == theirs[1]
 

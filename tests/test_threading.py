@@ -16,31 +16,27 @@ from hypothesis import strategies as st
 
 from conftest import CliFn
 from maillist import mailparse
-from maillist.db import Database
+from maillist.db import Store
 from maillist.mailparse import Limits
 from maillist.models import Posting
 from maillist.services import badges, lists, members, messages
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
-from maillist.services.store import Writer
 from maillist.threads import Node, creates_cycle, is_reply_subject, pick_parent, subject_key
 
 
 @asynccontextmanager
-async def ingesting(db: Database) -> AsyncIterator[Ingestor]:
-    writer = Writer(db.path)
-    await writer.start()
-    ingestor = Ingestor(writer)
+async def ingesting(db: Store) -> AsyncIterator[Ingestor]:
+    ingestor = Ingestor(db)
     ingestor.start()
     try:
         yield ingestor
     finally:
         await ingestor.stop()
-        await writer.close()
 
 
 @pytest.fixture
-async def team(db: Database) -> AsyncIterator[Ingestor]:
+async def team(db: Store) -> AsyncIterator[Ingestor]:
     await lists.create(db, "team@example.org", name="Team", posting=Posting.OPEN, actor="t")
     await members.add(db, "team@example.org", ["anne@example.org"], name="Anne", actor="t")
     await badges.grant(db, "anne@example.org", "Licensee Badge", actor="t")
@@ -49,7 +45,7 @@ async def team(db: Database) -> AsyncIterator[Ingestor]:
 
 
 async def deliver(
-    db: Database,
+    db: Store,
     ingestor: Ingestor,
     mid: str,
     subject: str = "Topic",
@@ -79,11 +75,11 @@ def shape(nodes: list[Node]) -> list[Any]:
     ]  # fmt: skip
 
 
-async def forest(db: Database) -> list[list[Any]]:
+async def forest(db: Store) -> list[list[Any]]:
     return [shape(v.roots) for v in await messages.thread_views(db, "team@example.org")]
 
 
-async def test_reply_before_parent_then_parent_arrives(db: Database, team: Ingestor) -> None:
+async def test_reply_before_parent_then_parent_arrives(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "r1@x", "Re: Topic", refs="p@x", irt="p@x")
     assert await forest(db) == [[("?p", ["r1"])]]
     await deliver(
@@ -94,7 +90,7 @@ async def test_reply_before_parent_then_parent_arrives(db: Database, team: Inges
     assert await forest(db) == [[("p", ["r1", "r2"])]]
 
 
-async def test_grandchild_child_parent_in_reverse_order(db: Database, team: Ingestor) -> None:
+async def test_grandchild_child_parent_in_reverse_order(db: Store, team: Ingestor) -> None:
     await deliver(
         db,
         team,
@@ -114,20 +110,20 @@ async def test_grandchild_child_parent_in_reverse_order(db: Database, team: Inge
     assert len(views) == 1 and views[0].messages == 3 and views[0].thread.subject == "Topic"
 
 
-async def test_last_known_reference_wins_over_in_reply_to(db: Database, team: Ingestor) -> None:
+async def test_last_known_reference_wins_over_in_reply_to(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "a@x", "A")
     await deliver(db, team, "b@x", "Re: A", refs="a@x", irt="a@x")
     await deliver(db, team, "c@x", "Re: A", refs="a@x b@x unknown@x", irt="elsewhere@x")
     assert await forest(db) == [[("a", [("b", ["c"])])]]
 
 
-async def test_in_reply_to_alone(db: Database, team: Ingestor) -> None:
+async def test_in_reply_to_alone(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "a@x", "A")
     await deliver(db, team, "b@x", "Re: A", irt="a@x")
     assert await forest(db) == [[("a", ["b"])]]
 
 
-async def test_header_cycle_is_refused(db: Database, team: Ingestor) -> None:
+async def test_header_cycle_is_refused(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "a@x", "Loop", refs="b@x", irt="b@x")
     await deliver(db, team, "b@x", "Loop", refs="a@x", irt="a@x")
     trees = await forest(db)
@@ -140,12 +136,12 @@ async def test_header_cycle_is_refused(db: Database, team: Ingestor) -> None:
     )
 
 
-async def test_self_reference_is_ignored(db: Database, team: Ingestor) -> None:
+async def test_self_reference_is_ignored(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "s@x", "Self", refs="s@x", irt="s@x")
     assert await forest(db) == [["s"]]
 
 
-async def test_duplicate_does_not_rethread(db: Database, team: Ingestor) -> None:
+async def test_duplicate_does_not_rethread(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "a@x", "A")
     first = await deliver(db, team, "b@x", "Re: A", irt="a@x")
     again = await deliver(db, team, "b@x", "Re: A", irt="a@x")
@@ -153,7 +149,7 @@ async def test_duplicate_does_not_rethread(db: Database, team: Ingestor) -> None
     assert await forest(db) == [[("a", ["b"])]]
 
 
-async def test_subject_fallback_joins_recent_thread(db: Database, team: Ingestor) -> None:
+async def test_subject_fallback_joins_recent_thread(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "t@x", "Rotations and roles")
     await deliver(db, team, "other@x", "Something else")
     await deliver(db, team, "lost@x", "RE: [Team] Rotations and roles")  # no threading headers
@@ -162,7 +158,7 @@ async def test_subject_fallback_joins_recent_thread(db: Database, team: Ingestor
     assert [("t", ["lost"])] in trees and ["same"] in trees and ["other"] in trees
 
 
-async def test_subject_fallback_ignores_old_threads(db: Database, team: Ingestor) -> None:
+async def test_subject_fallback_ignores_old_threads(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "old@x", "Ancient topic")
     conn = sqlite3.connect(db.path)
     conn.execute("UPDATE threads SET last_activity_at = '2020-01-01T00:00:00Z'")
@@ -172,7 +168,7 @@ async def test_subject_fallback_ignores_old_threads(db: Database, team: Ingestor
     assert sorted(map(str, await forest(db))) == sorted(map(str, [["old"], ["late"]]))
 
 
-async def test_listing_shows_authors_badges_and_newest_first(db: Database, team: Ingestor) -> None:
+async def test_listing_shows_authors_badges_and_newest_first(db: Store, team: Ingestor) -> None:
     await deliver(db, team, "first@x", "First", date="Mon, 23 Nov 2026 10:00:00 +0000")
     await deliver(db, team, "second@x", "Second", sender="Bob <bob@example.net>")
     await deliver(db, team, "reply@x", "Re: First", irt="first@x")  # activity moves First up
@@ -188,7 +184,7 @@ async def test_listing_shows_authors_badges_and_newest_first(db: Database, team:
     assert views[1].roots[0].sender_name == "" and views[1].roots[0].badges == ()
 
 
-async def test_held_parent_shows_as_placeholder(db: Database, team: Ingestor) -> None:
+async def test_held_parent_shows_as_placeholder(db: Store, team: Ingestor) -> None:
     await lists.set_option(db, "team@example.org", "posting", "members", actor="t")
     await deliver(db, team, "held@x", "Question", sender="stranger@example.net")
     await deliver(db, team, "answer@x", "Re: Question", irt="held@x")
@@ -199,7 +195,7 @@ def test_threads_cli_json(run_cli: CliFn, db_path: Path) -> None:
     import asyncio
 
     async def build() -> None:
-        database = await Database.open(db_path)
+        database = await Store.open(db_path)
         await lists.create(database, "team@example.org", posting=Posting.OPEN, actor="t")
         await members.add(database, "team@example.org", ["anne@example.org"], actor="t")
         await badges.grant(database, "anne@example.org", "Training Badge", actor="t")
@@ -278,7 +274,7 @@ def test_subject_rules(subject: str, key: str, reply: bool) -> None:
     assert is_reply_subject(subject, "[Team]") is reply
 
 
-async def test_one_bad_message_fails_alone_in_a_batch(db: Database, team: Ingestor) -> None:
+async def test_one_bad_message_fails_alone_in_a_batch(db: Store, team: Ingestor) -> None:
     """A message that cannot be stored (here: its list vanished) gets an error; the rest of its
     batch is stored all the same."""
     import asyncio
@@ -303,9 +299,7 @@ async def test_one_bad_message_fails_alone_in_a_batch(db: Database, team: Ingest
     assert sorted(map(str, await forest(db))) == sorted(map(str, [["ok1"], ["ok2"]]))
 
 
-async def test_write_lock_held_by_another_process_is_waited_for(
-    db: Database, team: Ingestor
-) -> None:
+async def test_write_lock_held_by_another_process_is_waited_for(db: Store, team: Ingestor) -> None:
     """An admin command holding the write lock delays a commit; it neither fails nor blocks the loop."""
     import asyncio
 
@@ -332,7 +326,7 @@ async def test_write_lock_held_by_another_process_is_waited_for(
 
 
 async def test_lock_held_past_the_wait_fails_the_batch_once(
-    db: Database, team: Ingestor, monkeypatch: pytest.MonkeyPatch
+    db: Store, team: Ingestor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the lock wait every session of the batch gets its error at once (a 451), without each
     message waiting again on its own; nothing is half-stored."""
@@ -341,7 +335,7 @@ async def test_lock_held_past_the_wait_fails_the_batch_once(
 
     from maillist.errors import StoreBusy
 
-    monkeypatch.setattr("maillist.db.writer.LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr("maillist.db.store.LOCK_WAIT_SECONDS", 0.3)
     other = sqlite3.connect(db.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:

@@ -9,10 +9,10 @@ import typer
 from maillist.cli.output import say
 from maillist.cli.runtime import run
 from maillist.config import Config
+from maillist.db.store import Store
 from maillist.errors import DuplicateList
 from maillist.models import Role
 from maillist.services import badges, lists, members
-from maillist.services.store import Store
 
 PEOPLE = (
     ("madamos@example.org", "Mark Adamos", Role.OWNER, ("Licensee Badge",)),

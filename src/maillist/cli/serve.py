@@ -21,13 +21,13 @@ from starlette.applications import Starlette
 
 from maillist.cli.runtime import config
 from maillist.config import Config
+from maillist.db.store import SERVER_CACHE_KIB, Store
 from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRelay
 from maillist.delivery.worker import DeliveryWorkers
 from maillist.mailparse import Limits
 from maillist.metrics import Metrics
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
-from maillist.services.store import Writer, open_store
 from maillist.smtp.handler import Handler
 from maillist.smtp.parsepool import ParsePool
 from maillist.smtp.server import ListenError, ServerSettings, listen
@@ -91,11 +91,8 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     drain = _Drain(delivery.drain_seconds)
     async with contextlib.AsyncExitStack() as stack:
-        db = await open_store(cfg.db, create=True)  # schema made or upgraded before the writer
+        db = await Store.open(cfg.db, create=True, cache_kib=SERVER_CACHE_KIB)
         stack.push_async_callback(_step("database", db.close))
-        writer = Writer(cfg.db)
-        stack.push_async_callback(_step("writer", writer.close))
-        await writer.start()
         directory = ListDirectory(db)
         await directory.refresh()
         relay: Relay = (
@@ -103,12 +100,12 @@ async def serve(
         )
         metrics = Metrics()
         workers = DeliveryWorkers(
-            writer, directory, relay, Templates(delivery.templates),
+            db, directory, relay, Templates(delivery.templates),
             connections=delivery.connections, give_up_after=delivery.give_up_after, metrics=metrics,
         )  # fmt: skip
         stack.push_async_callback(_step("delivery", lambda: workers.stop(drain.left())))
         await workers.start()
-        ingestor = Ingestor(writer, on_accept=workers.notify)
+        ingestor = Ingestor(db, on_accept=workers.notify)
         stack.push_async_callback(_step("ingest", ingestor.stop))
         ingestor.start()
         parser = ParsePool(delivery.parse_workers)

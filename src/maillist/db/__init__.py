@@ -1,5 +1,5 @@
-"""The storage layer: the only place that holds SQL. Services pass an opaque `Tx` through."""
+"""The storage layer: the only place that holds SQL. Services pass an opaque `Conn` through."""
 
-from maillist.db.connection import Database, Tx
+from maillist.db.store import Conn, Store
 
-__all__ = ["Database", "Tx"]
+__all__ = ["Conn", "Store"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from maillist.db.writer import SyncTx
+from maillist.db.store import Conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,8 @@ class Source:
     raw: bytes
     sender: str
     sender_name: str
+    expanded_to: int = 0  # person id of the last member expanded so far
+    rendered: bool = False  # the shared copy is built (at the first slice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,30 +41,39 @@ class JobCopy:
     message_row: int
 
 
-def pending_jobs(conn: SyncTx, limit: int = 20) -> list[Source]:
-    rows = conn.execute(
-        """SELECT j.id, j.list_id, m.id, m.message_id, m.raw, m.sender, m.sender_name
+def next_pending_job(conn: Conn) -> Source | None:
+    """The oldest job still expanding."""
+    row = conn.execute(
+        """SELECT j.id, j.list_id, m.id, m.message_id, m.raw, m.sender, m.sender_name,
+                  j.expanded_to, j.rendered IS NOT NULL
            FROM outbound_jobs j JOIN messages m ON m.id = j.message_id
-           WHERE j.state = 'pending' ORDER BY j.id LIMIT ?""",
-        (limit,),
-    ).fetchall()
-    return [Source(*r) for r in rows]
+           WHERE j.state = 'pending' ORDER BY j.id LIMIT 1""",
+    ).fetchone()
+    if row is None:
+        return None
+    job_id, list_id, message_row, message_id, raw, sender, name, expanded_to, rendered = row
+    return Source(
+        job_id, list_id, message_row, message_id, raw, sender, name, expanded_to, bool(rendered)
+    )
 
 
-def recipients(conn: SyncTx, list_id: int, author: str) -> list[str]:
-    """Members who get posts: regular delivery, enabled; the author only if they asked for it.
-    Ordered by domain so batches group one domain per SMTP transaction."""
+def recipients_after(
+    conn: Conn, list_id: int, author: str, after: int, limit: int
+) -> list[tuple[int, str]]:
+    """(person id, address) of the next `limit` members who get posts, after person id `after`:
+    regular delivery, enabled; the author only if they asked for it. A range scan of the
+    subscriptions table's key, however big the list."""
     rows = conn.execute(
-        """SELECT p.address FROM subscriptions s JOIN people p ON p.id = s.person_id
-           WHERE s.list_id = ? AND s.mode = 'regular' AND s.status = 'enabled'
-             AND (s.receive_own = 1 OR p.address <> ?)
-           ORDER BY lower(substr(p.address, instr(p.address, '@') + 1)), p.address""",
-        (list_id, author),
+        """SELECT p.id, p.address FROM subscriptions s JOIN people p ON p.id = s.person_id
+           WHERE s.list_id = ? AND s.person_id > ? AND s.mode = 'regular'
+             AND s.status = 'enabled' AND (s.receive_own = 1 OR p.address <> ?)
+           ORDER BY s.person_id LIMIT ?""",
+        (list_id, after, author, limit),
     ).fetchall()
-    return [r[0] for r in rows]
+    return [(int(r[0]), str(r[1])) for r in rows]
 
 
-def author_details(conn: SyncTx, address: str) -> tuple[str, list[str]]:
+def author_details(conn: Conn, address: str) -> tuple[str, list[str]]:
     """(site-wide display name, badges) of the person at `address`; ("", []) for a stranger."""
     row = conn.execute("SELECT id, name FROM people WHERE address = ?", (address,)).fetchone()
     if row is None:
@@ -75,7 +86,7 @@ def author_details(conn: SyncTx, address: str) -> tuple[str, list[str]]:
     return str(row[1]), [b[0] for b in badges]
 
 
-def person_ids(conn: SyncTx, list_id: int) -> dict[str, int]:
+def person_ids(conn: Conn, list_id: int) -> dict[str, int]:
     """Lower-cased address -> person id for everyone on the list."""
     rows = conn.execute(
         "SELECT lower(p.address), p.id FROM subscriptions s JOIN people p ON p.id = s.person_id "
@@ -85,37 +96,40 @@ def person_ids(conn: SyncTx, list_id: int) -> dict[str, int]:
     return dict(rows)
 
 
-def site_secret(conn: SyncTx) -> str:
+def site_secret(conn: Conn) -> str:
     row = conn.execute("SELECT value FROM site WHERE key = 'secret'").fetchone()
     return str(row[0]) if row else ""
 
 
-def expand(
-    conn: SyncTx,
-    job_id: int,
-    *,
-    personalized: bool,
-    envelope_from: str,
-    rendered: bytes | None,
-    batches: Iterable[tuple[str, ...]],
-    at: str,
-) -> int:
+def add_batches(conn: Conn, job_id: int, batches: Iterable[tuple[str, ...]], at: str) -> int:
     rows = [("\n".join(b), job_id, at, at) for b in batches]
     conn.executemany(
         "INSERT INTO outbound_batches (recipients, job_id, next_attempt_at, created_at) "
         "VALUES (?, ?, ?, ?)",
         rows,
     )
-    total = sum(r[0].count("\n") + 1 for r in rows)
-    conn.execute(
-        "UPDATE outbound_jobs SET state = 'expanded', personalized = ?, envelope_from = ?, "
-        "rendered = ?, recipients = ? WHERE id = ?",
-        (int(personalized), envelope_from, rendered, total, job_id),
-    )
     return len(rows)
 
 
-def claim(conn: SyncTx, now: str, lease_until: str, limit: int) -> list[Batch]:
+def start_job(
+    conn: Conn, job_id: int, *, personalized: bool, envelope_from: str, rendered: bytes | None
+) -> None:
+    """What every slice of the job shares, written with its first slice."""
+    conn.execute(
+        "UPDATE outbound_jobs SET personalized = ?, envelope_from = ?, rendered = ? WHERE id = ?",
+        (int(personalized), envelope_from, rendered, job_id),
+    )
+
+
+def advance_job(conn: Conn, job_id: int, *, expanded_to: int, recipients: int, done: bool) -> None:
+    conn.execute(
+        "UPDATE outbound_jobs SET expanded_to = ?, recipients = recipients + ?, "
+        "state = CASE WHEN ? THEN 'expanded' ELSE state END WHERE id = ?",
+        (expanded_to, recipients, done, job_id),
+    )
+
+
+def claim(conn: Conn, now: str, lease_until: str, limit: int) -> list[Batch]:
     """Due batches, marked `sending` in the caller's transaction until `lease_until`. A batch
     whose sender died or hung past its lease is due again (next_attempt_at is the lease)."""
     rows = conn.execute(
@@ -132,7 +146,7 @@ def claim(conn: SyncTx, now: str, lease_until: str, limit: int) -> list[Batch]:
     return [Batch(r[0], r[1], tuple(r[2].split("\n")), r[3], r[4]) for r in rows]
 
 
-def release(conn: SyncTx, batch_ids: Iterable[int], now: str) -> None:
+def release(conn: Conn, batch_ids: Iterable[int], now: str) -> None:
     """Claimed batches a sender will not get to: due again at once, for any sender."""
     conn.executemany(
         "UPDATE outbound_batches SET state = 'pending', next_attempt_at = ? "
@@ -141,15 +155,7 @@ def release(conn: SyncTx, batch_ids: Iterable[int], now: str) -> None:
     )
 
 
-def next_due(conn: SyncTx) -> str | None:
-    row = conn.execute(
-        "SELECT MIN(next_attempt_at) FROM outbound_batches "
-        "WHERE state IN ('pending', 'deferred', 'sending')"
-    ).fetchone()
-    return row[0] if row and row[0] else None
-
-
-def job_copy(conn: SyncTx, job_id: int) -> JobCopy | None:
+def job_copy(conn: Conn, job_id: int) -> JobCopy | None:
     row = conn.execute(
         "SELECT list_id, personalized, envelope_from, rendered, message_id FROM outbound_jobs "
         "WHERE id = ?",
@@ -158,14 +164,14 @@ def job_copy(conn: SyncTx, job_id: int) -> JobCopy | None:
     return JobCopy(row[0], bool(row[1]), row[2], row[3], row[4]) if row else None
 
 
-def message_source(conn: SyncTx, message_row: int) -> tuple[str, bytes, str, str] | None:
+def message_source(conn: Conn, message_row: int) -> tuple[str, bytes, str, str] | None:
     row = conn.execute(
         "SELECT message_id, raw, sender, sender_name FROM messages WHERE id = ?", (message_row,)
     ).fetchone()
     return (row[0], row[1], row[2], row[3]) if row else None
 
 
-def mark_sent(conn: SyncTx, batch_id: int, at: str) -> None:
+def mark_sent(conn: Conn, batch_id: int, at: str) -> None:
     conn.execute(
         "UPDATE outbound_batches SET state = 'sent', done_at = ?, last_error = '' WHERE id = ?",
         (at, batch_id),
@@ -173,7 +179,7 @@ def mark_sent(conn: SyncTx, batch_id: int, at: str) -> None:
 
 
 def mark_deferred(
-    conn: SyncTx,
+    conn: Conn,
     batch_id: int,
     recipients: Iterable[str],
     attempts: int,
@@ -188,9 +194,7 @@ def mark_deferred(
     )
 
 
-def mark_failed(
-    conn: SyncTx, batch_id: int, recipients: Iterable[str], error: str, at: str
-) -> None:
+def mark_failed(conn: Conn, batch_id: int, recipients: Iterable[str], error: str, at: str) -> None:
     conn.execute(
         "UPDATE outbound_batches SET state = 'failed', recipients = ?, last_error = ?, "
         "last_error_at = ?, done_at = ? WHERE id = ?",
@@ -199,7 +203,7 @@ def mark_failed(
 
 
 def record_failures(
-    conn: SyncTx, job_id: int, list_id: int, failures: Iterable[tuple[str, str]], at: str
+    conn: Conn, job_id: int, list_id: int, failures: Iterable[tuple[str, str]], at: str
 ) -> None:
     conn.executemany(
         "INSERT INTO delivery_failures (job_id, list_id, address, reply, at) VALUES (?, ?, ?, ?, ?)",
@@ -207,25 +211,25 @@ def record_failures(
     )
 
 
-def fail_job(conn: SyncTx, job_id: int, error: str) -> None:
+def fail_job(conn: Conn, job_id: int, error: str) -> None:
     conn.execute(
         "UPDATE outbound_jobs SET state = 'failed', last_error = ? WHERE id = ?",
         (error[:500], job_id),
     )
 
 
-def remember_copies(conn: SyncTx, list_id: int, digests: Iterable[bytes], at: str) -> None:
+def remember_copies(conn: Conn, list_id: int, digests: Iterable[bytes], at: str) -> None:
     conn.executemany(
         "INSERT OR REPLACE INTO sent_copies (list_id, digest, at) VALUES (?, ?, ?)",
         [(list_id, d, at) for d in digests],
     )
 
 
-def forget_copies(conn: SyncTx, before: str) -> int:
+def forget_copies(conn: Conn, before: str) -> int:
     return conn.execute("DELETE FROM sent_copies WHERE at < ?", (before,)).rowcount
 
 
-def reset_sending(conn: SyncTx, now: str) -> int:
+def reset_sending(conn: Conn, now: str) -> int:
     """After a crash or at a stop: a batch that was being sent may or may not have arrived; it
     is due again at once (its lease no longer means anything: its sender is gone)."""
     return conn.execute(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from maillist.db.writer import SyncTx
+from maillist.db.store import Conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class Known:
     verdict: str
 
 
-def lookup(conn: SyncTx, list_id: int, kind: str, message_ids: Sequence[str]) -> dict[str, Known]:
+def lookup(conn: Conn, list_id: int, kind: str, message_ids: Sequence[str]) -> dict[str, Known]:
     """The rows that claim these ids (the message itself, its references), in one query: a
     delivered post or a placeholder, never a held or discarded post."""
     if not message_ids:
@@ -34,7 +34,7 @@ def lookup(conn: SyncTx, list_id: int, kind: str, message_ids: Sequence[str]) ->
     return {r[0]: Known(r[1], r[2], bool(r[3]), r[4]) for r in rows}
 
 
-def unclaimed_copy(conn: SyncTx, list_id: int, message_id: str, sender: str) -> Known | None:
+def unclaimed_copy(conn: Conn, list_id: int, message_id: str, sender: str) -> Known | None:
     """A held or discarded post with this id from this same sender: the same post sent again."""
     row = conn.execute(
         "SELECT id, thread_id, verdict FROM messages WHERE list_id = ? AND kind = 'post' "
@@ -44,7 +44,7 @@ def unclaimed_copy(conn: SyncTx, list_id: int, message_id: str, sender: str) -> 
     return Known(row[0], row[1], False, row[2]) if row else None
 
 
-def came_back(conn: SyncTx, list_id: int, digest: bytes) -> bool:
+def came_back(conn: Conn, list_id: int, digest: bytes) -> bool:
     """The body is that of a copy this list sent lately (loops.py)."""
     return (
         conn.execute(
@@ -54,7 +54,7 @@ def came_back(conn: SyncTx, list_id: int, digest: bytes) -> bool:
     )
 
 
-def is_member(conn: SyncTx, list_id: int, address: str) -> bool:
+def is_member(conn: Conn, list_id: int, address: str) -> bool:
     return (
         conn.execute(
             "SELECT 1 FROM subscriptions s JOIN people p ON p.id = s.person_id "
@@ -66,7 +66,7 @@ def is_member(conn: SyncTx, list_id: int, address: str) -> bool:
 
 
 def insert_message(
-    conn: SyncTx, list_id: int, kind: str, message_id: str, fields: dict[str, Any]
+    conn: Conn, list_id: int, kind: str, message_id: str, fields: dict[str, Any]
 ) -> int:
     columns = ", ".join(fields)
     marks = ", ".join("?" * len(fields))
@@ -86,14 +86,14 @@ _UPDATABLE = frozenset(
 )  # fmt: skip
 
 
-def update_message(conn: SyncTx, row_id: int, fields: dict[str, Any]) -> None:
+def update_message(conn: Conn, row_id: int, fields: dict[str, Any]) -> None:
     if not fields.keys() <= _UPDATABLE:  # column names are interpolated: known names only
         raise ValueError(sorted(fields.keys() - _UPDATABLE))
     assignments = ", ".join(f"{name} = ?" for name in fields)
     conn.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*fields.values(), row_id))
 
 
-def insert_placeholder(conn: SyncTx, list_id: int, message_id: str, thread_id: int) -> int:
+def insert_placeholder(conn: Conn, list_id: int, message_id: str, thread_id: int) -> int:
     row = conn.execute(
         "INSERT INTO messages (list_id, kind, message_id, thread_id) VALUES (?, 'post', ?, ?) "
         "RETURNING id",
@@ -102,7 +102,7 @@ def insert_placeholder(conn: SyncTx, list_id: int, message_id: str, thread_id: i
     return int(row[0])
 
 
-def ancestors(conn: SyncTx, row_id: int, limit: int = 10_000) -> list[int]:
+def ancestors(conn: Conn, row_id: int, limit: int = 10_000) -> list[int]:
     """Ids from `row_id` up to its root (bounded, and safe on a loop: UNION drops repeats)."""
     rows = conn.execute(
         """WITH RECURSIVE up(id) AS (
@@ -115,7 +115,7 @@ def ancestors(conn: SyncTx, row_id: int, limit: int = 10_000) -> list[int]:
     return [r[0] for r in rows]
 
 
-def create_thread(conn: SyncTx, list_id: int, subject: str, key: str, at: str) -> int:
+def create_thread(conn: Conn, list_id: int, subject: str, key: str, at: str) -> int:
     row = conn.execute(
         "INSERT INTO threads (list_id, subject, subject_key, started_at, last_activity_at) "
         "VALUES (?, ?, ?, ?, ?) RETURNING id",
@@ -124,7 +124,7 @@ def create_thread(conn: SyncTx, list_id: int, subject: str, key: str, at: str) -
     return int(row[0])
 
 
-def merge_threads(conn: SyncTx, into: int, source: int) -> None:
+def merge_threads(conn: Conn, into: int, source: int) -> None:
     """Move every message of `source` into `into`, keeping the later activity, and drop `source`."""
     conn.execute("UPDATE messages SET thread_id = ? WHERE thread_id = ?", (into, source))
     conn.execute(
@@ -136,7 +136,7 @@ def merge_threads(conn: SyncTx, into: int, source: int) -> None:
 
 
 def touch_thread(
-    conn: SyncTx, thread_id: int, at: str, subject: str, key: str, *, rename: bool
+    conn: Conn, thread_id: int, at: str, subject: str, key: str, *, rename: bool
 ) -> None:
     """Record activity; name the thread after this message if it is the root (`rename`) or if
     the thread has no name yet (its root is still a placeholder)."""
@@ -149,7 +149,7 @@ def touch_thread(
     )
 
 
-def thread_root(conn: SyncTx, thread_id: int) -> int | None:
+def thread_root(conn: Conn, thread_id: int) -> int | None:
     row = conn.execute(
         "SELECT id FROM messages WHERE thread_id = ? AND parent_id IS NULL ORDER BY id LIMIT 1",
         (thread_id,),
@@ -157,7 +157,7 @@ def thread_root(conn: SyncTx, thread_id: int) -> int | None:
     return int(row[0]) if row else None
 
 
-def recent_thread_by_subject(conn: SyncTx, list_id: int, key: str, since: str) -> int | None:
+def recent_thread_by_subject(conn: Conn, list_id: int, key: str, since: str) -> int | None:
     row = conn.execute(
         "SELECT id FROM threads WHERE list_id = ? AND subject_key = ? AND last_activity_at >= ? "
         "ORDER BY last_activity_at DESC LIMIT 1",
@@ -166,14 +166,14 @@ def recent_thread_by_subject(conn: SyncTx, list_id: int, key: str, since: str) -
     return int(row[0]) if row else None
 
 
-def hold(conn: SyncTx, message_row: int, list_id: int, reason: str, at: str) -> None:
+def hold(conn: Conn, message_row: int, list_id: int, reason: str, at: str) -> None:
     conn.execute(
         "INSERT INTO held_messages (message_id, list_id, reason, held_at) VALUES (?, ?, ?, ?)",
         (message_row, list_id, reason, at),
     )
 
 
-def enqueue(conn: SyncTx, message_row: int, list_id: int, at: str) -> None:
+def enqueue(conn: Conn, message_row: int, list_id: int, at: str) -> None:
     """The fan-out job, in the verdict's own transaction: an accepted post is never forgotten."""
     conn.execute(
         "INSERT INTO outbound_jobs (message_id, list_id, created_at) VALUES (?, ?, ?)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maillist.db.connection import Tx
+from maillist.db.store import Conn
 from maillist.models import ListSummary, MailingList, Posting
 
 _COLUMNS = (
@@ -45,8 +45,8 @@ def _row(row: Any) -> MailingList:
     )
 
 
-async def insert(
-    tx: Tx,
+def insert(
+    conn: Conn,
     address: str,
     name: str,
     description: str,
@@ -54,57 +54,57 @@ async def insert(
     subject_prefix: str,
     at: str,
 ) -> MailingList:
-    async with tx.execute(
+    cur = conn.execute(
         f"INSERT INTO lists (address, name, description, posting, subject_prefix, created_at) "
         f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
         (address, name, description, posting.value, subject_prefix, at),
-    ) as cur:
-        row = await cur.fetchone()
+    )
+    row = cur.fetchone()
     assert row is not None
     return _row(row)
 
 
-async def by_address(tx: Tx, address: str) -> MailingList | None:
-    async with tx.execute(f"SELECT {_COLUMNS} FROM lists WHERE address = ?", (address,)) as cur:
-        row = await cur.fetchone()
+def by_address(conn: Conn, address: str) -> MailingList | None:
+    cur = conn.execute(f"SELECT {_COLUMNS} FROM lists WHERE address = ?", (address,))
+    row = cur.fetchone()
     return _row(row) if row else None
 
 
-async def all_lists(tx: Tx) -> list[ListSummary]:
-    async with tx.execute(
+def all_lists(conn: Conn) -> list[ListSummary]:
+    cur = conn.execute(
         f"""SELECT {", ".join("l." + c.strip() for c in _COLUMNS.split(","))},
                    COUNT(s.person_id),
                    COALESCE(SUM(s.role = 'moderator'), 0),
                    COALESCE(SUM(s.role = 'owner'), 0)
             FROM lists l LEFT JOIN subscriptions s ON s.list_id = l.id
             GROUP BY l.id ORDER BY l.address"""
-    ) as cur:
-        rows = await cur.fetchall()
+    )
+    rows = cur.fetchall()
     return [ListSummary(_row(r), r[13], r[14], r[15]) for r in rows]
 
 
-async def summary(tx: Tx, mlist: MailingList) -> ListSummary:
-    async with tx.execute(
+def summary(conn: Conn, mlist: MailingList) -> ListSummary:
+    cur = conn.execute(
         """SELECT COUNT(*), COALESCE(SUM(role = 'moderator'), 0), COALESCE(SUM(role = 'owner'), 0)
            FROM subscriptions WHERE list_id = ?""",
         (mlist.id,),
-    ) as cur:
-        row = await cur.fetchone()
+    )
+    row = cur.fetchone()
     assert row is not None
     return ListSummary(mlist, row[0], row[1], row[2])
 
 
-async def set_option(tx: Tx, list_id: int, column: str, value: object) -> None:
+def set_option(conn: Conn, list_id: int, column: str, value: object) -> None:
     if column not in SETTABLE:  # the column name is interpolated: only known names get here
         raise ValueError(column)
-    await tx.execute(f"UPDATE lists SET {column} = ? WHERE id = ?", (value, list_id))
+    conn.execute(f"UPDATE lists SET {column} = ? WHERE id = ?", (value, list_id))
 
 
-async def delete(tx: Tx, list_id: int) -> None:
-    await tx.execute("DELETE FROM lists WHERE id = ?", (list_id,))
+def delete(conn: Conn, list_id: int) -> None:
+    conn.execute("DELETE FROM lists WHERE id = ?", (list_id,))
 
 
-async def address_of(tx: Tx, list_id: int) -> str:
-    async with tx.execute("SELECT address FROM lists WHERE id = ?", (list_id,)) as cur:
-        row = await cur.fetchone()
+def address_of(conn: Conn, list_id: int) -> str:
+    cur = conn.execute("SELECT address FROM lists WHERE id = ?", (list_id,))
+    row = cur.fetchone()
     return str(row[0]) if row else "?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from maillist.db.connection import Tx
+from maillist.db.store import Conn
 from maillist.models import StoredMessage, ThreadSummary
 
 _COLUMNS = (
@@ -27,93 +27,91 @@ def _row(row: Any, raw: bytes | None = None) -> StoredMessage:
     )  # fmt: skip
 
 
-async def by_message_id(tx: Tx, message_id: str, *, with_raw: bool) -> list[StoredMessage]:
-    async with tx.execute(
+def by_message_id(conn: Conn, message_id: str, *, with_raw: bool) -> list[StoredMessage]:
+    cur = conn.execute(
         f"SELECT {_COLUMNS}, raw FROM messages WHERE message_id = ? ORDER BY id", (message_id,)
-    ) as cur:
-        rows = await cur.fetchall()
+    )
+    rows = cur.fetchall()
     return [_row(r, r[19] if with_raw else None) for r in rows]
 
 
-async def threads(tx: Tx, list_id: int, limit: int) -> list[ThreadSummary]:
+def threads(conn: Conn, list_id: int, limit: int) -> list[ThreadSummary]:
     """Threads newest activity first that hold at least one visible (accepted or approved) post."""
-    async with tx.execute(
+    cur = conn.execute(
         """SELECT t.id, t.subject, t.started_at, t.last_activity_at FROM threads t
            WHERE t.list_id = ? AND EXISTS (
                SELECT 1 FROM messages m WHERE m.thread_id = t.id
                AND m.verdict IN ('accept', 'approved'))
            ORDER BY t.last_activity_at DESC, t.id DESC LIMIT ?""",
         (list_id, limit),
-    ) as cur:
-        return [ThreadSummary(*row) for row in await cur.fetchall()]
+    )
+    return [ThreadSummary(*row) for row in cur.fetchall()]
 
 
-async def thread_messages(tx: Tx, thread_ids: Sequence[int]) -> list[StoredMessage]:
+def thread_messages(conn: Conn, thread_ids: Sequence[int]) -> list[StoredMessage]:
     if not thread_ids:
         return []
     marks = ",".join("?" * len(thread_ids))
-    async with tx.execute(
+    cur = conn.execute(
         f"SELECT {_COLUMNS} FROM messages WHERE thread_id IN ({marks}) ORDER BY date, id",
         tuple(thread_ids),
-    ) as cur:
-        return [_row(row) for row in await cur.fetchall()]
+    )
+    return [_row(row) for row in cur.fetchall()]
 
 
-async def set_verdict(tx: Tx, row_id: int, verdict: str, reasons: str | None = None) -> None:
+def set_verdict(conn: Conn, row_id: int, verdict: str, reasons: str | None = None) -> None:
     if reasons is None:
-        await tx.execute("UPDATE messages SET verdict = ? WHERE id = ?", (verdict, row_id))
+        conn.execute("UPDATE messages SET verdict = ? WHERE id = ?", (verdict, row_id))
     else:
-        await tx.execute(
+        conn.execute(
             "UPDATE messages SET verdict = ?, reasons = ? WHERE id = ?", (verdict, reasons, row_id)
         )
 
 
-async def claim(tx: Tx, row_id: int) -> str:
+def claim(conn: Conn, row_id: int) -> str:
     """Let an approved post claim its Message-ID. Returns "claimed", "adopted" (it took the place
     of a placeholder: the replies that hung from the placeholder now hang from it, and the two
     threads are one) or "taken" (a delivered post already holds the id; nothing changed)."""
-    async with tx.execute(
+    cur = conn.execute(
         "SELECT list_id, kind, message_id, thread_id FROM messages WHERE id = ?", (row_id,)
-    ) as cur:
-        row = await cur.fetchone()
+    )
+    row = cur.fetchone()
     if row is None:
         return "taken"
     list_id, kind, message_id, thread_id = row
-    async with tx.execute(
+    cur = conn.execute(
         "SELECT id, raw IS NULL, thread_id FROM messages WHERE list_id = ? AND kind = ? "
         "AND message_id = ? AND claimed = 1 AND id <> ?",
         (list_id, kind, message_id, row_id),
-    ) as cur:
-        holder = await cur.fetchone()
+    )
+    holder = cur.fetchone()
     if holder is not None and not holder[1]:
         return "taken"
     if holder is not None:
         placeholder, old_thread = holder[0], holder[2]
-        await tx.execute(
-            "UPDATE messages SET parent_id = ? WHERE parent_id = ?", (row_id, placeholder)
-        )
+        conn.execute("UPDATE messages SET parent_id = ? WHERE parent_id = ?", (row_id, placeholder))
         if old_thread is not None and thread_id is not None and old_thread != thread_id:
-            await tx.execute(
+            conn.execute(
                 "UPDATE messages SET thread_id = ? WHERE thread_id = ?", (thread_id, old_thread)
             )
-            await tx.execute(
+            conn.execute(
                 "UPDATE threads SET last_activity_at = max(last_activity_at, "
                 "(SELECT last_activity_at FROM threads WHERE id = ?)) WHERE id = ?",
                 (old_thread, thread_id),
             )
-            await tx.execute("DELETE FROM threads WHERE id = ?", (old_thread,))
-        await tx.execute("DELETE FROM messages WHERE id = ?", (placeholder,))
+            conn.execute("DELETE FROM threads WHERE id = ?", (old_thread,))
+        conn.execute("DELETE FROM messages WHERE id = ?", (placeholder,))
         # Headers that would close a loop (the post refers to one of its own replies): the post
         # becomes its thread's root.
-        async with tx.execute(
+        cur = conn.execute(
             """WITH RECURSIVE up(id) AS (
                    SELECT parent_id FROM messages WHERE id = ? UNION
                    SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id
                    WHERE m.parent_id IS NOT NULL
                ) SELECT 1 FROM up WHERE id = ? LIMIT 1""",
             (row_id, row_id),
-        ) as cur:
-            if await cur.fetchone() is not None:
-                await tx.execute("UPDATE messages SET parent_id = NULL WHERE id = ?", (row_id,))
-    await tx.execute("UPDATE messages SET claimed = 1 WHERE id = ?", (row_id,))
+        )
+        if cur.fetchone() is not None:
+            conn.execute("UPDATE messages SET parent_id = NULL WHERE id = ?", (row_id,))
+    conn.execute("UPDATE messages SET claimed = 1 WHERE id = ?", (row_id,))
     return "adopted" if holder is not None else "claimed"

@@ -9,8 +9,6 @@ import re
 import sqlite3
 from importlib import resources
 
-import aiosqlite
-
 from maillist.errors import StoreError
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -34,16 +32,15 @@ def latest() -> int:
     return len(available())
 
 
-async def current_version(conn: aiosqlite.Connection) -> int:
-    async with conn.execute("PRAGMA user_version") as cur:
-        row = await cur.fetchone()
+def current_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
     return int(row[0]) if row else 0
 
 
-async def upgrade(conn: aiosqlite.Connection, target: int | None = None) -> int:
+def upgrade(conn: sqlite3.Connection, target: int | None = None) -> int:
     migrations = available()
     newest = len(migrations) if target is None else target
-    version = await current_version(conn)
+    version = current_version(conn)
     if version > len(migrations):
         raise StoreError(
             f"database schema version {version} is newer than this maillist supports "
@@ -54,37 +51,35 @@ async def upgrade(conn: aiosqlite.Connection, target: int | None = None) -> int:
     # Foreign keys off while tables are rebuilt (a DROP TABLE would otherwise cascade into the
     # rows that reference it); every key is checked before each commit instead. The pragma is a
     # no-op inside a transaction, so it is set around them.
-    async with conn.execute("PRAGMA foreign_keys") as cur:
-        row = await cur.fetchone()
+    row = conn.execute("PRAGMA foreign_keys").fetchone()
     enforced = bool(row and row[0])
-    await conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("PRAGMA foreign_keys = OFF")
     try:
         for number, sql in migrations[version:newest]:
-            await _apply(conn, number, sql)
+            _apply(conn, number, sql)
     finally:
         if enforced:
-            await conn.execute("PRAGMA foreign_keys = ON")
-    return await current_version(conn)
+            conn.execute("PRAGMA foreign_keys = ON")
+    return current_version(conn)
 
 
-async def _apply(conn: aiosqlite.Connection, number: int, sql: str) -> None:
-    await conn.execute("BEGIN IMMEDIATE")
+def _apply(conn: sqlite3.Connection, number: int, sql: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
     try:
         # executescript would COMMIT on its own; run statement by statement inside our transaction.
         for statement in _statements(sql):
-            await conn.execute(statement)
-        async with conn.execute("PRAGMA foreign_key_check") as cur:
-            broken = list(await cur.fetchall())
+            conn.execute(statement)
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
         if broken:
             raise StoreError(
                 f"migration {number:04d} would leave {len(broken)} broken reference(s), "
                 f"first in table {broken[0][0]}; the database is unchanged"
             )
-        await conn.execute(f"PRAGMA user_version = {number:d}")
+        conn.execute(f"PRAGMA user_version = {number:d}")
     except BaseException:
-        await conn.execute("ROLLBACK")
+        conn.execute("ROLLBACK")
         raise
-    await conn.execute("COMMIT")
+    conn.execute("COMMIT")
 
 
 def _statements(sql: str) -> list[str]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from maillist.db.connection import Tx
+from maillist.db.store import Conn
 
 
-async def secret(tx: Tx) -> str:
-    async with tx.execute("SELECT value FROM site WHERE key = 'secret'") as cur:
-        row = await cur.fetchone()
+def secret(conn: Conn) -> str:
+    cur = conn.execute("SELECT value FROM site WHERE key = 'secret'")
+    row = cur.fetchone()
     return str(row[0]) if row else ""

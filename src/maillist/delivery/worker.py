@@ -1,6 +1,6 @@
 """Delivery workers inside `maillist serve`: expand accepted posts, send due batches, record.
 
-One expander turns fan-out jobs into batches (in the writer thread: big lists take a while); N
+One expander turns fan-out jobs into batches (slice by slice, in the writer thread); N
 senders each claim due batches, send one SMTP transaction at a time through the relay, and record
 each result before the next send. A crash therefore re-sends at most the one transaction each
 sender had in flight (batches still `sending` at start-up are made due again)."""
@@ -14,26 +14,24 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 
+from maillist.db.store import Conn, Store
 from maillist.delivery.relay import Relay
 from maillist.metrics import Metrics
 from maillist.services import deliveries
 from maillist.services.deliveries import Batch, Result, SendJob
 from maillist.services.directory import ListDirectory
-from maillist.services.store import SyncTx, Writer
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")
 CLAIM = 20  # batches a sender takes at once; only the one in flight can be sent twice
 IDLE_POLL = 1.0
-EXPAND_GATHER = (
-    0.005  # seconds  # seconds between looks for work that nothing announced (e.g. a CLI approval)
-)
+EXPAND_GATHER = 0.005  # seconds for a burst of accepted posts to gather before expanding them
 
 
 class DeliveryWorkers:
     def __init__(
         self,
-        writer: Writer,
+        store: Store,
         directory: ListDirectory,
         relay: Relay,
         templates: Templates,
@@ -43,7 +41,7 @@ class DeliveryWorkers:
         metrics: Metrics | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
-        self._writer = writer
+        self._store = store
         self._directory = directory
         self._relay = relay
         self._templates = templates
@@ -63,7 +61,7 @@ class DeliveryWorkers:
         self._jobs_ready.set()
 
     async def start(self) -> None:
-        async with self._writer.transaction() as conn:
+        async with self._store.write() as conn:
             again = deliveries.reset_sending(conn)
         if again:
             log.warning(
@@ -90,7 +88,7 @@ class DeliveryWorkers:
         self._recorder_task.cancel()  # every sender has stopped: nothing is left to record
         with contextlib.suppress(asyncio.CancelledError):
             await self._recorder_task
-        async with self._writer.transaction() as conn:
+        async with self._store.write() as conn:
             deliveries.reset_sending(conn)  # claimed but not sent: due again at the next start
         await self._relay.close()
 
@@ -100,28 +98,30 @@ class DeliveryWorkers:
         event.clear()
 
     async def _expander(self) -> None:
+        """Expansion in slices, one short transaction each (services/deliveries.expand_step):
+        the write lock is fair, so ingest's group commits take turns with them and no 250 waits
+        for a whole fan-out."""
         while not self._stopping:
             try:
                 lists = await self._directory.current()
-                count, made = await self._writer.run(
-                    partial(deliveries.expand_pending, lists=lists, templates=self._templates)
-                )
+                step = partial(deliveries.expand_step, lists=lists, templates=self._templates)
+                while not self._stopping:
+                    made = await self._store.write_in_thread(step)
+                    if made is None:
+                        break
+                    if made:
+                        self._batches_ready.set()
             except Exception:
                 log.exception("expanding fan-out jobs failed; retrying")
-                count = made = 0
-            if made:
-                self._batches_ready.set()
-            if count:
-                self._jobs_ready.set()  # look again soon: a big expansion may have stopped short
+                await asyncio.sleep(IDLE_POLL)
             await self._wait(self._jobs_ready, IDLE_POLL)
-            # Let a burst of accepted posts gather: one expansion (one commit) serves them all,
-            # and ingest keeps the writer for itself meanwhile.
+            # Let a burst of accepted posts gather before the next look.
             await asyncio.sleep(EXPAND_GATHER)
 
     async def _sender(self) -> None:
         while not self._stopping:
             try:
-                async with self._writer.transaction() as conn:
+                async with self._store.write() as conn:
                     claimed = deliveries.claim(conn, CLAIM)
                     jobs = {b.job_id: self._job(conn, b.job_id) for b in claimed}
             except Exception:
@@ -159,14 +159,14 @@ class DeliveryWorkers:
     async def _fail(self, batch: Batch, error: str) -> None:
         log.error("batch %d failed: %s", batch.id, error)
         try:
-            async with self._writer.transaction() as conn:
+            async with self._store.write() as conn:
                 deliveries.fail_batch(conn, batch, error)
         except Exception:
             log.exception("marking batch %d failed did not work; its lease will expire", batch.id)
 
     async def _release(self, batches: list[Batch]) -> None:
         try:
-            async with self._writer.transaction() as conn:
+            async with self._store.write() as conn:
                 deliveries.release(conn, [b.id for b in batches])
         except Exception:
             log.exception("releasing %d batch(es) failed; their lease will expire", len(batches))
@@ -203,7 +203,7 @@ class DeliveryWorkers:
             while not self._records.empty():
                 pending.append(self._records.get_nowait())
             try:
-                async with self._writer.transaction() as conn:
+                async with self._store.write() as conn:
                     states = []
                     for b, lid, r, copy, _ in pending:
                         if copy is not None and r.sent:
@@ -221,7 +221,7 @@ class DeliveryWorkers:
                 if not done.done():
                     done.set_result(state)
 
-    def _job(self, conn: SyncTx, job_id: int) -> SendJob | None:
+    def _job(self, conn: Conn, job_id: int) -> SendJob | None:
         cached = self._jobs.get(job_id)
         if cached is None:
             cached = deliveries.load_job(conn, job_id, self._directory.by_id())

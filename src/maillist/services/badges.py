@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from maillist.addresses import has_control, normalise
 from maillist.clock import now_iso
-from maillist.db import Database, Tx
+from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import badges as db_badges
 from maillist.db import people as db_people
@@ -26,50 +26,50 @@ def badge_name(name: str) -> str:
     return text
 
 
-async def _person(tx: Tx, address: str) -> Person:
+def _person(conn: Conn, address: str) -> Person:
     canonical = normalise(address)
-    person = await db_people.by_address(tx, canonical)
+    person = db_people.by_address(conn, canonical)
     if person is None:
         raise UnknownPerson(f"no such person: {canonical} (add them to a list first)")
     return person
 
 
-async def grant(db: Database, address: str, badge: str, *, actor: str) -> BadgeGrant:
+async def grant(db: Store, address: str, badge: str, *, actor: str) -> BadgeGrant:
     name = badge_name(badge)
-    async with db.transaction() as tx:
-        person = await _person(tx, address)
+    async with db.write() as conn:
+        person = _person(conn, address)
         at = now_iso()
-        badge_id = await db_badges.ensure(tx, name, at)
-        if not await db_badges.grant(tx, person.id, badge_id, at, actor):
+        badge_id = db_badges.ensure(conn, name, at)
+        if not db_badges.grant(conn, person.id, badge_id, at, actor):
             raise BadgeError(f"{person.address} already has the badge {name!r}")
-        await db_audit.record(tx, at, actor, "badges.grant", person.address, name)
+        db_audit.record(conn, at, actor, "badges.grant", person.address, name)
     return BadgeGrant(person.address, person.name, name, at, actor)
 
 
-async def revoke(db: Database, address: str, badge: str, *, actor: str) -> None:
+async def revoke(db: Store, address: str, badge: str, *, actor: str) -> None:
     name = badge_name(badge)
-    async with db.transaction() as tx:
-        person = await _person(tx, address)
-        badge_id = await db_badges.badge_id(tx, name)
-        if badge_id is None or not await db_badges.revoke(tx, person.id, badge_id):
+    async with db.write() as conn:
+        person = _person(conn, address)
+        badge_id = db_badges.badge_id(conn, name)
+        if badge_id is None or not db_badges.revoke(conn, person.id, badge_id):
             raise BadgeError(f"{person.address} does not have the badge {name!r}")
-        await db_audit.record(tx, now_iso(), actor, "badges.revoke", person.address, name)
+        db_audit.record(conn, now_iso(), actor, "badges.revoke", person.address, name)
 
 
-async def grants(db: Database, address: str | None = None) -> list[BadgeGrant]:
-    async with db.snapshot() as tx:
+async def grants(db: Store, address: str | None = None) -> list[BadgeGrant]:
+    async with db.read() as conn:
         if address is None:
-            return await db_badges.grants(tx)
-        return await db_badges.grants(tx, (await _person(tx, address)).id)
+            return db_badges.grants(conn)
+        return db_badges.grants(conn, (_person(conn, address)).id)
 
 
-async def badges_for(db: Database, address: str) -> list[str]:
+async def badges_for(db: Store, address: str) -> list[str]:
     """The badges shown beside this address's posts; empty for an unknown address."""
-    async with db.snapshot() as tx:
-        person = await db_people.by_address(tx, normalise(address))
-        return [] if person is None else await db_badges.for_person(tx, person.id)
+    async with db.read() as conn:
+        person = db_people.by_address(conn, normalise(address))
+        return [] if person is None else db_badges.for_person(conn, person.id)
 
 
-async def summary(db: Database) -> list[Badge]:
-    async with db.snapshot() as tx:
-        return await db_badges.summary(tx)
+async def summary(db: Store) -> list[Badge]:
+    async with db.read() as conn:
+        return db_badges.summary(conn)

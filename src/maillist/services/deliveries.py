@@ -1,6 +1,6 @@
 """The outbound queue: expand an accepted post into batches, claim due batches, record results.
 
-Expansion and bookkeeping run on the writer's connection (db/writer.py). One batch is one SMTP
+Expansion (in slices) and bookkeeping are transactions of the store (db/store.py). One batch is one SMTP
 transaction and its result is recorded as soon as it is known, so after a crash at most one
 transaction per worker is sent twice and none is lost."""
 
@@ -11,11 +11,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import groupby
 
 from maillist import loops, render, tokens
 from maillist.db import deliveries as sql
-from maillist.db.writer import SyncTx, transaction
+from maillist.db.store import Conn
 from maillist.models import MailingList
 from maillist.templating import Templates
 
@@ -69,7 +68,7 @@ def unsubscribe_url(mlist: MailingList, token: str) -> str:
     return f"{mlist.web_url}/unsubscribe/{mlist.address}/{token}"
 
 
-def author_of(conn: SyncTx, source_sender: str) -> render.Author:
+def author_of(conn: Conn, source_sender: str) -> render.Author:
     """Name and badges come from the sending address's account (the name an admin set), never
     from anything the sender wrote: a From of "Alice - Licensee Badge" <bob@...> shows bob."""
     name, badges = sql.author_details(conn, source_sender) if source_sender else ("", [])
@@ -115,93 +114,86 @@ def build_copy(
 
 
 def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
-    """Up to `size` recipients of one domain per batch (recipients arrive sorted by domain)."""
+    """Up to `size` recipients of one domain per batch, so each SMTP transaction serves one
+    domain (recipients are grouped by domain here, in their order within each domain)."""
+    by_domain: dict[str, list[str]] = {}
+    for address in recipients:
+        by_domain.setdefault(address.rpartition("@")[2].lower(), []).append(address)
     out: list[tuple[str, ...]] = []
-    for _, group in groupby(recipients, key=lambda a: a.rpartition("@")[2].lower()):
-        members = list(group)
+    for _, members in sorted(by_domain.items()):
         out.extend(tuple(members[i : i + size]) for i in range(0, len(members), size))
     return out
 
 
-EXPAND_PER_COMMIT = 100_000  # recipients: past this, the rest waits for the next transaction
+SLICE = 2_000  # recipients per expansion transaction: a few ms of the writer each
 LEASE_SECONDS = 15 * 60.0  # a claimed batch not recorded by then is due again (its sender hung)
 
 
-def expand_pending(
-    conn: SyncTx, lists: dict[int, MailingList], templates: Templates
-) -> tuple[int, int]:
-    """Expand pending jobs (runs in the writer thread: a 100,000-member list takes a while).
-    Jobs share one transaction, up to about EXPAND_PER_COMMIT recipients; each job's batches and
-    its state change always commit together. A job that cannot be expanded is rolled back to its
-    own savepoint and marked failed with the reason: it never holds up another. Returns (jobs
-    expanded or failed, batches made)."""
-    expanded = 0
-    made = 0
-    recipients = 0
-    with transaction(conn):
-        at = datetime.now(UTC)
-        sql.forget_copies(conn, iso(at - timedelta(days=loops.KEEP_DAYS)))
-        for source in sql.pending_jobs(conn, limit=500):
-            mlist = lists.get(source.list_id)
-            if mlist is None:
-                continue  # a list newer than our copy of the directory: next time
-            conn.execute("SAVEPOINT job")
-            try:
-                count, members = _expand_one(conn, source, mlist, templates)
-            except Exception as exc:
-                conn.execute("ROLLBACK TO job")
-                log.exception("fan-out job %d (<%s>) failed", source.job_id, source.message_id)
-                sql.fail_job(conn, source.job_id, f"expansion failed: {type(exc).__name__}: {exc}")
-                count, members = 0, 0
-            conn.execute("RELEASE job")
-            made += count
-            expanded += 1
-            recipients += members
-            if recipients >= EXPAND_PER_COMMIT:
-                break
-    return expanded, made
+def expand_step(conn: Conn, lists: dict[int, MailingList], templates: Templates) -> int | None:
+    """One slice of the oldest expanding job, in the caller's transaction (store.write_in_thread):
+    up to SLICE members' batches, written with the job's cursor, so a post to a 100,000-member list
+    is fifty short transactions that ingest's group commits interleave with. A job that cannot be
+    expanded is rolled back to its savepoint and marked failed with the reason: it never holds up
+    another. Returns the number of batches made, or None when no job is waiting."""
+    source = sql.next_pending_job(conn)
+    if source is None:
+        return None
+    conn.execute("SAVEPOINT job")
+    try:
+        made = _expand_slice(conn, source, lists.get(source.list_id), templates)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO job")
+        log.exception("fan-out job %d (<%s>) failed", source.job_id, source.message_id)
+        sql.fail_job(conn, source.job_id, f"expansion failed: {type(exc).__name__}: {exc}")
+        made = 0
+    conn.execute("RELEASE job")
+    return made
 
 
-def _expand_one(
-    conn: SyncTx, source: sql.Source, mlist: MailingList, templates: Templates
-) -> tuple[int, int]:
-    """(batches made, recipients) for one job, in the caller's transaction."""
-    members = sql.recipients(conn, mlist.id, source.sender)
+def _expand_slice(
+    conn: Conn, source: sql.Source, mlist: MailingList | None, templates: Templates
+) -> int:
+    if mlist is None:
+        raise LookupError(f"list {source.list_id} is not in the directory")
     now = iso(datetime.now(UTC))
-    if mlist.personalize:  # each copy is made (and remembered, loops.py) as it is sent
-        made = sql.expand(
-            conn, source.job_id, personalized=True, envelope_from="", rendered=None,
-            batches=[(m,) for m in members], at=now,
+    slice_ = sql.recipients_after(conn, mlist.id, source.sender, source.expanded_to, SLICE)
+    members = [address for _, address in slice_]
+    if source.expanded_to == 0:  # the first slice: what the whole job shares
+        sql.forget_copies(conn, iso(datetime.now(UTC) - timedelta(days=loops.KEEP_DAYS)))
+        copy = None
+        if not mlist.personalize and members:  # nobody to send to: no copy to build
+            author = author_of(conn, source.sender)
+            copy = build_copy(source.raw, source.message_id, mlist, author, templates)
+            sql.remember_copies(conn, mlist.id, [loops.body_digest(copy)], now)
+        sql.start_job(
+            conn, source.job_id, personalized=mlist.personalize, rendered=copy,
+            envelope_from="" if mlist.personalize else render.sub_address(mlist, "bounces"),
         )  # fmt: skip
-        return made, len(members)
-    copy = None
-    if members:  # nobody to send to: no copy to build
-        author = author_of(conn, source.sender)
-        copy = build_copy(source.raw, source.message_id, mlist, author, templates)
-        sql.remember_copies(conn, mlist.id, [loops.body_digest(copy)], now)
-    made = sql.expand(
-        conn, source.job_id, personalized=False,
-        envelope_from=render.sub_address(mlist, "bounces"), rendered=copy,
-        batches=batches(members, mlist.batch_size), at=now,
+    # Personalised copies are made (and remembered, loops.py) one by one as they are sent.
+    groups = [(m,) for m in members] if mlist.personalize else batches(members, mlist.batch_size)
+    made = sql.add_batches(conn, source.job_id, groups, now)
+    sql.advance_job(
+        conn, source.job_id, expanded_to=slice_[-1][0] if slice_ else source.expanded_to,
+        recipients=len(members), done=len(slice_) < SLICE,
     )  # fmt: skip
-    return made, len(members)
+    return made
 
 
-def claim(conn: SyncTx, limit: int = 1, now: datetime | None = None) -> list[sql.Batch]:
+def claim(conn: Conn, limit: int = 1, now: datetime | None = None) -> list[sql.Batch]:
     at = now or datetime.now(UTC)
     return sql.claim(conn, iso(at), iso(at + timedelta(seconds=LEASE_SECONDS)), limit)
 
 
-def release(conn: SyncTx, batch_ids: Sequence[int]) -> None:
+def release(conn: Conn, batch_ids: Sequence[int]) -> None:
     sql.release(conn, batch_ids, iso(datetime.now(UTC)))
 
 
-def remember_copy(conn: SyncTx, list_id: int, copy: bytes) -> None:
+def remember_copy(conn: Conn, list_id: int, copy: bytes) -> None:
     """A personalised copy, as it is sent (loops.py)."""
     sql.remember_copies(conn, list_id, [loops.body_digest(copy)], iso(datetime.now(UTC)))
 
 
-def fail_batch(conn: SyncTx, batch: sql.Batch, error: str) -> None:
+def fail_batch(conn: Conn, batch: sql.Batch, error: str) -> None:
     """A batch that cannot be sent at all (its post is gone): failed, with the reason."""
     sql.mark_failed(conn, batch.id, batch.recipients, error, iso(datetime.now(UTC)))
 
@@ -214,7 +206,7 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
 
 
 def record(
-    conn: SyncTx,
+    conn: Conn,
     batch: sql.Batch,
     list_id: int,
     result: Result,
@@ -268,7 +260,7 @@ class SendJob:
     person_ids: dict[str, int]  # lower-cased address -> person id, for personalised copies' tokens
 
 
-def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJob | None:
+def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob | None:
     copy = sql.job_copy(conn, job_id)
     if copy is None:
         return None
@@ -283,5 +275,5 @@ def load_job(conn: SyncTx, job_id: int, lists: dict[int, MailingList]) -> SendJo
     return SendJob(mlist, copy, raw, message_id, author, sql.site_secret(conn), base, people)
 
 
-def reset_sending(conn: SyncTx) -> int:
+def reset_sending(conn: Conn) -> int:
     return sql.reset_sending(conn, iso(datetime.now(UTC)))

@@ -9,22 +9,22 @@ from __future__ import annotations
 import time
 
 from maillist.addresses import split_recipient
-from maillist.db import Database
+from maillist.db import Store
 from maillist.db import lists as db_lists
 from maillist.errors import UnknownList
 from maillist.models import MailingList
 
 
 class ListDirectory:
-    def __init__(self, db: Database, ttl: float = 2.0) -> None:
+    def __init__(self, db: Store, ttl: float = 2.0) -> None:
         self._db = db
         self._ttl = ttl
         self._lists: dict[str, MailingList] = {}
         self._loaded = float("-inf")
 
     async def _reload(self) -> None:
-        async with self._db.snapshot() as tx:
-            summaries = await db_lists.all_lists(tx)
+        async with self._db.read() as conn:
+            summaries = db_lists.all_lists(conn)
         self._lists = {s.list.address.lower(): s.list for s in summaries}
         self._loaded = time.monotonic()
 

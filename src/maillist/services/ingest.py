@@ -3,8 +3,9 @@
 Every message is handled inside one SQLite transaction together with the messages of other SMTP
 sessions that arrived meanwhile (group commit): one fsync serves them all, and each session's 250
 is sent only after that commit. If any message of a batch fails, the batch is rolled back and
-retried one message per transaction, so one failure costs only that message a 451. BEGIN and COMMIT run in the writer thread (db/writer.py), the statements
-in between on the event loop: two thread hops per batch, and no fight over the GIL."""
+retried one message per transaction, so one failure costs only that message a 451. The batch is
+one `store.write()` (db/store.py): BEGIN and COMMIT in the writer thread, the statements in
+between on the event loop: two thread hops per batch, and no fight over the GIL."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from maillist import policy, threads
 from maillist.clock import now_precise
 from maillist.db import ingest as sql
-from maillist.db.writer import SyncTx, Writer, transaction
+from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy
 from maillist.mailparse import ParsedMessage
 from maillist.models import MailingList
@@ -50,7 +51,7 @@ class Outcome:
     duplicate: bool = False
 
 
-def ingest_one(conn: SyncTx, item: Incoming) -> Outcome:
+def ingest_one(conn: Conn, item: Incoming) -> Outcome:
     p = item.parsed
     lst = item.mlist
     wanted = [p.message_id]
@@ -128,7 +129,7 @@ def ingest_one(conn: SyncTx, item: Incoming) -> Outcome:
 
 
 def _place(
-    conn: SyncTx,
+    conn: Conn,
     lst: MailingList,
     existing: sql.Known | None,
     known: dict[str, sql.Known],
@@ -176,28 +177,22 @@ def _place(
     return parent_row, parent_thread, False
 
 
-def ingest_each(conn: SyncTx, items: list[Incoming]) -> list[Outcome]:
+def ingest_each(conn: Conn, items: list[Incoming]) -> list[Outcome]:
     """All items inside the caller's transaction. Raises on the first failure: the caller rolls
     the batch back and retries each message alone (see Ingestor), so a failure costs one message."""
     return [ingest_one(conn, item) for item in items]
 
 
-def ingest_batch(conn: SyncTx, *, items: list[Incoming]) -> list[Outcome]:
-    """One transaction for the batch, all on the calling thread (used by tests and tools)."""
-    with transaction(conn):
-        return ingest_each(conn, items)
-
-
 class Ingestor:
-    """Batches concurrent submissions into shared commits on the writer thread."""
+    """Batches concurrent submissions into shared commits."""
 
     def __init__(
         self,
-        writer: Writer,
+        store: Store,
         max_batch: int = MAX_BATCH,
         on_accept: Callable[[], None] | None = None,
     ) -> None:
-        self._writer = writer
+        self._db = store
         self._on_accept = on_accept
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[Outcome]]] = asyncio.Queue()
@@ -223,7 +218,7 @@ class Ingestor:
         """One transaction for the batch; if anything fails, the batch is rolled back and each
         message is tried in a transaction of its own, so only the bad one gets a 451."""
         try:
-            async with self._writer.transaction() as conn:
+            async with self._db.write() as conn:
                 return list(ingest_each(conn, items))
         except Exception as exc:
             if len(items) == 1 or isinstance(exc, StoreBusy):

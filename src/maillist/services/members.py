@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from maillist.addresses import has_control, normalise
 from maillist.clock import now_iso
-from maillist.db import Database
+from maillist.db import Store
 from maillist.db import audit as db_audit
 from maillist.db import people as db_people
 from maillist.db import subscriptions as db_subs
@@ -36,7 +36,7 @@ _BATCH = 5000
 
 
 async def add(
-    db: Database,
+    db: Store,
     list_address: str,
     addresses: Sequence[str],
     *,
@@ -50,44 +50,42 @@ async def add(
     canonical = _unique([normalise(a) for a in addresses])
     if name and has_control(name):
         raise BadInput("a name must be one line without control characters")
-    async with db.transaction() as tx:
-        mlist = await require(tx, list_address)
-        present = await db_subs.addresses_on(tx, mlist.id)
+    async with db.write() as conn:
+        mlist = require(conn, list_address)
+        present = db_subs.addresses_on(conn, mlist.id)
         already = [a for a in canonical if a.lower() in present]
         if already:
             raise AlreadyMember(f"already a member of {mlist.address}: {', '.join(already)}")
         at = now_iso()
-        await db_people.upsert_many(tx, ((a, name.strip()) for a in canonical), at)
-        await db_subs.insert_many(
-            tx, mlist.id, (NewMember(a, name, role, mode) for a in canonical), at
-        )
+        db_people.upsert_many(conn, ((a, name.strip()) for a in canonical), at)
+        db_subs.insert_many(conn, mlist.id, (NewMember(a, name, role, mode) for a in canonical), at)
         for address in canonical:
-            await db_audit.record(
-                tx, at, actor, "members.add", mlist.address, f"{address} role={role} mode={mode}"
+            db_audit.record(
+                conn, at, actor, "members.add", mlist.address, f"{address} role={role} mode={mode}"
             )
     return canonical
 
 
 async def remove(
-    db: Database, list_address: str, addresses: Sequence[str], *, actor: str
+    db: Store, list_address: str, addresses: Sequence[str], *, actor: str
 ) -> list[str]:
     canonical = _unique([normalise(a) for a in addresses])
-    async with db.transaction() as tx:
-        mlist = await require(tx, list_address)
-        present = await db_subs.addresses_on(tx, mlist.id)
+    async with db.write() as conn:
+        mlist = require(conn, list_address)
+        present = db_subs.addresses_on(conn, mlist.id)
         missing = [a for a in canonical if a.lower() not in present]
         if missing:
             raise UnknownMember(f"not a member of {mlist.address}: {', '.join(missing)}")
         at = now_iso()
         for address in canonical:
-            await db_subs.delete(tx, mlist.id, address)
-            await db_audit.record(tx, at, actor, "members.remove", mlist.address, address)
+            db_subs.delete(conn, mlist.id, address)
+            db_audit.record(conn, at, actor, "members.remove", mlist.address, address)
     return canonical
 
 
-async def members(db: Database, list_address: str) -> list[Member]:
-    async with db.snapshot() as tx:
-        return await db_subs.members(tx, (await require(tx, list_address)).id)
+async def members(db: Store, list_address: str) -> list[Member]:
+    async with db.read() as conn:
+        return db_subs.members(conn, (require(conn, list_address)).id)
 
 
 def check_rows(
@@ -117,7 +115,7 @@ def check_rows(
 
 
 async def import_rows(
-    db: Database,
+    db: Store,
     list_address: str,
     rows: Sequence[ImportRow],
     *,
@@ -126,25 +124,25 @@ async def import_rows(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Add the valid new rows in one transaction; with `strict`, add nothing if any row is bad."""
-    async with db.snapshot() as tx:
-        await require(tx, list_address)  # an unknown list fails before the rows are checked
+    async with db.read() as conn:
+        require(conn, list_address)  # an unknown list fails before the rows are checked
     addresses = await normalise_all([row.address for row in rows], progress)
     good, problems = check_rows(rows, addresses)
     if strict and problems:
         return ImportReport(added=0, already=0, invalid=tuple(problems), applied=False)
-    async with db.transaction() as tx:
-        mlist = await require(tx, list_address)
-        present = await db_subs.addresses_on(tx, mlist.id)
+    async with db.write() as conn:
+        mlist = require(conn, list_address)
+        present = db_subs.addresses_on(conn, mlist.id)
         new = [m for m in good if m.address.lower() not in present]
         at = now_iso()
         for start in range(0, len(new), _BATCH):
             chunk = new[start : start + _BATCH]
-            await db_people.upsert_many(tx, ((m.address, m.name) for m in chunk), at)
-            await db_subs.insert_many(tx, mlist.id, chunk, at)
+            db_people.upsert_many(conn, ((m.address, m.name) for m in chunk), at)
+            db_subs.insert_many(conn, mlist.id, chunk, at)
             if progress is not None:
                 progress(len(chunk))
-        await db_audit.record(
-            tx,
+        db_audit.record(
+            conn,
             at,
             actor,
             "members.import",
@@ -202,7 +200,7 @@ def _delivered_mode(value: str) -> Mode:
 
 
 async def set_option(
-    db: Database, list_address: str, address: str, option: str, value: str, *, actor: str
+    db: Store, list_address: str, address: str, option: str, value: str, *, actor: str
 ) -> None:
     """Change one member's role, delivery mode, status or receive_own (own posts: yes/no)."""
     key = option.strip().lower().replace("-", "_")
@@ -216,10 +214,10 @@ async def set_option(
     except (ValueError, KeyError):
         raise BadInput(f"bad value {value!r} for {key}") from None
     canonical = normalise(address)
-    async with db.transaction() as tx:
-        mlist = await require(tx, list_address)
-        if not await db_subs.set_field(tx, mlist.id, canonical, key, typed):
+    async with db.write() as conn:
+        mlist = require(conn, list_address)
+        if not db_subs.set_field(conn, mlist.id, canonical, key, typed):
             raise UnknownMember(f"not a member of {mlist.address}: {canonical}")
-        await db_audit.record(
-            tx, now_iso(), actor, "members.set", mlist.address, f"{canonical} {key}={value}"
+        db_audit.record(
+            conn, now_iso(), actor, "members.set", mlist.address, f"{canonical} {key}={value}"
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maillist.db import Database
+from maillist.db import Store
 from maillist.db import badges as db_badges
 from maillist.db import lists as db_lists
 from maillist.db import messages as db_messages
@@ -15,12 +15,12 @@ from maillist.services.lists import require
 from maillist.threads import Node, build_tree
 
 
-async def show(db: Database, message_id: str) -> list[tuple[str, StoredMessage]]:
+async def show(db: Store, message_id: str) -> list[tuple[str, StoredMessage]]:
     """Every stored copy of a Message-ID (one per list and kind), with raw bytes and list address."""
     wanted = message_id.strip().removeprefix("<").removesuffix(">")
-    async with db.snapshot() as tx:
-        found = await db_messages.by_message_id(tx, wanted, with_raw=True)
-        addresses = {m.list_id: await db_lists.address_of(tx, m.list_id) for m in found}
+    async with db.read() as conn:
+        found = db_messages.by_message_id(conn, wanted, with_raw=True)
+        addresses = {m.list_id: db_lists.address_of(conn, m.list_id) for m in found}
     if not found:
         raise UnknownList(f"no such message: <{wanted}>")
     return [(addresses[m.list_id], m) for m in found]
@@ -36,16 +36,16 @@ class ThreadView:
 VISIBLE = frozenset({"accept", "approved"})
 
 
-async def thread_views(db: Database, list_address: str, limit: int = 50) -> list[ThreadView]:
+async def thread_views(db: Store, list_address: str, limit: int = 50) -> list[ThreadView]:
     """Threads newest activity first; held, rejected or discarded posts show as placeholders.
     Authors are shown with their account's name and badges, never the name a sender wrote."""
-    async with db.snapshot() as tx:
-        mlist = await require(tx, list_address)
-        summaries = await db_messages.threads(tx, mlist.id, limit)
-        rows = await db_messages.thread_messages(tx, [t.id for t in summaries])
+    async with db.read() as conn:
+        mlist = require(conn, list_address)
+        summaries = db_messages.threads(conn, mlist.id, limit)
+        rows = db_messages.thread_messages(conn, [t.id for t in summaries])
         authors = [m.sender for m in rows if m.verdict in VISIBLE]
-        badges = await db_badges.for_addresses(tx, authors)
-        names = await db_people.names_for(tx, authors)
+        badges = db_badges.for_addresses(conn, authors)
+        names = db_people.names_for(conn, authors)
     by_thread: dict[int, list[Node]] = {}
     for m in rows:
         visible = m.verdict in VISIBLE and not m.placeholder

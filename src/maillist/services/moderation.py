@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from maillist.clock import now_iso
-from maillist.db import Database
+from maillist.db import Store
 from maillist.db import audit as db_audit
 from maillist.db import held as db_held
 from maillist.db import messages as db_messages
@@ -15,36 +15,36 @@ from maillist.services.lists import require
 ACTIONS = {"approved": "approve", "rejected": "reject", "discarded": "discard"}
 
 
-async def pending(db: Database, list_address: str) -> list[HeldMessage]:
-    async with db.snapshot() as tx:
-        return await db_held.pending(tx, (await require(tx, list_address)).id)
+async def pending(db: Store, list_address: str) -> list[HeldMessage]:
+    async with db.read() as conn:
+        return db_held.pending(conn, (require(conn, list_address)).id)
 
 
 async def decide(
-    db: Database, held_id: int, decision: str, *, actor: str, reason: str = ""
+    db: Store, held_id: int, decision: str, *, actor: str, reason: str = ""
 ) -> HeldMessage:
     """approved: queued for redistribution exactly as a post accepted directly (same job row);
     rejected / discarded: recorded, never sent."""
     verdict = {"approved": "approved", "rejected": "rejected", "discarded": "discarded"}[decision]
-    async with db.transaction() as tx:
-        found = await db_held.get(tx, held_id)
+    async with db.write() as conn:
+        found = db_held.get(conn, held_id)
         if found is None:
             raise UnknownHeld(f"no such held message: {held_id}")
         held, message_row, list_id = found
         if held.decision is not None:
             raise UnknownHeld(f"held message {held_id} was already {held.decision}")
-        if decision == "approved" and await db_messages.claim(tx, message_row) == "taken":
+        if decision == "approved" and db_messages.claim(conn, message_row) == "taken":
             raise AlreadyDelivered(
                 f"held message {held_id}: a post with Message-ID <{held.message_id}> was already "
                 "delivered to the list; discard this one"
             )
         at = now_iso()
-        await db_held.decide(tx, held_id, decision, at, actor, reason)
-        await db_messages.set_verdict(tx, message_row, verdict)
+        db_held.decide(conn, held_id, decision, at, actor, reason)
+        db_messages.set_verdict(conn, message_row, verdict)
         if decision == "approved":
-            await db_outbound.enqueue(tx, message_row, list_id, at)
-        await db_audit.record(
-            tx, at, actor, f"moderation.{ACTIONS[decision]}",
+            db_outbound.enqueue(conn, message_row, list_id, at)
+        db_audit.record(
+            conn, at, actor, f"moderation.{ACTIONS[decision]}",
             held.list_address, f"held={held_id} <{held.message_id}> {reason}".strip(),
         )  # fmt: skip
     return held

@@ -8,19 +8,17 @@ import subprocess
 from pathlib import Path
 
 from maillist import postfixmaps
-from maillist.db import Database
+from maillist.db import Store
 from maillist.db import lists as db_lists
 from maillist.errors import BadInput
 
 FILES = ("transport", "recipients", "domains")
 
 
-async def write_maps(
-    db: Database, out: Path, host: str = "127.0.0.1", port: int = 8024
-) -> list[Path]:
+async def write_maps(db: Store, out: Path, host: str = "127.0.0.1", port: int = 8024) -> list[Path]:
     """Write each map atomically (temp file + rename), then `postmap` it if Postfix is there."""
-    async with db.snapshot() as tx:
-        lists = [s.list for s in await db_lists.all_lists(tx)]
+    async with db.read() as conn:
+        lists = [s.list for s in db_lists.all_lists(conn)]
     texts = {
         "transport": postfixmaps.transport_map(lists, host, port),
         "recipients": postfixmaps.recipient_map(lists),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from maillist.db import Database
+from maillist.db import Store
 from maillist.db import queue as db_queue
 
 
@@ -33,22 +33,22 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-async def view(db: Database, limit: int = 100) -> QueueView:
+async def view(db: Store, limit: int = 100) -> QueueView:
     now = _now()
-    async with db.snapshot() as tx:
-        rows = await db_queue.open_batches(tx, ("pending", "sending", "deferred", "failed"), limit)
+    async with db.read() as conn:
+        rows = db_queue.open_batches(conn, ("pending", "sending", "deferred", "failed"), limit)
         return QueueView(
-            await db_queue.pending_jobs(tx),
-            await db_queue.counts(tx),
+            db_queue.pending_jobs(conn),
+            db_queue.counts(conn),
             rows,
             frozenset(
                 r.batch_id for r in rows if r.state == "sending" and r.next_attempt_at <= now
             ),
-            [FailedJob(*row) for row in await db_queue.failed_jobs(tx, limit)],
+            [FailedJob(*row) for row in db_queue.failed_jobs(conn, limit)],
         )
 
 
-async def retry(db: Database) -> tuple[int, int]:
+async def retry(db: Store) -> tuple[int, int]:
     """(deferred, stuck) batches made due now."""
-    async with db.transaction() as tx:
-        return await db_queue.retry_now(tx, _now())
+    async with db.write() as conn:
+        return db_queue.retry_now(conn, _now())

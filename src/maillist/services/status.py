@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from maillist import __version__
-from maillist.db import Database, migrate
+from maillist.db import Store, migrate
 from maillist.db import queue as db_queue
 from maillist.db import status as db_status
 from maillist.models import MailingList, Posting
@@ -37,13 +37,13 @@ class Status:
         }
 
 
-async def status(db: Database) -> Status:
-    async with db.snapshot() as tx:
-        totals = await db_status.totals(tx)
-        counts = await db_queue.counts(tx)
-        waiting = await db_queue.pending_jobs(tx)
-        oldest = await db_status.oldest_open_batch(tx)
-        errors = await db_status.last_errors(tx)
+async def status(db: Store) -> Status:
+    async with db.read() as conn:
+        totals = db_status.totals(conn)
+        counts = db_queue.counts(conn)
+        waiting = db_queue.pending_jobs(conn)
+        oldest = db_status.oldest_open_batch(conn)
+        errors = db_status.last_errors(conn)
     return Status(
         version=__version__,
         schema=await db.schema_version(),
@@ -55,7 +55,7 @@ async def status(db: Database) -> Status:
     )
 
 
-async def check(db: Database, templates: Path | None = None) -> list[str]:
+async def check(db: Store, templates: Path | None = None) -> list[str]:
     """Problems found (empty when all is well): schema version, site secret, templates."""
     problems = []
     version = await db.schema_version()
@@ -63,8 +63,8 @@ async def check(db: Database, templates: Path | None = None) -> list[str]:
         problems.append(
             f"database schema is version {version}, this maillist needs {migrate.latest()}"
         )
-    async with db.snapshot() as tx:
-        if not await db_status.secret_present(tx):
+    async with db.read() as conn:
+        if not db_status.secret_present(conn):
             problems.append("the site secret (for unsubscribe tokens) is missing or too short")
     try:
         sample = MailingList(

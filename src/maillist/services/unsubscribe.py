@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from maillist import tokens
 from maillist.clock import now_iso
-from maillist.db import Database, Tx
+from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import people as db_people
 from maillist.db import site as db_site
@@ -25,16 +25,16 @@ class Unsubscription:
     subscribed: bool  # before this request: False when the member had already left
 
 
-async def _verified(tx: Tx, list_address: str, token: str) -> tuple[MailingList, Person]:
+def _verified(conn: Conn, list_address: str, token: str) -> tuple[MailingList, Person]:
     person_id = tokens.person_of(token)
     if person_id is None:
         raise BadToken("not an unsubscribe token")
     try:
-        mlist = await require(tx, list_address)
+        mlist = require(conn, list_address)
     except MaillistError:
         raise BadToken("not an unsubscribe link of a list here") from None
-    person = await db_people.by_id(tx, person_id)
-    secret = await db_site.secret(tx)
+    person = db_people.by_id(conn, person_id)
+    secret = db_site.secret(conn)
     if person is None or not tokens.verify(
         token, secret, tokens.UNSUBSCRIBE, mlist.address, person.address, person.id
     ):
@@ -42,21 +42,21 @@ async def _verified(tx: Tx, list_address: str, token: str) -> tuple[MailingList,
     return mlist, person
 
 
-async def check(db: Database, list_address: str, token: str) -> Unsubscription:
+async def check(db: Store, list_address: str, token: str) -> Unsubscription:
     """What a click would do (for the page a GET shows); changes nothing."""
-    async with db.snapshot() as tx:
-        mlist, person = await _verified(tx, list_address, token)
-        subscribed = await db_subs.is_member(tx, mlist.id, person.address)
+    async with db.read() as conn:
+        mlist, person = _verified(conn, list_address, token)
+        subscribed = db_subs.is_member(conn, mlist.id, person.address)
     return Unsubscription(mlist, person.address, subscribed)
 
 
-async def unsubscribe(db: Database, list_address: str, token: str, *, actor: str) -> Unsubscription:
-    async with db.transaction() as tx:
-        mlist, person = await _verified(tx, list_address, token)
-        subscribed = await db_subs.is_member(tx, mlist.id, person.address)
+async def unsubscribe(db: Store, list_address: str, token: str, *, actor: str) -> Unsubscription:
+    async with db.write() as conn:
+        mlist, person = _verified(conn, list_address, token)
+        subscribed = db_subs.is_member(conn, mlist.id, person.address)
         if subscribed:
-            await db_subs.delete(tx, mlist.id, person.address)
-            await db_audit.record(
-                tx, now_iso(), actor, "members.unsubscribe", mlist.address, person.address
+            db_subs.delete(conn, mlist.id, person.address)
+            db_audit.record(
+                conn, now_iso(), actor, "members.unsubscribe", mlist.address, person.address
             )
     return Unsubscription(mlist, person.address, subscribed)

@@ -29,7 +29,7 @@ async def normalise_all(
         return results
     chunks = [addresses[i : i + CHUNK] for i in range(0, len(addresses), CHUNK)]
     loop = asyncio.get_running_loop()
-    # spawn, not fork: the parent runs aiosqlite's thread, and forking a threaded process is unsafe.
+    # spawn, not fork: the parent runs the store's writer thread; forking a threaded process is unsafe.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [loop.run_in_executor(pool, normalise_each, chunk) for chunk in chunks]

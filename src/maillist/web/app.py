@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from maillist.db.store import Store
 from maillist.errors import BadToken
 from maillist.metrics import Metrics
 from maillist.services import queue as queue_service
 from maillist.services import unsubscribe as unsubscribe_service
-from maillist.services.store import Store
 from maillist.templating import Templates
 
 MAX_FORM_BYTES = 8192

@@ -1,0 +1,197 @@
+"""The store: the one owner of the database, for the CLI and the server alike.
+
+One writer connection and one reader connection, both plain sqlite3. Every write is a transaction
+on the writer, one at a time (an asyncio lock, fair: FIFO). Two ways to write:
+
+- `async with store.write() as conn:` BEGIN IMMEDIATE, then the statements run on the caller's
+  thread (the event loop, where the Python that drives them runs anyway: no GIL fight), then COMMIT
+  in the writer thread, which waits for fsync with the GIL released. BEGIN never waits inside
+  SQLite: a lock held by another process is retried with asyncio.sleep, up to LOCK_WAIT_SECONDS.
+  Group commit (services/ingest.py) is one of these holding many sessions' messages.
+- `await store.write_in_thread(fn)`: `fn(conn)` runs inside BEGIN ... COMMIT in the writer thread,
+  for work long enough that it must not run on the loop (expanding a slice of a big list).
+
+Reads run in a snapshot (BEGIN ... COMMIT) on the reader connection: in WAL mode they never wait
+for the writer and see one committed state. db/ functions take the `Conn` they are given; nothing
+outside db/ runs SQL or knows the connection's type. A PostgreSQL backend would be another class
+with these same four methods."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from maillist.db import migrate
+from maillist.errors import StoreBusy, StoreError
+
+T = TypeVar("T")
+Conn = sqlite3.Connection
+"""What services hand to db/ functions without using it themselves."""
+
+LOCK_WAIT_SECONDS = 10.0
+SERVER_CACHE_KIB = 8 * 1024
+# A 100,000-row import is one transaction; with SQLite's 2 MB default page cache it spills dirty
+# pages mid-transaction and runs 8x slower. The cache grows only as used.
+BULK_CACHE_KIB = 64 * 1024
+PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+)
+
+
+class Store:
+    def __init__(
+        self, path: Path, writer: Conn, reader: Conn, executor: ThreadPoolExecutor
+    ) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._executor = executor
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        create: bool = True,
+        migrate_to: int | None = None,
+        cache_kib: int = BULK_CACHE_KIB,
+    ) -> Store:
+        """Open the database at `path`, upgraded to the newest schema (or `migrate_to`); with
+        `create`, make it (and its directory) if missing. Commands that only read or change what
+        exists never create an empty database by mistake."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maillist-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            writer, reader = await loop.run_in_executor(
+                executor, partial(_connect, path, create, migrate_to, cache_kib)
+            )
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(path, writer, reader, executor)
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            await self._call(self._writer.close)
+        self._reader.close()
+        self._executor.shutdown(wait=True)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Conn]:
+        conn = self._writer
+        async with self._write_lock:
+            await self._begin(conn)
+            try:
+                yield conn
+            except BaseException:
+                await self._call(partial(conn.execute, "ROLLBACK"))
+                raise
+            try:
+                await self._call(partial(conn.execute, "COMMIT"))
+            except BaseException:
+                if conn.in_transaction:
+                    await self._call(partial(conn.execute, "ROLLBACK"))
+                raise
+
+    async def write_in_thread(self, fn: Callable[[Conn], T]) -> T:
+        async with self._write_lock:
+            return await self._call(partial(_in_transaction, self._writer, fn))
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Conn]:
+        async with self._read_lock:
+            self._reader.execute("BEGIN")
+            try:
+                yield self._reader
+            finally:
+                self._reader.execute("COMMIT")
+
+    async def schema_version(self) -> int:
+        async with self.read() as conn:
+            return migrate.current_version(conn)
+
+    async def _begin(self, conn: Conn) -> None:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        pause = 0.001
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreBusy(f"database locked for over {LOCK_WAIT_SECONDS:.0f} s") from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+def _in_transaction(conn: Conn, fn: Callable[[Conn], T]) -> T:
+    """In the writer thread: here waiting for another process's lock blocks nothing else."""
+    conn.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise StoreBusy(f"database locked for over {LOCK_WAIT_SECONDS:.0f} s") from exc
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _connect(path: Path, create: bool, migrate_to: int | None, cache_kib: int) -> tuple[Conn, Conn]:
+    if not create and not path.exists():
+        raise StoreError(
+            f"no database at {path} (create a list with `maillist lists create`, or point "
+            "--db / MAILLIST_DB at your database)"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create directory for database {path}: {exc.strerror}") from None
+    if path.is_dir():
+        raise StoreError(f"cannot open database {path}: it is a directory")
+    opened: list[Conn] = []
+    try:
+        for _ in range(2):
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            opened.append(conn)
+            conn.execute("PRAGMA busy_timeout = 10000")  # until migrations are done
+            for pragma in PRAGMAS:
+                conn.execute(pragma)
+            conn.execute(f"PRAGMA cache_size = -{cache_kib:d}")
+        writer, reader = opened
+        migrate.upgrade(writer, target=migrate_to)
+        # BEGIN IMMEDIATE on the loop must never block it: no busy wait inside SQLite there
+        # (Store._begin retries instead); a reader in WAL mode never needs to wait.
+        writer.execute("PRAGMA busy_timeout = 0")
+        reader.execute("PRAGMA query_only = ON")
+        reader.execute("PRAGMA busy_timeout = 2000")  # WAL readers wait only in rare recoveries
+        return writer, reader
+    except sqlite3.DatabaseError as exc:
+        for conn in opened:
+            conn.close()
+        raise StoreError(f"cannot use database {path}: {exc}") from None
+    except BaseException:
+        for conn in opened:
+            conn.close()
+        raise
