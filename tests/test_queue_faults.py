@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CliFn
+from maillist import clock
 from maillist.db import Store
 from maillist.delivery.relay import MaildirOutbox
 from maillist.delivery.worker import DeliveryWorkers
@@ -94,7 +95,7 @@ async def test_an_exception_while_sending_defers_the_batch(
     db: Store, tmp_path: Path, personalize: bool, cli: CliFn
 ) -> None:
     await make_team(db, personalize=personalize)
-    started = deliveries.iso(datetime.now(UTC))
+    started = clock.iso(datetime.now(UTC))
     relay = Flaky(tmp_path / "outbox", bad="bob@example.org")
     async with serving(db, relay) as ingestor:
         await deliver(db, ingestor, "p1@x", "One", sender="anne@example.org")
@@ -122,7 +123,7 @@ async def test_an_exception_while_sending_defers_the_batch(
         str(r[0])
         for r in rows(db, "SELECT next_attempt_at FROM outbound_batches WHERE state = 'deferred'")
     }
-    assert errors and all(started <= e["at"] <= deliveries.iso(datetime.now(UTC)) for e in errors)
+    assert errors and all(started <= e["at"] <= clock.iso(datetime.now(UTC)) for e in errors)
     assert all(e["at"] < min(nexts) for e in errors)
 
 
@@ -222,7 +223,7 @@ async def test_a_claim_past_its_lease_is_stuck_shown_and_retried(db: Store, cli:
 
 def test_backoff_then_give_up_follow_the_clock(db_path: Path) -> None:
     created = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-    batch = deliveries.Batch(1, 1, ("bob@example.org",), 0, deliveries.iso(created))
+    batch = deliveries.Batch(1, 1, ("bob@example.org",), 0, clock.iso(created))
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute(
         "CREATE TABLE outbound_batches (id INTEGER PRIMARY KEY, state TEXT, recipients TEXT, "
@@ -241,8 +242,8 @@ def test_backoff_then_give_up_follow_the_clock(db_path: Path) -> None:
         (next_at, at, attempts) = conn.execute(
             "SELECT next_attempt_at, last_error_at, attempts FROM outbound_batches"
         ).fetchone()
-        assert at == deliveries.iso(when) and attempts == attempt + 1
-        wait = datetime.strptime(next_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) - when
+        assert at == clock.iso(when) and attempts == attempt + 1
+        wait = clock.parse(next_at) - when
         waits.append(wait.total_seconds())
         batch = deliveries.Batch(1, 1, batch.recipients, attempts, batch.created_at)
         when += wait

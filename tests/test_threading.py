@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -22,7 +24,14 @@ from maillist.models import Posting
 from maillist.services import badges, lists, members, messages
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
-from maillist.threads import Node, creates_cycle, is_reply_subject, pick_parent, subject_key
+from maillist.threads import (
+    Node,
+    is_reply_subject,
+    place,
+    reference_chain,
+    subject_key,
+    would_loop,
+)
 
 
 @asynccontextmanager
@@ -131,9 +140,12 @@ async def test_header_cycle_is_refused(db: Store, team: Ingestor) -> None:
     conn = sqlite3.connect(db.path)
     parents = dict(conn.execute("SELECT id, parent_id FROM messages").fetchall())
     conn.close()
-    assert not any(
-        creates_cycle(child, parent, parents) for child, parent in parents.items() if parent
-    )
+    for start in parents:  # walking up from any message ends at a root
+        seen, node = set(), start
+        while node is not None:
+            assert node not in seen, f"loop through message row {node}"
+            seen.add(node)
+            node = parents.get(node)
 
 
 async def test_self_reference_is_ignored(db: Store, team: Ingestor) -> None:
@@ -216,7 +228,7 @@ def test_threads_cli_json(run_cli: CliFn, db_path: Path) -> None:
                 "message_id": "r@x",
                 "subject": "Re: Q",
                 "author": {"name": "", "address": "anne@example.org"},
-                "date": "2026-11-24T10:00:00Z",
+                "date": "2026-11-24T10:00:00.000000Z",
                 "badges": ["Training Badge"],
                 "replies": [],
             }
@@ -230,26 +242,43 @@ def test_threads_cli_json(run_cli: CliFn, db_path: Path) -> None:
 ids = st.from_regex(r"[a-z0-9]{1,8}@[a-z]{1,5}\.org", fullmatch=True)
 
 
-@given(st.lists(ids, max_size=10), ids, st.sets(ids, max_size=5))
-def test_pick_parent_prefers_last_known_reference(
-    refs: list[str], irt: str, known: set[str]
-) -> None:
-    parent = pick_parent(refs, irt, known.__contains__)
-    known_refs = [r for r in refs if r in known]
-    if known_refs:
-        assert parent == known_refs[-1]
-    else:
-        assert parent == irt
+@given(st.lists(ids, max_size=10), ids | st.just(""), ids)
+def test_reference_chain(refs: list[str], irt: str, own: str) -> None:
+    chain = reference_chain(refs, irt, own)
+    assert own not in chain and len(set(chain)) == len(chain)
+    assert [r for r in chain if r in refs] == list(dict.fromkeys(r for r in refs if r != own))
+    if irt and irt != own:
+        assert irt in chain
+
+
+@given(st.lists(ids, max_size=8), ids, st.dictionaries(ids, ids | st.none(), max_size=8))
+def test_place_never_makes_a_loop(chain: list[str], own: str, known: dict[str, str | None]) -> None:
+    chain = reference_chain(chain, "", own)
+    decision = place(own, chain, known)
+    parents = dict(known) | dict.fromkeys(decision.create) | dict(decision.links)
+    parents[own] = decision.parent
+    assert set(decision.create).isdisjoint(known)
+    for child, _ in decision.links:
+        assert known.get(child) is None  # only parentless containers are linked
+    if not any(would_loop(a, b, known) for a, b in known.items() if b):  # a sound start
+        for start in parents:
+            seen: set[str] = set()
+            node: str | None = start
+            while node is not None:
+                assert node not in seen
+                seen.add(node)
+                node = parents.get(node)
 
 
 @settings(max_examples=200)
 @given(
     st.dictionaries(st.integers(0, 30), st.integers(0, 30)), st.integers(0, 30), st.integers(0, 30)
 )
-def test_creates_cycle_terminates_and_is_right(
+def test_would_loop_terminates_and_is_right(
     parents: dict[int, int], child: int, parent: int
 ) -> None:
-    result = creates_cycle(child, parent, parents)
+    named = {str(k): str(v) for k, v in parents.items()}
+    result = would_loop(str(child), str(parent), named)
     node: int | None = parent
     seen = set()
     while node is not None and node not in seen and node != child:
@@ -350,3 +379,76 @@ async def test_lock_held_past_the_wait_fails_the_batch_once(
     assert all(isinstance(r, StoreBusy) for r in results), results
     assert elapsed < 3.0  # one wait for the batch, not one per message
     assert await forest(db) == []
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> tuple[list[int | None], list[bool], list[int], set[int]]:
+    """A thread (each message's parent index), which messages send only In-Reply-To, the order
+    they arrive in, and which never arrive: the first message may always be missing; others only
+    when every message carries its whole References chain (else nothing tells where they go)."""
+    size = draw(st.integers(2, 7))
+    parents: list[int | None] = [None] + [draw(st.integers(0, i - 1)) for i in range(1, size)]
+    irt_only = [draw(st.booleans()) for _ in range(size)]
+    if any(irt_only):
+        missing = {0} if draw(st.booleans()) else set()
+    else:
+        missing = draw(st.sets(st.integers(0, size - 1), max_size=size - 1))
+    order = draw(st.permutations([i for i in range(size) if i not in missing]))
+    return parents, irt_only, order, missing
+
+
+def expected_shape(parents: list[int | None], missing: set[int]) -> list[Any]:
+    """The thread as `threads` shows it: a missing first message as a placeholder root, any other
+    missing message's replies under its own parent (JWZ's pruning)."""
+
+    def nodes(i: int) -> list[tuple[int, Any]]:
+        kids = sorted(kid for j, p in enumerate(parents) if p == i for kid in nodes(j))
+        shapes = [shape for _, shape in kids]
+        if i in missing and i != 0:
+            return kids
+        if i in missing and not shapes:
+            return []
+        name = ("?" if i in missing else "") + f"m{i}"
+        return [(i, (name, shapes) if shapes else name)]
+
+    return [shape for _, shape in nodes(0)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrivals())
+def test_any_arrival_order_gives_the_same_tree(
+    case: tuple[list[int | None], list[bool], list[int], set[int]],
+) -> None:
+    """JWZ over the whole References chain: whichever order a thread's messages arrive in (some
+    possibly never), the stored tree is the thread's own, under one placeholder for a missing
+    first message."""
+    parents, irt_only, order, missing = case
+
+    def chain(i: int) -> list[int]:
+        up: list[int] = []
+        parent = parents[i]
+        while parent is not None:
+            up.insert(0, parent)
+            parent = parents[parent]
+        return up
+
+    async def run(path: Path) -> list[Any]:
+        db = await Store.open(path)
+        try:
+            await lists.create(db, "team@example.org", posting=Posting.OPEN, actor="t")
+            async with ingesting(db) as ingestor:
+                for i in order:
+                    ancestry = chain(i)
+                    await deliver(
+                        db, ingestor, f"m{i}@x", "Re: Topic" if i else "Topic",
+                        refs="" if irt_only[i] else " ".join(f"m{a}@x" for a in ancestry),
+                        irt=f"m{ancestry[-1]}@x" if ancestry else "",
+                        date=f"Tue, 24 Nov 2026 10:{i:02d}:00 +0000",
+                    )  # fmt: skip
+            return await forest(db)
+        finally:
+            await db.close()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = asyncio.run(run(Path(tmp) / "t.db"))
+    assert trees == [expected_shape(parents, missing)]

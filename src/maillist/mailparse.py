@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
@@ -18,7 +18,7 @@ from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
-from maillist import loops
+from maillist import clock, loops
 from maillist.addresses import has_control, normalise
 from maillist.errors import BadAddress, MessageRefused
 
@@ -288,6 +288,6 @@ def _date(msg: Message, received_at: datetime) -> str:
     if when is None or when.tzinfo is None:
         when = received_at
     try:
-        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return clock.iso(when)
     except (OverflowError, ValueError):
-        return received_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return clock.iso(received_at)

@@ -54,6 +54,40 @@ def came_back(conn: Conn, list_id: int, digest: bytes) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A Message-ID the list has a place for (a delivered post or a placeholder), for threading."""
+
+    row_id: int
+    thread_id: int | None
+    parent: str | None  # the parent's Message-ID
+
+
+def containers(conn: Conn, list_id: int, message_ids: Sequence[str]) -> dict[str, Container]:
+    """The containers of these ids and of all their ancestors, by Message-ID."""
+    if not message_ids:
+        return {}
+    marks = ",".join("?" * len(message_ids))
+    rows = conn.execute(
+        f"""WITH RECURSIVE up(id) AS (
+                SELECT id FROM messages WHERE list_id = ? AND kind = 'post' AND claimed = 1
+                                          AND message_id IN ({marks})
+                UNION
+                SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id
+                WHERE m.parent_id IS NOT NULL
+            )
+            SELECT m.id, m.message_id, m.thread_id, p.message_id
+            FROM up JOIN messages m ON m.id = up.id LEFT JOIN messages p ON p.id = m.parent_id
+            LIMIT 10000""",
+        (list_id, *message_ids),
+    ).fetchall()
+    return {r[1]: Container(r[0], r[2], r[3]) for r in rows}
+
+
+def set_parent(conn: Conn, row_id: int, parent_row: int | None) -> None:
+    conn.execute("UPDATE messages SET parent_id = ? WHERE id = ?", (parent_row, row_id))
+
+
 def is_member(conn: Conn, list_id: int, address: str) -> bool:
     return (
         conn.execute(
@@ -100,19 +134,6 @@ def insert_placeholder(conn: Conn, list_id: int, message_id: str, thread_id: int
         (list_id, message_id, thread_id),
     ).fetchone()
     return int(row[0])
-
-
-def ancestors(conn: Conn, row_id: int, limit: int = 10_000) -> list[int]:
-    """Ids from `row_id` up to its root (bounded, and safe on a loop: UNION drops repeats)."""
-    rows = conn.execute(
-        """WITH RECURSIVE up(id) AS (
-               SELECT ? UNION
-               SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id
-               WHERE m.parent_id IS NOT NULL
-           ) SELECT id FROM up LIMIT ?""",
-        (row_id, limit),
-    ).fetchall()
-    return [r[0] for r in rows]
 
 
 def create_thread(conn: Conn, list_id: int, subject: str, key: str, at: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from maillist.addresses import has_control, normalise
-from maillist.clock import now_iso
+from maillist.clock import stamp
 from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import badges as db_badges
@@ -38,7 +38,7 @@ async def grant(db: Store, address: str, badge: str, *, actor: str) -> BadgeGran
     name = badge_name(badge)
     async with db.write() as conn:
         person = _person(conn, address)
-        at = now_iso()
+        at = stamp()
         badge_id = db_badges.ensure(conn, name, at)
         if not db_badges.grant(conn, person.id, badge_id, at, actor):
             raise BadgeError(f"{person.address} already has the badge {name!r}")
@@ -53,7 +53,7 @@ async def revoke(db: Store, address: str, badge: str, *, actor: str) -> None:
         badge_id = db_badges.badge_id(conn, name)
         if badge_id is None or not db_badges.revoke(conn, person.id, badge_id):
             raise BadgeError(f"{person.address} does not have the badge {name!r}")
-        db_audit.record(conn, now_iso(), actor, "badges.revoke", person.address, name)
+        db_audit.record(conn, stamp(), actor, "badges.revoke", person.address, name)
 
 
 async def grants(db: Store, address: str | None = None) -> list[BadgeGrant]:

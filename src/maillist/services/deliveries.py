@@ -10,9 +10,9 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from maillist import loops, render, tokens
+from maillist import clock, loops, render, tokens
 from maillist.db import deliveries as sql
 from maillist.db.store import Conn
 from maillist.models import MailingList
@@ -50,10 +50,6 @@ def everyone(recipients: Sequence[str], reply: str, *, temporary: bool) -> Resul
     """The same outcome for every recipient (relay down, MAIL FROM or DATA refused)."""
     pairs = tuple((r, reply) for r in recipients)
     return Result(sent=(), deferred=pairs) if temporary else Result(sent=(), failed=pairs)
-
-
-def iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def verp(mlist: MailingList, member: str) -> str:
@@ -155,11 +151,11 @@ def _expand_slice(
 ) -> int:
     if mlist is None:
         raise LookupError(f"list {source.list_id} is not in the directory")
-    now = iso(datetime.now(UTC))
+    now = clock.iso(clock.now())
     slice_ = sql.recipients_after(conn, mlist.id, source.sender, source.expanded_to, SLICE)
     members = [address for _, address in slice_]
     if source.expanded_to == 0:  # the first slice: what the whole job shares
-        sql.forget_copies(conn, iso(datetime.now(UTC) - timedelta(days=loops.KEEP_DAYS)))
+        sql.forget_copies(conn, clock.iso(clock.now() - timedelta(days=loops.KEEP_DAYS)))
         copy = None
         if not mlist.personalize and members:  # nobody to send to: no copy to build
             author = author_of(conn, source.sender)
@@ -180,22 +176,22 @@ def _expand_slice(
 
 
 def claim(conn: Conn, limit: int = 1, now: datetime | None = None) -> list[sql.Batch]:
-    at = now or datetime.now(UTC)
-    return sql.claim(conn, iso(at), iso(at + timedelta(seconds=LEASE_SECONDS)), limit)
+    at = now or clock.now()
+    return sql.claim(conn, clock.iso(at), clock.iso(at + timedelta(seconds=LEASE_SECONDS)), limit)
 
 
 def release(conn: Conn, batch_ids: Sequence[int]) -> None:
-    sql.release(conn, batch_ids, iso(datetime.now(UTC)))
+    sql.release(conn, batch_ids, clock.iso(clock.now()))
 
 
 def remember_copy(conn: Conn, list_id: int, copy: bytes) -> None:
     """A personalised copy, as it is sent (loops.py)."""
-    sql.remember_copies(conn, list_id, [loops.body_digest(copy)], iso(datetime.now(UTC)))
+    sql.remember_copies(conn, list_id, [loops.body_digest(copy)], clock.iso(clock.now()))
 
 
 def fail_batch(conn: Conn, batch: sql.Batch, error: str) -> None:
     """A batch that cannot be sent at all (its post is gone): failed, with the reason."""
-    sql.mark_failed(conn, batch.id, batch.recipients, error, iso(datetime.now(UTC)))
+    sql.mark_failed(conn, batch.id, batch.recipients, error, clock.iso(clock.now()))
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -216,8 +212,8 @@ def record(
     rng: random.Random | None = None,
 ) -> str:
     """Store what happened to one transaction; returns the batch's new state."""
-    now = now or datetime.now(UTC)
-    at = iso(now)
+    now = now or clock.now()
+    at = clock.iso(now)
     if result.failed:
         sql.record_failures(conn, batch.job_id, list_id, result.failed, at)
     if not result.deferred:
@@ -228,7 +224,7 @@ def record(
         return "failed"
     waiting = [a for a, _ in result.deferred]
     error = result.deferred[0][1]
-    created = datetime.strptime(batch.created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    created = clock.parse(batch.created_at)
     if (now - created).total_seconds() > give_up_after:
         sql.record_failures(
             conn, batch.job_id, list_id, [(a, f"gave up: {error}") for a in waiting], at
@@ -238,7 +234,7 @@ def record(
         )
         return "failed"
     attempts = batch.attempts + 1
-    next_at = iso(now + timedelta(seconds=backoff(attempts, rng)))
+    next_at = clock.iso(now + timedelta(seconds=backoff(attempts, rng)))
     sql.mark_deferred(conn, batch.id, waiting, attempts, next_at, error, at)
     return "deferred"
 
@@ -276,4 +272,4 @@ def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob 
 
 
 def reset_sending(conn: Conn) -> int:
-    return sql.reset_sending(conn, iso(datetime.now(UTC)))
+    return sql.reset_sending(conn, clock.iso(clock.now()))

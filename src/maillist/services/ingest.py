@@ -14,10 +14,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from maillist import policy, threads
-from maillist.clock import now_precise
+from maillist import clock, policy, threads
 from maillist.db import ingest as sql
 from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy
@@ -61,7 +60,7 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
     existing = known.get(p.message_id)
     if existing is not None and not existing.placeholder:
         return Outcome(existing.row_id, p.message_id, existing.verdict, (), duplicate=True)
-    at = now_precise()
+    at = clock.stamp()
     fields = {
         "envelope_from": item.envelope_from,
         "recipient": item.recipient,
@@ -106,7 +105,7 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
             return Outcome(again.row_id, p.message_id, again.verdict, (), duplicate=True)
         existing = None
     key = threads.subject_key(p.subject, lst.subject_prefix)
-    parent_row, thread_id, fresh = _place(conn, lst, existing, known, p, at, key)
+    parent_row, thread_id, fresh = _place(conn, lst, existing, p, at, key, claims=claims)
     fields.update(
         verdict=decision.verdict,
         reasons="; ".join(decision.reasons),
@@ -132,49 +131,59 @@ def _place(
     conn: Conn,
     lst: MailingList,
     existing: sql.Known | None,
-    known: dict[str, sql.Known],
     p: ParsedMessage,
     at: str,
     key: str,
+    *,
+    claims: bool,
 ) -> tuple[int | None, int, bool]:
-    """(parent row, thread, thread is new for this message) for a post: by ids, else the subject
-    fallback; placeholders as needed."""
+    """(parent row, thread, thread is new for this message) for a post. With threading headers:
+    JWZ's container algorithm (threads.place) over the whole chain, stored as placeholders, links
+    and merged threads. A post that does not claim its id (held, discarded) only hangs from what
+    the list already has: it creates and links nothing. Without headers: the subject fallback."""
+    chain = threads.reference_chain(p.references, p.in_reply_to, p.message_id)
+    if not chain:
+        return _place_by_subject(conn, lst, existing, p, at, key)
+    known = sql.containers(conn, lst.id, [*chain, p.message_id])
+    if not claims:
+        parent = next((known[m] for m in reversed(chain) if m in known), None)
+        if parent is None or parent.thread_id is None:
+            return None, sql.create_thread(conn, lst.id, p.subject, key, at), True
+        return parent.row_id, parent.thread_id, False
+    decision = threads.place(p.message_id, chain, {m: c.parent for m, c in known.items()})
+    # The threads this message's tree spans become one (the oldest).
+    joined = sorted({t for m in decision.connected if m in known and (t := known[m].thread_id)})
+    if joined:
+        thread_id, fresh = joined[0], False
+        for other in joined[1:]:
+            sql.merge_threads(conn, thread_id, other)
+    else:
+        thread_id, fresh = sql.create_thread(conn, lst.id, p.subject, key, at), True
+    rows = {m: c.row_id for m, c in known.items()}
+    for mid in decision.create:
+        rows[mid] = sql.insert_placeholder(conn, lst.id, mid, thread_id)
+    for child, parent_mid in decision.links:
+        sql.set_parent(conn, rows[child], rows[parent_mid])
+    return (rows[decision.parent] if decision.parent else None), thread_id, fresh
+
+
+def _place_by_subject(
+    conn: Conn, lst: MailingList, existing: sql.Known | None, p: ParsedMessage, at: str, key: str
+) -> tuple[int | None, int, bool]:
+    """Clients that drop threading headers: "Re: <subject>" joins, as a reply to its first
+    message, the thread with the same base subject that was active lately."""
     own_thread = existing.thread_id if existing is not None else None
-    parent_row: int | None = None
-    parent_thread: int | None = None
-    parent_mid = threads.pick_parent(p.references, p.in_reply_to, known.__contains__)
-    if parent_mid is not None:
-        parent = known.get(parent_mid)
-        if parent is None:
-            parent_thread = sql.create_thread(conn, lst.id, "", "", at)
-            parent_row = sql.insert_placeholder(conn, lst.id, parent_mid, parent_thread)
-        else:
-            parent_row, parent_thread = parent.row_id, parent.thread_id
-    elif threads.is_reply_subject(p.subject, lst.subject_prefix):
-        # Clients that drop threading headers: "Re: <subject>" of a thread active lately.
-        since = (datetime.now(UTC) - timedelta(days=threads.SUBJECT_FALLBACK_DAYS)).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ"
-        )
-        found = sql.recent_thread_by_subject(conn, lst.id, key, since) if key else None
-        if found is not None and found != own_thread:
-            parent_row = sql.thread_root(conn, found)
-            parent_thread = found if parent_row is not None else None
-
-    # Only a placeholder can have descendants already; a brand-new message cannot close a loop.
-    if (
-        existing is not None
-        and parent_row is not None
-        and existing.row_id in sql.ancestors(conn, parent_row)
-    ):
-        parent_row, parent_thread = None, None  # headers that would make a loop: stay a root
-
-    if parent_thread is None:
-        if own_thread is not None:
-            return parent_row, own_thread, False
-        return parent_row, sql.create_thread(conn, lst.id, p.subject, key, at), True
-    if own_thread is not None and own_thread != parent_thread:
-        sql.merge_threads(conn, parent_thread, own_thread)
-    return parent_row, parent_thread, False
+    if threads.is_reply_subject(p.subject, lst.subject_prefix) and key:
+        since = clock.iso(clock.now() - timedelta(days=threads.SUBJECT_FALLBACK_DAYS))
+        found = sql.recent_thread_by_subject(conn, lst.id, key, since)
+        root = sql.thread_root(conn, found) if found is not None and found != own_thread else None
+        if found is not None and root is not None and (existing is None or root != existing.row_id):
+            if own_thread is not None:
+                sql.merge_threads(conn, found, own_thread)
+            return root, found, False
+    if own_thread is not None:
+        return None, own_thread, False
+    return None, sql.create_thread(conn, lst.id, p.subject, key, at), True
 
 
 def ingest_each(conn: Conn, items: list[Incoming]) -> list[Outcome]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from maillist.addresses import normalise_list_address
-from maillist.clock import now_iso
+from maillist.clock import stamp
 from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import lists as db_lists
@@ -37,7 +37,7 @@ async def create(
     async with db.write() as conn:
         if db_lists.by_address(conn, canonical) is not None:
             raise DuplicateList(f"list already exists: {canonical}")
-        at = now_iso()
+        at = stamp()
         mlist = db_lists.insert(conn, canonical, display, description, posting, f"[{display}]", at)
         db_audit.record(conn, at, actor, "lists.create", canonical, f"posting={posting.value}")
     return mlist
@@ -61,7 +61,7 @@ async def set_option(db: Store, address: str, option: str, value: str, *, actor:
     async with db.write() as conn:
         mlist = require(conn, address)
         db_lists.set_option(conn, mlist.id, column, typed)
-        db_audit.record(conn, now_iso(), actor, "lists.set", mlist.address, f"{column}={typed}")
+        db_audit.record(conn, stamp(), actor, "lists.set", mlist.address, f"{column}={typed}")
     return typed
 
 
@@ -71,6 +71,6 @@ async def delete(db: Store, address: str, *, actor: str) -> ListSummary:
         gone = db_lists.summary(conn, mlist)
         db_lists.delete(conn, mlist.id)
         db_audit.record(
-            conn, now_iso(), actor, "lists.delete", mlist.address, f"members={gone.members}"
+            conn, stamp(), actor, "lists.delete", mlist.address, f"members={gone.members}"
         )
     return gone

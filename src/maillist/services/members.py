@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from maillist.addresses import has_control, normalise
-from maillist.clock import now_iso
+from maillist.clock import stamp
 from maillist.db import Store
 from maillist.db import audit as db_audit
 from maillist.db import people as db_people
@@ -56,7 +56,7 @@ async def add(
         already = [a for a in canonical if a.lower() in present]
         if already:
             raise AlreadyMember(f"already a member of {mlist.address}: {', '.join(already)}")
-        at = now_iso()
+        at = stamp()
         db_people.upsert_many(conn, ((a, name.strip()) for a in canonical), at)
         db_subs.insert_many(conn, mlist.id, (NewMember(a, name, role, mode) for a in canonical), at)
         for address in canonical:
@@ -76,7 +76,7 @@ async def remove(
         missing = [a for a in canonical if a.lower() not in present]
         if missing:
             raise UnknownMember(f"not a member of {mlist.address}: {', '.join(missing)}")
-        at = now_iso()
+        at = stamp()
         for address in canonical:
             db_subs.delete(conn, mlist.id, address)
             db_audit.record(conn, at, actor, "members.remove", mlist.address, address)
@@ -134,7 +134,7 @@ async def import_rows(
         mlist = require(conn, list_address)
         present = db_subs.addresses_on(conn, mlist.id)
         new = [m for m in good if m.address.lower() not in present]
-        at = now_iso()
+        at = stamp()
         for start in range(0, len(new), _BATCH):
             chunk = new[start : start + _BATCH]
             db_people.upsert_many(conn, ((m.address, m.name) for m in chunk), at)
@@ -219,5 +219,5 @@ async def set_option(
         if not db_subs.set_field(conn, mlist.id, canonical, key, typed):
             raise UnknownMember(f"not a member of {mlist.address}: {canonical}")
         db_audit.record(
-            conn, now_iso(), actor, "members.set", mlist.address, f"{canonical} {key}={value}"
+            conn, stamp(), actor, "members.set", mlist.address, f"{canonical} {key}={value}"
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maillist.clock import now_iso
+from maillist.clock import stamp
 from maillist.db import Store
 from maillist.db import audit as db_audit
 from maillist.db import held as db_held
@@ -38,7 +38,7 @@ async def decide(
                 f"held message {held_id}: a post with Message-ID <{held.message_id}> was already "
                 "delivered to the list; discard this one"
             )
-        at = now_iso()
+        at = stamp()
         db_held.decide(conn, held_id, decision, at, actor, reason)
         db_messages.set_verdict(conn, message_row, verdict)
         if decision == "approved":

@@ -6,8 +6,8 @@ died or hung before recording a result), and the server itself takes it again.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from maillist import clock
 from maillist.db import Store
 from maillist.db import queue as db_queue
 
@@ -30,7 +30,7 @@ class QueueView:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return clock.stamp()
 
 
 async def view(db: Store, limit: int = 100) -> QueueView:

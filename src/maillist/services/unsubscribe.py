@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from maillist import tokens
-from maillist.clock import now_iso
+from maillist.clock import stamp
 from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import people as db_people
@@ -57,6 +57,6 @@ async def unsubscribe(db: Store, list_address: str, token: str, *, actor: str) -
         if subscribed:
             db_subs.delete(conn, mlist.id, person.address)
             db_audit.record(
-                conn, now_iso(), actor, "members.unsubscribe", mlist.address, person.address
+                conn, stamp(), actor, "members.unsubscribe", mlist.address, person.address
             )
     return Unsubscription(mlist, person.address, subscribed)
