@@ -51,10 +51,14 @@ class DeliverySettings:
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn on our loop: signals stay ours (SIGTERM drains SMTP sessions first)."""
+    """uvicorn on our loop: signals stay ours (SIGTERM drains SMTP sessions first).
 
-    def install_signal_handlers(self) -> None:
-        return None
+    Overrides uvicorn.Server.capture_signals (public name, not documented; uvicorn has no setting
+    to leave signals alone). Server.serve wraps all of serving in it and, left alone, it replaces
+    our loop's SIGINT/SIGTERM handlers with signal.signal(), restores them at the end and
+    re-raises any signal it caught. Tested with uvicorn 0.54.0 and pinned uvicorn>=0.29,<0.55 in
+    pyproject.toml; tests/test_upstream_guard.py fails if uvicorn stops calling it or takes the
+    handlers some other way."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
