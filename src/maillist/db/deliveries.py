@@ -19,8 +19,7 @@ class Source:
     raw: bytes
     sender: str
     sender_name: str
-    expanded_to: int = 0  # person id of the last member expanded so far
-    rendered: bool = False  # the shared copy is built (at the first slice)
+    expanded_to: tuple[str, int] = ("", 0)  # (domain, person id) of the last member expanded
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,36 +40,32 @@ class JobCopy:
     message_row: int
 
 
-def next_pending_job(conn: Conn) -> Source | None:
-    """The oldest job still expanding."""
-    row = conn.execute(
+def pending_jobs(conn: Conn, limit: int) -> list[Source]:
+    """The oldest jobs still expanding."""
+    rows = conn.execute(
         """SELECT j.id, j.list_id, m.id, m.message_id, m.raw, m.sender, m.sender_name,
-                  j.expanded_to, j.rendered IS NOT NULL
+                  j.expanded_domain, j.expanded_to
            FROM outbound_jobs j JOIN messages m ON m.id = j.message_id
-           WHERE j.state = 'pending' ORDER BY j.id LIMIT 1""",
-    ).fetchone()
-    if row is None:
-        return None
-    job_id, list_id, message_row, message_id, raw, sender, name, expanded_to, rendered = row
-    return Source(
-        job_id, list_id, message_row, message_id, raw, sender, name, expanded_to, bool(rendered)
-    )
+           WHERE j.state = 'pending' ORDER BY j.id LIMIT ?""",
+        (limit,),
+    ).fetchall()
+    return [Source(r[0], r[1], r[2], r[3], r[4], r[5], r[6], (r[7], r[8])) for r in rows]
 
 
 def recipients_after(
-    conn: Conn, list_id: int, author: str, after: int, limit: int
-) -> list[tuple[int, str]]:
-    """(person id, address) of the next `limit` members who get posts, after person id `after`:
-    regular delivery, enabled; the author only if they asked for it. A range scan of the
-    subscriptions table's key, however big the list."""
+    conn: Conn, list_id: int, author: str, after: tuple[str, int], limit: int
+) -> list[tuple[str, int, str]]:
+    """(domain, person id, address) of the next `limit` members who get posts, in (domain,
+    person id) order after `after`: regular delivery, enabled; the author only if they asked for
+    it. A range scan of an index, however big the list."""
     rows = conn.execute(
-        """SELECT p.id, p.address FROM subscriptions s JOIN people p ON p.id = s.person_id
-           WHERE s.list_id = ? AND s.person_id > ? AND s.mode = 'regular'
+        """SELECT s.domain, p.id, p.address FROM subscriptions s JOIN people p ON p.id = s.person_id
+           WHERE s.list_id = ? AND (s.domain, s.person_id) > (?, ?) AND s.mode = 'regular'
              AND s.status = 'enabled' AND (s.receive_own = 1 OR p.address <> ?)
-           ORDER BY s.person_id LIMIT ?""",
-        (list_id, after, author, limit),
+           ORDER BY s.domain, s.person_id LIMIT ?""",
+        (list_id, *after, author, limit),
     ).fetchall()
-    return [(int(r[0]), str(r[1])) for r in rows]
+    return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
 
 
 def author_details(conn: Conn, address: str) -> tuple[str, list[str]]:
@@ -121,11 +116,25 @@ def start_job(
     )
 
 
-def advance_job(conn: Conn, job_id: int, *, expanded_to: int, recipients: int, done: bool) -> None:
-    conn.execute(
-        "UPDATE outbound_jobs SET expanded_to = ?, recipients = recipients + ?, "
-        "state = CASE WHEN ? THEN 'expanded' ELSE state END WHERE id = ?",
-        (expanded_to, recipients, done, job_id),
+def advance_job(
+    conn: Conn,
+    job_id: int,
+    *,
+    expanded_from: tuple[str, int],
+    expanded_to: tuple[str, int],
+    recipients: int,
+    done: bool,
+) -> bool:
+    """Move the job's cursor, only from where the slice was planned: False if it moved meanwhile
+    (then the slice's batches must not be written)."""
+    return (
+        conn.execute(
+            "UPDATE outbound_jobs SET expanded_domain = ?, expanded_to = ?, "
+            "recipients = recipients + ?, state = CASE WHEN ? THEN 'expanded' ELSE state END "
+            "WHERE id = ? AND state = 'pending' AND expanded_domain = ? AND expanded_to = ?",
+            (*expanded_to, recipients, done, job_id, *expanded_from),
+        ).rowcount
+        == 1
     )
 
 

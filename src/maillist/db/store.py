@@ -57,6 +57,9 @@ class Store:
         self._executor = executor
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
+        self._read_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="maillist-reader"
+        )
 
     @classmethod
     async def open(
@@ -84,29 +87,49 @@ class Store:
     async def close(self) -> None:
         async with self._write_lock:
             await self._call(self._writer.close)
-        self._reader.close()
+        async with self._read_lock:
+            self._read_executor.shutdown(wait=True)
+            self._reader.close()
         self._executor.shutdown(wait=True)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[Conn]:
+    async def write(self, *, durable: bool = True) -> AsyncIterator[Conn]:
+        """A write transaction. `durable=False` is for writes a crash may take back without
+        harm, because what they record is redone or reset at start-up (a claim, a slice of
+        fan-out with its cursor): their COMMIT skips the fsync, and the next durable commit's
+        fsync covers them. Consistency is the same either way (WAL)."""
         conn = self._writer
         async with self._write_lock:
-            await self._begin(conn)
+            if not durable:
+                conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield conn
-            except BaseException:
-                await self._call(partial(conn.execute, "ROLLBACK"))
-                raise
-            try:
-                await self._call(partial(conn.execute, "COMMIT"))
-            except BaseException:
-                if conn.in_transaction:
+                await self._begin(conn)
+                try:
+                    yield conn
+                except BaseException:
                     await self._call(partial(conn.execute, "ROLLBACK"))
-                raise
+                    raise
+                try:
+                    await self._call(partial(conn.execute, "COMMIT"))
+                except BaseException:
+                    if conn.in_transaction:
+                        await self._call(partial(conn.execute, "ROLLBACK"))
+                    raise
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous = FULL")
 
-    async def write_in_thread(self, fn: Callable[[Conn], T]) -> T:
+    async def write_in_thread(self, fn: Callable[[Conn], T], *, durable: bool = True) -> T:
         async with self._write_lock:
-            return await self._call(partial(_in_transaction, self._writer, fn))
+            return await self._call(partial(_in_transaction, self._writer, fn, durable))
+
+    async def read_in_thread(self, fn: Callable[[Conn], T]) -> T:
+        """`fn(conn)` in a snapshot on the reader connection, in a thread of its own: for reads
+        long enough that they must neither run on the loop nor hold the write lock."""
+        async with self._read_lock:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._read_executor, partial(_snapshot, self._reader, fn)
+            )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Conn]:
@@ -140,22 +163,36 @@ class Store:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
 
-def _in_transaction(conn: Conn, fn: Callable[[Conn], T]) -> T:
-    """In the writer thread: here waiting for another process's lock blocks nothing else."""
-    conn.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
+def _snapshot(conn: Conn, fn: Callable[[Conn], T]) -> T:
+    conn.execute("BEGIN")
     try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise StoreBusy(f"database locked for over {LOCK_WAIT_SECONDS:.0f} s") from exc
+        return fn(conn)
     finally:
-        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("COMMIT")
+
+
+def _in_transaction(conn: Conn, fn: Callable[[Conn], T], durable: bool) -> T:
+    """In the writer thread: here waiting for another process's lock blocks nothing else."""
+    if not durable:
+        conn.execute("PRAGMA synchronous = NORMAL")
     try:
-        result = fn(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
+        conn.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy(f"database locked for over {LOCK_WAIT_SECONDS:.0f} s") from exc
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+    finally:
+        if not durable:
+            conn.execute("PRAGMA synchronous = FULL")
 
 
 def _connect(path: Path, create: bool, migrate_to: int | None, cache_kib: int) -> tuple[Conn, Conn]:

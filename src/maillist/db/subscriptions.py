@@ -21,8 +21,9 @@ def addresses_on(conn: Conn, list_id: int) -> set[str]:
 def insert_many(conn: Conn, list_id: int, members: Iterable[NewMember], at: str) -> None:
     """Subscribe people who already have a `people` row (see people.upsert_many)."""
     conn.executemany(
-        """INSERT INTO subscriptions (list_id, person_id, role, mode, created_at)
-           SELECT ?, id, ?, ?, ? FROM people WHERE address = ?""",
+        """INSERT INTO subscriptions (list_id, person_id, role, mode, created_at, domain)
+           SELECT ?, id, ?, ?, ?, lower(substr(address, instr(address, '@') + 1))
+           FROM people WHERE address = ?""",
         ((list_id, m.role.value, m.mode.value, at, m.address) for m in members),
     )
 

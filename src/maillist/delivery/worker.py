@@ -98,17 +98,21 @@ class DeliveryWorkers:
         event.clear()
 
     async def _expander(self) -> None:
-        """Expansion in slices, one short transaction each (services/deliveries.expand_step):
-        the write lock is fair, so ingest's group commits take turns with them and no 250 waits
-        for a whole fan-out."""
+        """Expansion in steps of a few thousand members: planned (read, rendered) on the reader
+        connection, then written in one short transaction (services/deliveries.py), so ingest's
+        group commits take turns with it and no 250 waits for a whole fan-out."""
         while not self._stopping:
             try:
                 lists = await self._directory.current()
-                step = partial(deliveries.expand_step, lists=lists, templates=self._templates)
+                plan = partial(deliveries.plan_slices, lists=lists, templates=self._templates)
                 while not self._stopping:
-                    made = await self._store.write_in_thread(step)
-                    if made is None:
+                    slices = await self._store.read_in_thread(plan)
+                    if slices is None:
                         break
+                    # A slice lost in a crash is redone from the job's cursor: no fsync of its own.
+                    made = await self._store.write_in_thread(
+                        partial(deliveries.apply_slices, slices=slices), durable=False
+                    )
                     if made:
                         self._batches_ready.set()
             except Exception:
@@ -121,7 +125,8 @@ class DeliveryWorkers:
     async def _sender(self) -> None:
         while not self._stopping:
             try:
-                async with self._store.write() as conn:
+                # A claim lost in a crash is reset at start-up anyway: no fsync of its own.
+                async with self._store.write(durable=False) as conn:
                     claimed = deliveries.claim(conn, CLAIM)
                     jobs = {b.job_id: self._job(conn, b.job_id) for b in claimed}
             except Exception:

@@ -111,7 +111,7 @@ def build_copy(
 
 def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
     """Up to `size` recipients of one domain per batch, so each SMTP transaction serves one
-    domain (recipients are grouped by domain here, in their order within each domain)."""
+    domain (recipients come in domain order; any others are grouped here)."""
     by_domain: dict[str, list[str]] = {}
     for address in recipients:
         by_domain.setdefault(address.rpartition("@")[2].lower(), []).append(address)
@@ -121,57 +121,107 @@ def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
     return out
 
 
-SLICE = 2_000  # recipients per expansion transaction: a few ms of the writer each
+SLICE = 2_000  # recipients per expansion step
 LEASE_SECONDS = 15 * 60.0  # a claimed batch not recorded by then is due again (its sender hung)
 
 
-def expand_step(conn: Conn, lists: dict[int, MailingList], templates: Templates) -> int | None:
-    """One slice of the oldest expanding job, in the caller's transaction (store.write_in_thread):
-    up to SLICE members' batches, written with the job's cursor, so a post to a 100,000-member list
-    is fifty short transactions that ingest's group commits interleave with. A job that cannot be
-    expanded is rolled back to its savepoint and marked failed with the reason: it never holds up
-    another. Returns the number of batches made, or None when no job is waiting."""
-    source = sql.next_pending_job(conn)
-    if source is None:
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """The next members of one expanding job, read and rendered outside the write lock."""
+
+    job: sql.Source
+    list_id: int = 0
+    groups: tuple[tuple[str, ...], ...] = ()  # the batches to write
+    members: int = 0
+    last: tuple[str, int] = ("", 0)  # the cursor after this slice
+    done: bool = False
+    first: bool = False  # the job's first slice: what every slice shares is written with it
+    personalized: bool = False
+    envelope_from: str = ""
+    copy: bytes | None = None  # the shared copy, built with the first slice
+    error: str = ""  # the job cannot be expanded: it is marked failed with this
+
+
+def plan_slices(
+    conn: Conn, lists: dict[int, MailingList], templates: Templates
+) -> list[Slice] | None:
+    """Read-only (store.read_in_thread): the oldest expanding jobs' next members, up to SLICE in
+    all, grouped into batches, and a shared copy rendered for a job's first slice. All the
+    reading and rendering happens here, outside the write lock; apply_slices then holds it for
+    a few inserts only. None when no job is waiting."""
+    jobs = sql.pending_jobs(conn, limit=50)
+    if not jobs:
         return None
-    conn.execute("SAVEPOINT job")
-    try:
-        made = _expand_slice(conn, source, lists.get(source.list_id), templates)
-    except Exception as exc:
-        conn.execute("ROLLBACK TO job")
-        log.exception("fan-out job %d (<%s>) failed", source.job_id, source.message_id)
-        sql.fail_job(conn, source.job_id, f"expansion failed: {type(exc).__name__}: {exc}")
-        made = 0
-    conn.execute("RELEASE job")
-    return made
+    budget = SLICE
+    out: list[Slice] = []
+    for source in jobs:
+        if budget <= 0:
+            break
+        try:
+            planned = _plan(conn, source, lists.get(source.list_id), templates, budget)
+        except Exception as exc:
+            log.exception("fan-out job %d (<%s>) failed", source.job_id, source.message_id)
+            planned = Slice(source, error=f"expansion failed: {type(exc).__name__}: {exc}")
+        out.append(planned)
+        budget -= max(planned.members, 1)
+    return out
 
 
-def _expand_slice(
-    conn: Conn, source: sql.Source, mlist: MailingList | None, templates: Templates
-) -> int:
+def _plan(
+    conn: Conn, source: sql.Source, mlist: MailingList | None, templates: Templates, limit: int
+) -> Slice:
     if mlist is None:
         raise LookupError(f"list {source.list_id} is not in the directory")
-    now = clock.iso(clock.now())
-    slice_ = sql.recipients_after(conn, mlist.id, source.sender, source.expanded_to, SLICE)
-    members = [address for _, address in slice_]
-    if source.expanded_to == 0:  # the first slice: what the whole job shares
-        sql.forget_copies(conn, clock.iso(clock.now() - timedelta(days=loops.KEEP_DAYS)))
-        copy = None
-        if not mlist.personalize and members:  # nobody to send to: no copy to build
-            author = author_of(conn, source.sender)
-            copy = build_copy(source.raw, source.message_id, mlist, author, templates)
-            sql.remember_copies(conn, mlist.id, [loops.body_digest(copy)], now)
-        sql.start_job(
-            conn, source.job_id, personalized=mlist.personalize, rendered=copy,
-            envelope_from="" if mlist.personalize else render.sub_address(mlist, "bounces"),
-        )  # fmt: skip
+    rows = sql.recipients_after(conn, mlist.id, source.sender, source.expanded_to, limit)
+    members = [address for _, _, address in rows]
+    first = source.expanded_to == ("", 0)
+    copy = None
+    if first and members and not mlist.personalize:
+        author = author_of(conn, source.sender)
+        copy = build_copy(source.raw, source.message_id, mlist, author, templates)
     # Personalised copies are made (and remembered, loops.py) one by one as they are sent.
     groups = [(m,) for m in members] if mlist.personalize else batches(members, mlist.batch_size)
-    made = sql.add_batches(conn, source.job_id, groups, now)
-    sql.advance_job(
-        conn, source.job_id, expanded_to=slice_[-1][0] if slice_ else source.expanded_to,
-        recipients=len(members), done=len(slice_) < SLICE,
+    return Slice(
+        source, mlist.id, tuple(groups), len(members), rows[-1][:2] if rows else source.expanded_to,
+        done=len(rows) < limit, first=first, personalized=mlist.personalize, copy=copy,
+        envelope_from="" if mlist.personalize else render.sub_address(mlist, "bounces"),
     )  # fmt: skip
+
+
+def apply_slices(conn: Conn, slices: Sequence[Slice]) -> int:
+    """Write planned slices (store.write_in_thread): each job's batches and cursor together, in
+    a savepoint of its own; a job that fails is rolled back to it and marked failed with the
+    reason, and never holds up another. Returns the number of batches written."""
+    made = 0
+    now = clock.stamp()
+    for planned in slices:
+        job = planned.job
+        conn.execute("SAVEPOINT job")
+        try:
+            if planned.error:
+                sql.fail_job(conn, job.job_id, planned.error)
+            elif sql.advance_job(
+                conn, job.job_id, expanded_from=job.expanded_to, expanded_to=planned.last,
+                recipients=planned.members, done=planned.done,
+            ):  # fmt: skip
+                if planned.first:
+                    sql.forget_copies(
+                        conn, clock.iso(clock.now() - timedelta(days=loops.KEEP_DAYS))
+                    )
+                    sql.start_job(
+                        conn, job.job_id, personalized=planned.personalized,
+                        envelope_from=planned.envelope_from, rendered=planned.copy,
+                    )  # fmt: skip
+                    if planned.copy is not None:
+                        sql.remember_copies(
+                            conn, planned.list_id, [loops.body_digest(planned.copy)], now
+                        )
+                made += sql.add_batches(conn, job.job_id, planned.groups, now)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            log.exception("fan-out job %d (<%s>) failed", job.job_id, job.message_id)
+            sql.fail_job(conn, job.job_id, f"expansion failed: {type(exc).__name__}: {exc}")
+        conn.execute("RELEASE job")
     return made
 
 
