@@ -52,6 +52,7 @@ bench: $(DEVVENV)/.dev
 	$(PY) bench/members.py --members 100000 --runs 5
 	$(PY) bench/ingest.py --messages 4000 --runs 5
 	$(PY) bench/fanout.py --members 10000 --posts 10 --runs 3 --personal --latency 20 --memory 100000
+	$(PY) bench/latency.py --members 100000 --posts 300 --runs 3
 
 clean:
 	rm -rf $(VENV) $(DEVVENV) var dist build .pytest_cache .mypy_cache .ruff_cache

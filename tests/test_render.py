@@ -12,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maillist.models import MailingList, Posting
-from maillist.render import Author, Copy, Parts, prefixed, render
+from maillist.render import Author, Copy, Parts, edited, finish, prefixed
+
+
+def render(raw: bytes, copy: Copy) -> bytes:
+    """What the server does for one copy: the per-post edits, then the per-copy fields."""
+    return finish(edited(raw, copy.mlist, copy.message_id), copy)
+
 
 TEAM = MailingList(
     id=1, address="team@example.org", name="Team", description="", posting=Posting.MEMBERS,

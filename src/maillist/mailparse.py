@@ -18,7 +18,7 @@ from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
-from maillist import clock, loops
+from maillist import clock, loops, replies
 from maillist.addresses import has_control, normalise
 from maillist.errors import BadAddress, MessageRefused
 
@@ -74,9 +74,9 @@ def check_line_endings(raw: bytes) -> None:
     """Refuse a bare CR or bare LF anywhere, as Postfix does: they are how SMTP smuggling starts."""
     crlf = raw.count(b"\r\n")
     if raw.count(b"\n") != crlf:
-        raise MessageRefused("550 5.5.2 Message refused: bare <LF> in message data")
+        raise MessageRefused(replies.BARE_LF())
     if raw.count(b"\r") != crlf:
-        raise MessageRefused("550 5.5.2 Message refused: bare <CR> in message data")
+        raise MessageRefused(replies.BARE_CR())
 
 
 def prescan(raw: bytes, limits: Limits) -> None:
@@ -84,28 +84,24 @@ def prescan(raw: bytes, limits: Limits) -> None:
     end = raw.find(b"\r\n\r\n")
     header = raw if end < 0 else raw[: end + 2]
     if len(header) > limits.max_header_bytes:
-        raise MessageRefused(
-            f"552 5.3.4 Message header too large (limit {limits.max_header_bytes} bytes)"
-        )
+        raise MessageRefused(replies.HEADER_TOO_LARGE(limit=limits.max_header_bytes))
     fields = split_fields(header)
     if len(fields) > limits.max_header_fields:
-        raise MessageRefused(f"552 5.3.4 Too many header fields (limit {limits.max_header_fields})")
+        raise MessageRefused(replies.TOO_MANY_FIELDS(limit=limits.max_header_fields))
     for number, line in enumerate(fields, start=1):
         name, colon, _ = line.partition(b":")
         if not colon or not _FIELD_NAME.match(name):
             # A line without a colon ends the header for every parser, so whatever follows
             # (loop markers included) would be read as body: refuse rather than guess.
-            raise MessageRefused(
-                f"554 5.6.0 Message header is malformed: line {number} is not a header field"
-            )
+            raise MessageRefused(replies.MALFORMED_HEADER(number=number))
         cap = FIELD_CAPS.get(name.strip().lower())
         if cap is not None and len(line) > cap:
             label = name.strip().decode("ascii", "replace")
-            raise MessageRefused(f"554 5.6.0 {label} header field too long (limit {cap} octets)")
+            raise MessageRefused(replies.FIELD_TOO_LONG(field=label, limit=cap))
     if raw.lower().count(b"multipart/") > limits.max_multipart_markers:
-        raise MessageRefused("554 5.6.0 Message structure too complex (too many multiparts)")
+        raise MessageRefused(replies.TOO_MANY_MULTIPARTS())
     if raw.count(b"\n--") > limits.max_boundary_lines:
-        raise MessageRefused("554 5.6.0 Message structure too complex (too many MIME parts)")
+        raise MessageRefused(replies.TOO_MANY_BOUNDARIES())
 
 
 # RFC 5322 field names: printable ASCII but ":"; obsolete syntax allows spaces before the colon.
@@ -148,16 +144,14 @@ def parse(raw: bytes, limits: Limits, *, received_at: datetime, domain: str) -> 
         else:  # one part: its body needs no parsing, only the header does
             msg = BytesHeaderParser(policy=compat32).parsebytes(head)
     except Exception as exc:  # the stdlib parser is lenient; anything it raises is a refusal
-        raise MessageRefused(
-            f"554 5.6.0 Message could not be parsed: {type(exc).__name__}"
-        ) from None
+        raise MessageRefused(replies.UNPARSABLE(error=type(exc).__name__)) from None
     parts, depth = _shape(msg)
     if parts > limits.max_parts:
-        raise MessageRefused(f"554 5.6.0 Too many MIME parts (limit {limits.max_parts})")
+        raise MessageRefused(replies.TOO_MANY_PARTS(limit=limits.max_parts))
     if depth > limits.max_depth:
-        raise MessageRefused(f"554 5.6.0 MIME nesting too deep (limit {limits.max_depth})")
+        raise MessageRefused(replies.TOO_DEEP(limit=limits.max_depth))
     if not msg.keys():
-        raise MessageRefused("554 5.6.0 Message has no header")
+        raise MessageRefused(replies.NO_HEADER())
 
     message_id = _first_id(_text(msg, "Message-ID"))
     minted = message_id is None

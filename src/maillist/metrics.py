@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from maillist.models import BatchState
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -33,13 +35,13 @@ class Metrics:
             "maillist_queue_recipients", "Recipients in outbound batches, by state.",
             ["state"], registry=self.registry,
         )  # fmt: skip
-        for outcome in ("sent", "deferred", "failed"):
+        for outcome in (BatchState.SENT, BatchState.DEFERRED, BatchState.FAILED):
             self.deliveries.labels(outcome)
         for verdict in ("accept", "hold", "discard", "duplicate"):
             self.posts.labels(verdict)
 
     def set_queue(self, counts: dict[str, tuple[int, int]]) -> None:
-        for state in ("pending", "sending", "deferred", "sent", "failed"):
+        for state in BatchState:
             batches, recipients = counts.get(state, (0, 0))
             self.queue.labels(state).set(batches)
             self.queue_recipients.labels(state).set(recipients)

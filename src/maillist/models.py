@@ -29,6 +29,48 @@ class Posting(StrEnum):
     MODERATED = "moderated"
 
 
+class Kind(StrEnum):
+    """Which address of a list a message came to: the list itself or one of its sub-addresses."""
+
+    POST = "post"
+    REQUEST = "request"
+    OWNER = "owner"
+    JOIN = "join"
+    LEAVE = "leave"
+    BOUNCES = "bounces"
+    CONFIRM = "confirm"
+
+
+class Verdict(StrEnum):
+    """What became of a message: decided at ingest (the first five), or by a moderator."""
+
+    ACCEPT = "accept"
+    HOLD = "hold"
+    REJECT = "reject"
+    DISCARD = "discard"
+    UNHANDLED = "unhandled"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DISCARDED = "discarded"
+
+
+VISIBLE = frozenset({Verdict.ACCEPT, Verdict.APPROVED})  # delivered: shown in threads
+
+
+class BatchState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DEFERRED = "deferred"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class JobState(StrEnum):
+    PENDING = "pending"  # still being expanded into batches
+    EXPANDED = "expanded"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class MailingList:
     id: int

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from maillist.models import MailingList, Posting
+from maillist.models import MailingList, Posting, Verdict
 
 # Strictest first: a loop is discarded even if the sender is also a non-member.
-ORDER = ("discard", "reject", "hold", "accept")
+ORDER = (Verdict.DISCARD, Verdict.REJECT, Verdict.HOLD, Verdict.ACCEPT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class Facts:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    verdict: str
+    verdict: Verdict
     reasons: tuple[str, ...]
 
 
@@ -38,49 +38,49 @@ def list_id_value(mlist: MailingList) -> str:
     return f"{mlist.local_part}.{mlist.domain}".lower()
 
 
-def _loop(f: Facts) -> tuple[str, str] | None:
+def _loop(f: Facts) -> tuple[Verdict, str] | None:
     own = list_id_value(f.mlist)
     if any(f"<{own}>" in value.lower() or value.strip().lower() == own for value in f.list_ids):
-        return "discard", f"loop: carries this list's own List-Id <{own}>"
+        return Verdict.DISCARD, f"loop: carries this list's own List-Id <{own}>"
     if f.mlist.address.lower() in f.x_loops:
-        return "discard", "loop: carries this list's own X-Loop"
+        return Verdict.DISCARD, "loop: carries this list's own X-Loop"
     if f.came_back:
-        return "discard", "loop: the body of a copy this list sent lately"
+        return Verdict.DISCARD, "loop: the body of a copy this list sent lately"
     return None
 
 
-def _auto(f: Facts) -> tuple[str, str] | None:
+def _auto(f: Facts) -> tuple[Verdict, str] | None:
     """Mail a program wrote on its own (RFC 3834 Auto-Submitted, vacation markers, junk) is
     dropped. `Precedence: bulk|list` is also set by real people's mail passing through another
     list, a gateway or an archive: a moderator decides on those."""
     if f.auto_submitted and f.auto_submitted.split(";")[0].strip() != "no":
-        return "discard", f"automatic mail: Auto-Submitted: {f.auto_submitted[:60]}"
+        return Verdict.DISCARD, f"automatic mail: Auto-Submitted: {f.auto_submitted[:60]}"
     if f.autoreply:
-        return "discard", "automatic mail: an auto-reply (X-Autoreply/X-Autorespond)"
+        return Verdict.DISCARD, "automatic mail: an auto-reply (X-Autoreply/X-Autorespond)"
     if f.precedence == "junk":
-        return "discard", "automatic mail: Precedence: junk"
+        return Verdict.DISCARD, "automatic mail: Precedence: junk"
     if f.precedence in {"bulk", "list"}:
-        return "hold", (
+        return Verdict.HOLD, (
             f"Precedence: {f.precedence} (mail from another list, a gateway or a bulk sender?)"
         )
     return None
 
 
-def _sender(f: Facts) -> tuple[str, str] | None:
+def _sender(f: Facts) -> tuple[Verdict, str] | None:
     if f.sender is None:
-        return "hold", f"sender unusable: {f.sender_problem}"
+        return Verdict.HOLD, f"sender unusable: {f.sender_problem}"
     return None
 
 
-def _posting(f: Facts) -> tuple[str, str] | None:
+def _posting(f: Facts) -> tuple[Verdict, str] | None:
     if f.mlist.posting is Posting.MODERATED:
-        return "hold", "the list is moderated"
+        return Verdict.HOLD, "the list is moderated"
     if f.mlist.posting is Posting.MEMBERS and f.sender is not None and not f.is_member:
-        return "hold", f"post from a non-member: {f.sender}"
+        return Verdict.HOLD, f"post from a non-member: {f.sender}"
     return None
 
 
-RULES: tuple[tuple[str, Callable[[Facts], tuple[str, str] | None]], ...] = (
+RULES: tuple[tuple[str, Callable[[Facts], tuple[Verdict, str] | None]], ...] = (
     ("loop", _loop),
     ("automatic", _auto),
     ("sender", _sender),
@@ -91,6 +91,6 @@ RULES: tuple[tuple[str, Callable[[Facts], tuple[str, str] | None]], ...] = (
 def decide(facts: Facts) -> Decision:
     hits = [hit for _, rule in RULES if (hit := rule(facts)) is not None]
     if not hits:
-        return Decision("accept", ())
+        return Decision(Verdict.ACCEPT, ())
     verdict = min((v for v, _ in hits), key=ORDER.index)
     return Decision(verdict, tuple(reason for _, reason in hits))

@@ -217,10 +217,6 @@ def finish(base: Parts, copy: Copy) -> bytes:
     return parts.to_bytes()
 
 
-def render(raw: bytes, copy: Copy) -> bytes:
-    return finish(edited(raw, copy.mlist, copy.message_id), copy)
-
-
 CACHED_CONTENT_BYTES = 4096  # a real post's Content-* fields; larger ones are parsed each time
 
 

@@ -52,50 +52,6 @@ def pending_jobs(conn: Conn, limit: int) -> list[Source]:
     return [Source(r[0], r[1], r[2], r[3], r[4], r[5], r[6], (r[7], r[8])) for r in rows]
 
 
-def recipients_after(
-    conn: Conn, list_id: int, author: str, after: tuple[str, int], limit: int
-) -> list[tuple[str, int, str]]:
-    """(domain, person id, address) of the next `limit` members who get posts, in (domain,
-    person id) order after `after`: regular delivery, enabled; the author only if they asked for
-    it. A range scan of an index, however big the list."""
-    rows = conn.execute(
-        """SELECT s.domain, p.id, p.address FROM subscriptions s JOIN people p ON p.id = s.person_id
-           WHERE s.list_id = ? AND (s.domain, s.person_id) > (?, ?) AND s.mode = 'regular'
-             AND s.status = 'enabled' AND (s.receive_own = 1 OR p.address <> ?)
-           ORDER BY s.domain, s.person_id LIMIT ?""",
-        (list_id, *after, author, limit),
-    ).fetchall()
-    return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
-
-
-def author_details(conn: Conn, address: str) -> tuple[str, list[str]]:
-    """(site-wide display name, badges) of the person at `address`; ("", []) for a stranger."""
-    row = conn.execute("SELECT id, name FROM people WHERE address = ?", (address,)).fetchone()
-    if row is None:
-        return "", []
-    badges = conn.execute(
-        "SELECT b.name FROM badge_grants g JOIN badges b ON b.id = g.badge_id "
-        "WHERE g.person_id = ? ORDER BY b.name",
-        (row[0],),
-    ).fetchall()
-    return str(row[1]), [b[0] for b in badges]
-
-
-def person_ids(conn: Conn, list_id: int) -> dict[str, int]:
-    """Lower-cased address -> person id for everyone on the list."""
-    rows = conn.execute(
-        "SELECT lower(p.address), p.id FROM subscriptions s JOIN people p ON p.id = s.person_id "
-        "WHERE s.list_id = ?",
-        (list_id,),
-    ).fetchall()
-    return dict(rows)
-
-
-def site_secret(conn: Conn) -> str:
-    row = conn.execute("SELECT value FROM site WHERE key = 'secret'").fetchone()
-    return str(row[0]) if row else ""
-
-
 def add_batches(conn: Conn, job_id: int, batches: Iterable[tuple[str, ...]], at: str) -> int:
     rows = [("\n".join(b), job_id, at, at) for b in batches]
     conn.executemany(
@@ -225,17 +181,6 @@ def fail_job(conn: Conn, job_id: int, error: str) -> None:
         "UPDATE outbound_jobs SET state = 'failed', last_error = ? WHERE id = ?",
         (error[:500], job_id),
     )
-
-
-def remember_copies(conn: Conn, list_id: int, digests: Iterable[bytes], at: str) -> None:
-    conn.executemany(
-        "INSERT OR REPLACE INTO sent_copies (list_id, digest, at) VALUES (?, ?, ?)",
-        [(list_id, d, at) for d in digests],
-    )
-
-
-def forget_copies(conn: Conn, before: str) -> int:
-    return conn.execute("DELETE FROM sent_copies WHERE at < ?", (before,)).rowcount
 
 
 def reset_sending(conn: Conn, now: str) -> int:

@@ -44,16 +44,6 @@ def unclaimed_copy(conn: Conn, list_id: int, message_id: str, sender: str) -> Kn
     return Known(row[0], row[1], False, row[2]) if row else None
 
 
-def came_back(conn: Conn, list_id: int, digest: bytes) -> bool:
-    """The body is that of a copy this list sent lately (loops.py)."""
-    return (
-        conn.execute(
-            "SELECT 1 FROM sent_copies WHERE list_id = ? AND digest = ?", (list_id, digest)
-        ).fetchone()
-        is not None
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Container:
     """A Message-ID the list has a place for (a delivered post or a placeholder), for threading."""
@@ -86,17 +76,6 @@ def containers(conn: Conn, list_id: int, message_ids: Sequence[str]) -> dict[str
 
 def set_parent(conn: Conn, row_id: int, parent_row: int | None) -> None:
     conn.execute("UPDATE messages SET parent_id = ? WHERE id = ?", (parent_row, row_id))
-
-
-def is_member(conn: Conn, list_id: int, address: str) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM subscriptions s JOIN people p ON p.id = s.person_id "
-            "WHERE s.list_id = ? AND p.address = ?",
-            (list_id, address),
-        ).fetchone()
-        is not None
-    )
 
 
 def insert_message(
@@ -191,12 +170,4 @@ def hold(conn: Conn, message_row: int, list_id: int, reason: str, at: str) -> No
     conn.execute(
         "INSERT INTO held_messages (message_id, list_id, reason, held_at) VALUES (?, ?, ?, ?)",
         (message_row, list_id, reason, at),
-    )
-
-
-def enqueue(conn: Conn, message_row: int, list_id: int, at: str) -> None:
-    """The fan-out job, in the verdict's own transaction: an accepted post is never forgotten."""
-    conn.execute(
-        "INSERT INTO outbound_jobs (message_id, list_id, created_at) VALUES (?, ?, ?)",
-        (message_row, list_id, at),
     )

@@ -89,3 +89,29 @@ def set_field(conn: Conn, list_id: int, address: str, name: str, value: object) 
         (value, list_id, address),
     )
     return cur.rowcount > 0
+
+
+def recipients_after(
+    conn: Conn, list_id: int, author: str, after: tuple[str, int], limit: int
+) -> list[tuple[str, int, str]]:
+    """(domain, person id, address) of the next `limit` members who get posts, in (domain,
+    person id) order after `after`: regular delivery, enabled; the author only if they asked for
+    it. A range scan of an index, however big the list."""
+    rows = conn.execute(
+        """SELECT s.domain, p.id, p.address FROM subscriptions s JOIN people p ON p.id = s.person_id
+           WHERE s.list_id = ? AND (s.domain, s.person_id) > (?, ?) AND s.mode = 'regular'
+             AND s.status = 'enabled' AND (s.receive_own = 1 OR p.address <> ?)
+           ORDER BY s.domain, s.person_id LIMIT ?""",
+        (list_id, *after, author, limit),
+    ).fetchall()
+    return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+
+def person_ids(conn: Conn, list_id: int) -> dict[str, int]:
+    """Lower-cased address -> person id for everyone on the list."""
+    rows = conn.execute(
+        "SELECT lower(p.address), p.id FROM subscriptions s JOIN people p ON p.id = s.person_id "
+        "WHERE s.list_id = ?",
+        (list_id,),
+    ).fetchall()
+    return dict(rows)

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 
+from maillist import replies
 from maillist.db.store import Conn, Store
 from maillist.delivery.relay import Relay
 from maillist.metrics import Metrics
@@ -156,7 +157,7 @@ class DeliveryWorkers:
             await self._send(batch, job)
         except Exception as exc:  # a bug, not the relay's answer: deferred, retried, given up
             log.exception("sending batch %d failed", batch.id)
-            reply = f"451 4.3.0 maillist could not send this batch: {type(exc).__name__}: {exc}"
+            reply = replies.SEND_FAILED(error=f"{type(exc).__name__}: {exc}")
             result = deliveries.everyone(batch.recipients, reply, temporary=True)
             with contextlib.suppress(Exception):
                 await self._record_until_done(batch, job.mlist.id, result)

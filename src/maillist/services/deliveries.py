@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from maillist import clock, loops, render, tokens
+from maillist.db import badges as db_badges
+from maillist.db import copies as db_copies
 from maillist.db import deliveries as sql
+from maillist.db import people as db_people
+from maillist.db import site as db_site
+from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
-from maillist.models import MailingList
+from maillist.models import BatchState, MailingList
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")
@@ -67,8 +72,10 @@ def unsubscribe_url(mlist: MailingList, token: str) -> str:
 def author_of(conn: Conn, source_sender: str) -> render.Author:
     """Name and badges come from the sending address's account (the name an admin set), never
     from anything the sender wrote: a From of "Alice - Licensee Badge" <bob@...> shows bob."""
-    name, badges = sql.author_details(conn, source_sender) if source_sender else ("", [])
-    return render.Author(source_sender, name, tuple(badges))
+    person = db_people.by_address(conn, source_sender) if source_sender else None
+    if person is None:
+        return render.Author(source_sender, "", ())
+    return render.Author(source_sender, person.name, tuple(db_badges.for_person(conn, person.id)))
 
 
 def build_copy(
@@ -172,7 +179,7 @@ def _plan(
 ) -> Slice:
     if mlist is None:
         raise LookupError(f"list {source.list_id} is not in the directory")
-    rows = sql.recipients_after(conn, mlist.id, source.sender, source.expanded_to, limit)
+    rows = db_subs.recipients_after(conn, mlist.id, source.sender, source.expanded_to, limit)
     members = [address for _, _, address in rows]
     first = source.expanded_to == ("", 0)
     copy = None
@@ -205,15 +212,13 @@ def apply_slices(conn: Conn, slices: Sequence[Slice]) -> int:
                 recipients=planned.members, done=planned.done,
             ):  # fmt: skip
                 if planned.first:
-                    sql.forget_copies(
-                        conn, clock.iso(clock.now() - timedelta(days=loops.KEEP_DAYS))
-                    )
+                    db_copies.forget(conn, clock.iso(clock.now() - timedelta(days=loops.KEEP_DAYS)))
                     sql.start_job(
                         conn, job.job_id, personalized=planned.personalized,
                         envelope_from=planned.envelope_from, rendered=planned.copy,
                     )  # fmt: skip
                     if planned.copy is not None:
-                        sql.remember_copies(
+                        db_copies.remember(
                             conn, planned.list_id, [loops.body_digest(planned.copy)], now
                         )
                 made += sql.add_batches(conn, job.job_id, planned.groups, now)
@@ -236,7 +241,7 @@ def release(conn: Conn, batch_ids: Sequence[int]) -> None:
 
 def remember_copy(conn: Conn, list_id: int, copy: bytes) -> None:
     """A personalised copy, as it is sent (loops.py)."""
-    sql.remember_copies(conn, list_id, [loops.body_digest(copy)], clock.iso(clock.now()))
+    db_copies.remember(conn, list_id, [loops.body_digest(copy)], clock.iso(clock.now()))
 
 
 def fail_batch(conn: Conn, batch: sql.Batch, error: str) -> None:
@@ -260,7 +265,7 @@ def record(
     give_up_after: float,
     now: datetime | None = None,
     rng: random.Random | None = None,
-) -> str:
+) -> BatchState:
     """Store what happened to one transaction; returns the batch's new state."""
     now = now or clock.now()
     at = clock.iso(now)
@@ -269,9 +274,9 @@ def record(
     if not result.deferred:
         if result.sent or not result.failed:
             sql.mark_sent(conn, batch.id, at)
-            return "sent"
+            return BatchState.SENT
         sql.mark_failed(conn, batch.id, [a for a, _ in result.failed], result.failed[0][1], at)
-        return "failed"
+        return BatchState.FAILED
     waiting = [a for a, _ in result.deferred]
     error = result.deferred[0][1]
     created = clock.parse(batch.created_at)
@@ -282,11 +287,11 @@ def record(
         sql.mark_failed(
             conn, batch.id, waiting, f"gave up after {batch.attempts + 1} attempts: {error}", at
         )
-        return "failed"
+        return BatchState.FAILED
     attempts = batch.attempts + 1
     next_at = clock.iso(now + timedelta(seconds=backoff(attempts, rng)))
     sql.mark_deferred(conn, batch.id, waiting, attempts, next_at, error, at)
-    return "deferred"
+    return BatchState.DEFERRED
 
 
 Batch = sql.Batch
@@ -317,8 +322,8 @@ def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob 
     message_id, raw, sender, _name = source
     author = author_of(conn, sender)
     base = render.edited(raw, mlist, message_id)
-    people = sql.person_ids(conn, mlist.id) if copy.personalized else {}
-    return SendJob(mlist, copy, raw, message_id, author, sql.site_secret(conn), base, people)
+    people = db_subs.person_ids(conn, mlist.id) if copy.personalized else {}
+    return SendJob(mlist, copy, raw, message_id, author, db_site.secret(conn), base, people)
 
 
 def reset_sending(conn: Conn) -> int:

@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from maillist import clock, policy, threads
+from maillist.db import copies as db_copies
 from maillist.db import ingest as sql
+from maillist.db import outbound as db_outbound
+from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy
 from maillist.mailparse import ParsedMessage
-from maillist.models import MailingList
+from maillist.models import MailingList, Verdict
 
 log = logging.getLogger("maillist.ingest")
 MAX_BATCH = 64
@@ -76,11 +79,11 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
     }
     if item.kind != "post":
         reason = UNHANDLED.format(kind=item.kind)
-        fields.update(verdict="unhandled", reasons=reason)
+        fields.update(verdict=Verdict.UNHANDLED, reasons=reason)
         row = sql.insert_message(conn, lst.id, item.kind, p.message_id, fields)
-        return Outcome(row, p.message_id, "unhandled", (reason,))
+        return Outcome(row, p.message_id, Verdict.UNHANDLED, (reason,))
 
-    is_member = p.sender is not None and sql.is_member(conn, lst.id, p.sender)
+    is_member = p.sender is not None and db_subs.is_member(conn, lst.id, p.sender)
     decision = policy.decide(
         policy.Facts(
             mlist=lst,
@@ -92,13 +95,13 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
             auto_submitted=p.auto_submitted,
             precedence=p.precedence,
             autoreply=p.autoreply,
-            came_back=bool(p.body_digest) and sql.came_back(conn, lst.id, p.body_digest),
+            came_back=bool(p.body_digest) and db_copies.came_back(conn, lst.id, p.body_digest),
         )
     )
     # Only a delivered post claims its Message-ID (fills its placeholder, makes later copies
     # duplicates). A held or discarded one is stored beside whatever holds the id, so a stranger
     # who sends a member's upcoming id first cannot shadow the member's real post.
-    claims = decision.verdict == "accept"
+    claims = decision.verdict is Verdict.ACCEPT
     if not claims:
         again = sql.unclaimed_copy(conn, lst.id, p.message_id, p.sender or "")
         if again is not None:
@@ -120,10 +123,10 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
         sql.update_message(conn, row, fields)
     if not fresh:  # a thread made just now for this message already has its name and time
         sql.touch_thread(conn, thread_id, at, p.subject, key, rename=parent_row is None)
-    if decision.verdict == "hold":
+    if decision.verdict is Verdict.HOLD:
         sql.hold(conn, row, lst.id, "; ".join(decision.reasons), at)
-    elif decision.verdict == "accept":
-        sql.enqueue(conn, row, lst.id, at)
+    elif decision.verdict is Verdict.ACCEPT:
+        db_outbound.enqueue(conn, row, lst.id, at)  # the fan-out job, in the verdict's transaction
     return Outcome(row, p.message_id, decision.verdict, decision.reasons)
 
 
@@ -251,7 +254,7 @@ class Ingestor:
                 items = [item for item, _ in batch]
                 results = await self._store(items)
                 if self._on_accept is not None and any(
-                    isinstance(r, Outcome) and r.verdict == "accept" and not r.duplicate
+                    isinstance(r, Outcome) and r.verdict == Verdict.ACCEPT and not r.duplicate
                     for r in results
                 ):
                     self._on_accept()

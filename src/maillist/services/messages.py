@@ -10,7 +10,7 @@ from maillist.db import lists as db_lists
 from maillist.db import messages as db_messages
 from maillist.db import people as db_people
 from maillist.errors import UnknownList
-from maillist.models import StoredMessage, ThreadSummary
+from maillist.models import VISIBLE, StoredMessage, ThreadSummary
 from maillist.services.lists import require
 from maillist.threads import Node, build_tree
 
@@ -31,9 +31,6 @@ class ThreadView:
     thread: ThreadSummary
     roots: list[Node]
     messages: int
-
-
-VISIBLE = frozenset({"accept", "approved"})
 
 
 async def thread_views(db: Store, list_address: str, limit: int = 50) -> list[ThreadView]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from maillist import clock
 from maillist.db import Store
 from maillist.db import queue as db_queue
+from maillist.models import BatchState
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,9 @@ def _now() -> str:
 async def view(db: Store, limit: int = 100) -> QueueView:
     now = _now()
     async with db.read() as conn:
-        rows = db_queue.open_batches(conn, ("pending", "sending", "deferred", "failed"), limit)
+        rows = db_queue.open_batches(
+            conn, tuple(s for s in BatchState if s is not BatchState.SENT), limit
+        )
         return QueueView(
             db_queue.pending_jobs(conn),
             db_queue.counts(conn),

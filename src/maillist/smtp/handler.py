@@ -10,7 +10,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
-from maillist import mailparse
+from maillist import mailparse, replies
 from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits, ParsedMessage
 from maillist.metrics import Metrics
@@ -22,12 +22,12 @@ from maillist.smtp.server import ServerSettings
 
 log = logging.getLogger("maillist.smtp")
 
-REPLIES: dict[type[MaillistError], str] = {
-    UnknownList: "550 5.1.1 <{rcpt}>: Recipient address rejected: no such list here",
-    BadAddress: "550 5.1.1 <{rcpt}>: Recipient address rejected: not a list address",
+REPLIES: dict[type[MaillistError], replies.Reply] = {
+    UnknownList: replies.NO_SUCH_LIST,
+    BadAddress: replies.NOT_A_LIST_ADDRESS,
 }
 INLINE_PARSE_BYTES = 64 * 1024
-TEMPORARY = "451 4.3.0 Temporary failure storing the message, please try again"
+TEMPORARY = replies.STORE_FAILED()
 
 
 class Handler:
@@ -63,29 +63,29 @@ class Handler:
         server.data_size_limit = server.session_max_size  # a new transaction starts wide again
         envelope.mail_from = address
         envelope.mail_options.extend(options)
-        return "250 2.1.0 Sender OK"
+        return replies.SENDER_OK()
 
     async def handle_RCPT(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
-            return f"452 4.5.3 Too many recipients (limit {self.settings.max_recipients})"
+            return replies.TOO_MANY_RECIPIENTS(limit=self.settings.max_recipients)
         try:
             mlist, _kind, _tag = await self.directory.resolve(address)
         except (UnknownList, BadAddress) as exc:
             log.info("refused recipient %r from %s: %s", address, session.peer, exc)
-            return REPLIES[type(exc)].format(rcpt=address[:200])
+            return REPLIES[type(exc)](rcpt=address[:200])
         except Exception:
             log.exception("recipient lookup failed for %r", address)
-            return "451 4.3.0 Temporary failure looking up the recipient"
+            return replies.LOOKUP_FAILED()
         declared = _declared_size(envelope.mail_options)
         if declared is not None and declared > mlist.max_message_size:
-            return f"552 5.3.4 Message too big for {mlist.address} (limit {mlist.max_message_size} bytes)"
+            return replies.TOO_BIG_FOR_LIST(list=mlist.address, limit=mlist.max_message_size)
         server.data_size_limit = min(
             server.data_size_limit or mlist.max_message_size, mlist.max_message_size
         )
         envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Recipient OK"
+        return replies.RECIPIENT_OK()
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
@@ -99,8 +99,8 @@ class Handler:
                 targets.append((rcpt, None, "", ""))
         first = next((t[1] for t in targets if t[1] is not None), None)
         if first is None:
-            replies = [REPLIES[UnknownList].format(rcpt=t[0][:200]) for t in targets]
-            return _combine(replies, lmtp)
+            answers = [REPLIES[UnknownList](rcpt=t[0][:200]) for t in targets]
+            return _combine(answers, lmtp)
         try:
             parsed = await self._parse(raw, first.domain)
         except MessageRefused as exc:
@@ -112,7 +112,7 @@ class Handler:
         except ParserBusy:
             log.warning("every parser busy: 451 for a %d-byte message", len(raw))
             return _combine(
-                ["451 4.3.2 Too busy to parse the message now, please try again"] * len(targets),
+                [replies.PARSERS_BUSY()] * len(targets),
                 lmtp,
             )
         except TimeoutError:
@@ -121,18 +121,17 @@ class Handler:
                 "parse budget exceeded for a %d-byte message from %s", len(raw), envelope.mail_from
             )
             return _combine(
-                ["554 5.6.0 Message too complex to process (parse time limit exceeded)"]
-                * len(targets),
+                [replies.PARSE_TIME_LIMIT()] * len(targets),
                 lmtp,
             )
-        replies = []
+        answers = []
         for rcpt, target, kind, tag in targets:
             if target is None:
-                replies.append(REPLIES[UnknownList].format(rcpt=rcpt[:200]))
+                answers.append(REPLIES[UnknownList](rcpt=rcpt[:200]))
                 continue
             item = Incoming(target, kind, tag, rcpt, envelope.mail_from or "", raw, parsed)
-            replies.append(await self._store(item))
-        return _combine(replies, lmtp)
+            answers.append(await self._store(item))
+        return _combine(answers, lmtp)
 
     async def _parse(self, raw: bytes, domain: str) -> ParsedMessage:
         """Within the time budget. A small single-part message is parsed here on the loop: the
@@ -160,7 +159,7 @@ class Handler:
         if item.kind == "post":
             self.metrics.posts.labels("duplicate" if outcome.duplicate else outcome.verdict).inc()
         note = " (duplicate)" if outcome.duplicate else ""
-        return f"250 2.0.0 <{outcome.message_id}> queued as {outcome.row_id}{note}"
+        return replies.QUEUED(message_id=outcome.message_id, row=outcome.row_id, note=note)
 
 
 def _declared_size(options: list[str]) -> int | None:
@@ -171,18 +170,18 @@ def _declared_size(options: list[str]) -> int | None:
     return None
 
 
-def _combine(replies: list[str], lmtp: bool) -> str:
+def _combine(answers: list[str], lmtp: bool) -> str:
     """LMTP: one reply per recipient (RFC 2033). SMTP: one reply; any temporary failure makes the
     client retry the lot, which is safe because a stored Message-ID is only acted on once."""
     if lmtp:
-        return "\r\n".join(replies)
+        return "\r\n".join(answers)
     for prefix in ("4", "5"):
-        for reply in replies:
+        for reply in answers:
             if reply.startswith(prefix) and (
-                prefix == "4" or all(r.startswith("5") for r in replies)
+                prefix == "4" or all(r.startswith("5") for r in answers)
             ):
                 return reply
-    return next(r for r in replies if r.startswith("2"))
+    return next(r for r in answers if r.startswith("2"))
 
 
 def _log_outcome(item: Incoming, parsed: ParsedMessage, outcome: Outcome) -> None:

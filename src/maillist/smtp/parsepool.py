@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from maillist import mailparse
+from maillist import mailparse, replies
 from maillist.errors import MaillistError, MessageRefused
 
 log = logging.getLogger("maillist.parse")
@@ -42,7 +42,7 @@ def _serve(conn: Connection) -> None:
         except MessageRefused as exc:
             conn.send(("refused", str(exc)))
         except Exception as exc:  # the parser is lenient; anything it raises is a refusal
-            conn.send(("refused", f"554 5.6.0 Message could not be parsed: {type(exc).__name__}"))
+            conn.send(("refused", replies.UNPARSABLE(error=type(exc).__name__)))
 
 
 class _Worker:
@@ -75,7 +75,7 @@ class _Worker:
             kind, value = conn.recv() if ready else ("timeout", None)
         except (EOFError, OSError):  # the worker died (killed from outside, out of memory)
             self.stop()
-            raise MessageRefused("451 4.3.0 Temporary failure parsing the message") from None
+            raise MessageRefused(replies.PARSER_FAILED()) from None
         if kind == "timeout":
             self.stop()  # the only way to stop a parse: the process goes, and a new one comes
             raise TimeoutError

@@ -28,6 +28,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, syntax
 
+from maillist import replies
 from maillist.errors import MaillistError
 from maillist.smtp.data import DataState, read_data
 
@@ -162,9 +163,7 @@ class _Limited:
                 "client %s has %d sessions: refusing one more", client, self.gate.per_client
             )
             assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(
-                b"421 4.7.0 Too many connections from your address, try again later\r\n"
-            )
+            transport.write(f"{replies.TOO_MANY_FROM_CLIENT()}\r\n".encode())
             transport.close()
             return  # aiosmtpd never starts for this connection
         self._client = client
@@ -193,7 +192,7 @@ class _Limited:
             self._idle_timer = loop.call_later(self.settings.idle_timeout - idle, self._idle_check)
             return
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+            self.transport.write(f"{replies.IDLE_TIMEOUT()}\r\n".encode())
             self.transport.close()
 
     async def push(self, status: Any) -> None:
@@ -309,7 +308,7 @@ class _Limited:
     def _expire(self) -> None:
         """A slow client that keeps the idle timer happy still cannot hold a session forever."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"421 4.4.2 Session time limit exceeded, closing connection\r\n")
+            self.transport.write(f"{replies.SESSION_TIMEOUT()}\r\n".encode())
             self.transport.close()
 
 
@@ -337,7 +336,7 @@ class _Refuse(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+        transport.write(f"{replies.TOO_MANY_CONNECTIONS()}\r\n".encode())
         transport.close()
 
 
