@@ -20,7 +20,7 @@ from conftest import CliFn
 from maillist import mailparse
 from maillist.db import Store
 from maillist.mailparse import Limits
-from maillist.models import Posting
+from maillist.models import Kind, Posting
 from maillist.services import badges, lists, members, messages
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
@@ -315,7 +315,7 @@ async def test_one_bad_message_fails_alone_in_a_batch(db: Store, team: Ingestor)
     def item(mlist: Any, mid: str) -> Incoming:
         raw = f"From: anne@example.org\r\nMessage-ID: <{mid}>\r\nSubject: s\r\n\r\nb\r\n".encode()
         parsed = mailparse.prepare(raw, Limits(), received_at=datetime.now(UTC), domain="x.org")
-        return Incoming(mlist, "post", "", "team@example.org", "anne@example.org", raw, parsed)
+        return Incoming(mlist, Kind.POST, "", "team@example.org", "anne@example.org", raw, parsed)
 
     results = await asyncio.gather(
         team.submit(item(good, "ok1@x")),

@@ -8,10 +8,11 @@ from functools import lru_cache
 from email_validator import EmailNotValidError, validate_email
 
 from maillist.errors import BadAddress
+from maillist.models import Kind
 
 # Sub-addresses a list answers to (LIST-request@, LIST-bounces+tag@, ...). A list's own local part may
 # not end with one of these, or its sub-addresses would be ambiguous with another list.
-SUFFIXES = ("request", "owner", "join", "leave", "bounces", "confirm")
+SUFFIXES = tuple(kind.value for kind in Kind if kind is not Kind.POST)
 MAX_ADDRESS = 254
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -70,11 +71,11 @@ def normalise_each(addresses: list[str]) -> list[str | BadAddress]:
 # Checked on its own, so a long member address in a VERP tag does not trip the 64-octet limit
 # that email-validator applies to the local part of the list's own address.
 _TAG = re.compile(r"^[A-Za-z0-9=._-]{1,200}$")
-TAGGED = frozenset({"bounces", "confirm", "leave"})
+TAGGED = frozenset({Kind.BOUNCES, Kind.CONFIRM, Kind.LEAVE})
 
 
 @lru_cache(maxsize=4096)
-def split_recipient(address: str) -> tuple[str, str, str]:
+def split_recipient(address: str) -> tuple[str, Kind, str]:
     """Split a recipient into (list address, kind, tag); kind is "post" for the list itself.
 
     `team-bounces+anne=example.org@x` -> ("team@x", "bounces", "anne=example.org"). The local part
@@ -93,10 +94,10 @@ def split_recipient(address: str) -> tuple[str, str, str]:
         if lowered.endswith("-" + suffix) and len(base) > len(suffix) + 1:
             if plus and suffix not in TAGGED:
                 break
-            if suffix == "confirm" and not tag:
+            if suffix == Kind.CONFIRM and not tag:
                 break
-            return f"{base[: -len(suffix) - 1]}@{domain}", suffix, tag
+            return f"{base[: -len(suffix) - 1]}@{domain}", Kind(suffix), tag
     else:
         if not plus:
-            return canonical, "post", ""
+            return canonical, Kind.POST, ""
     raise BadAddress(f"not a list address: {canonical}")

@@ -12,7 +12,7 @@ from maillist.addresses import split_recipient
 from maillist.db import Store
 from maillist.db import lists as db_lists
 from maillist.errors import UnknownList
-from maillist.models import MailingList
+from maillist.models import Kind, MailingList
 
 
 class ListDirectory:
@@ -37,7 +37,7 @@ class ListDirectory:
             found = self._lists.get(address.lower())
         return found
 
-    async def resolve(self, recipient: str) -> tuple[MailingList, str, str]:
+    async def resolve(self, recipient: str) -> tuple[MailingList, Kind, str]:
         """(list, kind, tag) for a list address or sub-address; UnknownList/BadAddress otherwise."""
         list_address, kind, tag = split_recipient(recipient)
         mlist = await self.get(list_address)

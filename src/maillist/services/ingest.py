@@ -24,7 +24,7 @@ from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy
 from maillist.mailparse import ParsedMessage
-from maillist.models import MailingList, Verdict
+from maillist.models import Kind, MailingList, Verdict
 
 log = logging.getLogger("maillist.ingest")
 MAX_BATCH = 64
@@ -36,7 +36,7 @@ class Incoming:
     """One message for one recipient (a list or one of its sub-addresses), already parsed."""
 
     mlist: MailingList
-    kind: str
+    kind: Kind
     tag: str
     recipient: str
     envelope_from: str
@@ -57,7 +57,7 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
     p = item.parsed
     lst = item.mlist
     wanted = [p.message_id]
-    if item.kind == "post":
+    if item.kind == Kind.POST:
         wanted += [*p.references, p.in_reply_to] if p.in_reply_to else list(p.references)
     known = sql.lookup(conn, lst.id, item.kind, wanted)
     existing = known.get(p.message_id)
@@ -77,7 +77,7 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
         "size": len(item.raw),
         "received_at": at,
     }
-    if item.kind != "post":
+    if item.kind != Kind.POST:
         reason = UNHANDLED.format(kind=item.kind)
         fields.update(verdict=Verdict.UNHANDLED, reasons=reason)
         row = sql.insert_message(conn, lst.id, item.kind, p.message_id, fields)
@@ -117,7 +117,7 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
         claimed=int(claims),
     )
     if existing is None:
-        row = sql.insert_message(conn, lst.id, "post", p.message_id, fields)
+        row = sql.insert_message(conn, lst.id, Kind.POST, p.message_id, fields)
     else:  # the placeholder that earlier replies hang from becomes this message
         row = existing.row_id
         sql.update_message(conn, row, fields)

@@ -14,7 +14,7 @@ from maillist import mailparse, replies
 from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits, ParsedMessage
 from maillist.metrics import Metrics
-from maillist.models import MailingList
+from maillist.models import Kind, MailingList
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
 from maillist.smtp.parsepool import ParsePool, ParserBusy
@@ -90,13 +90,13 @@ class Handler:
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         lmtp = isinstance(server, LMTP)
-        targets: list[tuple[str, MailingList | None, str, str]] = []
+        targets: list[tuple[str, MailingList | None, Kind, str]] = []
         for rcpt in envelope.rcpt_tos:
             try:
                 mlist, kind, tag = await self.directory.resolve(rcpt)
                 targets.append((rcpt, mlist, kind, tag))
             except (UnknownList, BadAddress):  # the list was deleted since RCPT
-                targets.append((rcpt, None, "", ""))
+                targets.append((rcpt, None, Kind.POST, ""))
         first = next((t[1] for t in targets if t[1] is not None), None)
         if first is None:
             answers = [REPLIES[UnknownList](rcpt=t[0][:200]) for t in targets]
@@ -156,7 +156,7 @@ class Handler:
         _log_outcome(item, item.parsed, outcome)
         if not outcome.duplicate:
             self.metrics.received.labels(item.kind).inc()
-        if item.kind == "post":
+        if item.kind == Kind.POST:
             self.metrics.posts.labels("duplicate" if outcome.duplicate else outcome.verdict).inc()
         note = " (duplicate)" if outcome.duplicate else ""
         return replies.QUEUED(message_id=outcome.message_id, row=outcome.row_id, note=note)
