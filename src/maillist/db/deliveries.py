@@ -16,7 +16,6 @@ class Source:
     list_id: int
     message_row: int
     message_id: str
-    raw: bytes
     sender: str
     sender_name: str
     expanded_to: tuple[str, int] = ("", 0)  # (domain, person id) of the last member expanded
@@ -43,33 +42,25 @@ class JobCopy:
 def pending_jobs(conn: Conn, limit: int) -> list[Source]:
     """The oldest jobs still expanding."""
     rows = conn.execute(
-        """SELECT j.id, j.list_id, m.id, m.message_id, m.raw, m.sender, m.sender_name,
+        """SELECT j.id, j.list_id, m.id, m.message_id, m.sender, m.sender_name,
                   j.expanded_domain, j.expanded_to
            FROM outbound_jobs j JOIN messages m ON m.id = j.message_id
            WHERE j.state = 'pending' ORDER BY j.id LIMIT ?""",
         (limit,),
     ).fetchall()
-    return [Source(r[0], r[1], r[2], r[3], r[4], r[5], r[6], (r[7], r[8])) for r in rows]
+    return [Source(r[0], r[1], r[2], r[3], r[4], r[5], (r[6], r[7])) for r in rows]
 
 
 def add_batches(conn: Conn, job_id: int, batches: Iterable[tuple[str, ...]], at: str) -> int:
     rows = [("\n".join(b), job_id, at, at) for b in batches]
+    if not rows:
+        return 0
     conn.executemany(
         "INSERT INTO outbound_batches (recipients, job_id, next_attempt_at, created_at) "
         "VALUES (?, ?, ?, ?)",
         rows,
     )
     return len(rows)
-
-
-def start_job(
-    conn: Conn, job_id: int, *, personalized: bool, envelope_from: str, rendered: bytes | None
-) -> None:
-    """What every slice of the job shares, written with its first slice."""
-    conn.execute(
-        "UPDATE outbound_jobs SET personalized = ?, envelope_from = ?, rendered = ? WHERE id = ?",
-        (int(personalized), envelope_from, rendered, job_id),
-    )
 
 
 def advance_job(
@@ -80,15 +71,22 @@ def advance_job(
     expanded_to: tuple[str, int],
     recipients: int,
     done: bool,
+    shared: tuple[bool, str, bytes | None] | None = None,
 ) -> bool:
     """Move the job's cursor, only from where the slice was planned: False if it moved meanwhile
-    (then the slice's batches must not be written)."""
+    (then the slice's batches must not be written). `shared` (personalized, envelope sender,
+    rendered copy) is what every slice of the job uses, written with its first."""
+    sets = "expanded_domain = ?, expanded_to = ?, recipients = recipients + ?, "
+    sets += "state = CASE WHEN ? THEN 'expanded' ELSE state END"
+    values: list[object] = [*expanded_to, recipients, done]
+    if shared is not None:
+        sets += ", personalized = ?, envelope_from = ?, rendered = ?"
+        values += [int(shared[0]), shared[1], shared[2]]
     return (
         conn.execute(
-            "UPDATE outbound_jobs SET expanded_domain = ?, expanded_to = ?, "
-            "recipients = recipients + ?, state = CASE WHEN ? THEN 'expanded' ELSE state END "
+            f"UPDATE outbound_jobs SET {sets} "
             "WHERE id = ? AND state = 'pending' AND expanded_domain = ? AND expanded_to = ?",
-            (*expanded_to, recipients, done, job_id, *expanded_from),
+            (*values, job_id, *expanded_from),
         ).rowcount
         == 1
     )

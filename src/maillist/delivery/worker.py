@@ -116,6 +116,8 @@ class DeliveryWorkers:
                     )
                     if made:
                         self._batches_ready.set()
+                    if all(planned.done or planned.error for planned in slices):
+                        break  # the rest arrived meanwhile: let it gather for one step
             except Exception:
                 log.exception("expanding fan-out jobs failed; retrying")
                 await asyncio.sleep(IDLE_POLL)

@@ -156,7 +156,7 @@ def plan_slices(
     all, grouped into batches, and a shared copy rendered for a job's first slice. All the
     reading and rendering happens here, outside the write lock; apply_slices then holds it for
     a few inserts only. None when no job is waiting."""
-    jobs = sql.pending_jobs(conn, limit=50)
+    jobs = sql.pending_jobs(conn, limit=500)
     if not jobs:
         return None
     budget = SLICE
@@ -185,7 +185,9 @@ def _plan(
     copy = None
     if first and members and not mlist.personalize:
         author = author_of(conn, source.sender)
-        copy = build_copy(source.raw, source.message_id, mlist, author, templates)
+        found = sql.message_source(conn, source.message_row)  # the raw post, only when needed
+        raw = found[1] if found is not None else b""
+        copy = build_copy(raw, source.message_id, mlist, author, templates)
     # Personalised copies are made (and remembered, loops.py) one by one as they are sent.
     groups = [(m,) for m in members] if mlist.personalize else batches(members, mlist.batch_size)
     return Slice(
@@ -201,26 +203,24 @@ def apply_slices(conn: Conn, slices: Sequence[Slice]) -> int:
     reason, and never holds up another. Returns the number of batches written."""
     made = 0
     now = clock.stamp()
+    if any(planned.copy is not None for planned in slices):
+        db_copies.forget(conn, clock.iso(clock.now() - timedelta(days=loops.KEEP_DAYS)))
     for planned in slices:
         job = planned.job
         conn.execute("SAVEPOINT job")
         try:
+            shared = (planned.personalized, planned.envelope_from, planned.copy)
             if planned.error:
                 sql.fail_job(conn, job.job_id, planned.error)
             elif sql.advance_job(
                 conn, job.job_id, expanded_from=job.expanded_to, expanded_to=planned.last,
                 recipients=planned.members, done=planned.done,
+                shared=shared if planned.first else None,
             ):  # fmt: skip
-                if planned.first:
-                    db_copies.forget(conn, clock.iso(clock.now() - timedelta(days=loops.KEEP_DAYS)))
-                    sql.start_job(
-                        conn, job.job_id, personalized=planned.personalized,
-                        envelope_from=planned.envelope_from, rendered=planned.copy,
-                    )  # fmt: skip
-                    if planned.copy is not None:
-                        db_copies.remember(
-                            conn, planned.list_id, [loops.body_digest(planned.copy)], now
-                        )
+                if planned.copy is not None:
+                    db_copies.remember(
+                        conn, planned.list_id, [loops.body_digest(planned.copy)], now
+                    )
                 made += sql.add_batches(conn, job.job_id, planned.groups, now)
         except Exception as exc:
             conn.execute("ROLLBACK TO job")
