@@ -19,6 +19,7 @@ with these same four methods."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -47,6 +48,56 @@ PRAGMAS = (
 )
 
 
+class _WriteLock:
+    """One writer at a time. Waiting urgent writers (sessions waiting for their 250) go before
+    waiting background ones (delivery bookkeeping, fan-out slices), each kind in arrival order;
+    after URGENT_RUN urgent turns in a row a waiting background writer gets one, so a flood of
+    posts slows delivery down but never stops it."""
+
+    URGENT_RUN = 4
+
+    def __init__(self) -> None:
+        self._held = False
+        self._run = 0
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._background: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @asynccontextmanager
+    async def hold(self, urgent: bool) -> AsyncIterator[None]:
+        if self._held or self._urgent or self._background:
+            queue = self._urgent if urgent else self._background
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            queue.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed over just as we were cancelled: pass it on
+                elif waiter in queue:
+                    queue.remove(waiter)
+                raise
+        else:
+            self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        order = (self._urgent, self._background)
+        if self._run >= self.URGENT_RUN:
+            order = (self._background, self._urgent)
+        for queue in order:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    self._run = self._run + 1 if queue is self._urgent else 0
+                    waiter.set_result(None)  # the lock passes to it directly: stays held
+                    return
+        self._held = False
+        self._run = 0
+
+
 class Store:
     def __init__(
         self, path: Path, writer: Conn, reader: Conn, executor: ThreadPoolExecutor
@@ -55,7 +106,7 @@ class Store:
         self._writer = writer
         self._reader = reader
         self._executor = executor
-        self._write_lock = asyncio.Lock()
+        self._write_lock = _WriteLock()
         self._read_lock = asyncio.Lock()
         self._read_executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="maillist-reader"
@@ -85,7 +136,7 @@ class Store:
         return cls(path, writer, reader, executor)
 
     async def close(self) -> None:
-        async with self._write_lock:
+        async with self._write_lock.hold(urgent=False):
             await self._call(self._writer.close)
         async with self._read_lock:
             self._read_executor.shutdown(wait=True)
@@ -93,13 +144,14 @@ class Store:
         self._executor.shutdown(wait=True)
 
     @asynccontextmanager
-    async def write(self, *, durable: bool = True) -> AsyncIterator[Conn]:
+    async def write(self, *, durable: bool = True, urgent: bool = False) -> AsyncIterator[Conn]:
         """A write transaction. `durable=False` is for writes a crash may take back without
         harm, because what they record is redone or reset at start-up (a claim, a slice of
         fan-out with its cursor): their COMMIT skips the fsync, and the next durable commit's
-        fsync covers them. Consistency is the same either way (WAL)."""
+        fsync covers them. Consistency is the same either way (WAL). `urgent` writes (a session
+        waits for their commit) go before waiting background ones."""
         conn = self._writer
-        async with self._write_lock:
+        async with self._write_lock.hold(urgent):
             if not durable:
                 conn.execute("PRAGMA synchronous = NORMAL")
             try:
@@ -120,7 +172,7 @@ class Store:
                     conn.execute("PRAGMA synchronous = FULL")
 
     async def write_in_thread(self, fn: Callable[[Conn], T], *, durable: bool = True) -> T:
-        async with self._write_lock:
+        async with self._write_lock.hold(urgent=False):
             return await self._call(partial(_in_transaction, self._writer, fn, durable))
 
     async def read_in_thread(self, fn: Callable[[Conn], T]) -> T:

@@ -230,7 +230,7 @@ class Ingestor:
         """One transaction for the batch; if anything fails, the batch is rolled back and each
         message is tried in a transaction of its own, so only the bad one gets a 451."""
         try:
-            async with self._db.write() as conn:
+            async with self._db.write(urgent=True) as conn:
                 return list(ingest_each(conn, items))
         except Exception as exc:
             if len(items) == 1 or isinstance(exc, StoreBusy):
