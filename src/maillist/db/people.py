@@ -47,3 +47,17 @@ def names_for(conn: Conn, addresses: list[str]) -> dict[str, str]:
         )
         found.update({address: name for address, name in cur.fetchall()})
     return found
+
+
+def ids_for(conn: Conn, addresses: list[str]) -> dict[str, int]:
+    """Person ids keyed by lower-cased address."""
+    found: dict[str, int] = {}
+    unique = sorted({a.lower() for a in addresses if a})
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        cur = conn.execute(
+            f"SELECT lower(address), id FROM people WHERE address IN ({marks})", chunk
+        )
+        found.update({address: int(person) for address, person in cur.fetchall()})
+    return found

@@ -105,13 +105,3 @@ def recipients_after(
         (list_id, *after, author, limit),
     ).fetchall()
     return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
-
-
-def person_ids(conn: Conn, list_id: int) -> dict[str, int]:
-    """Lower-cased address -> person id for everyone on the list."""
-    rows = conn.execute(
-        "SELECT lower(p.address), p.id FROM subscriptions s JOIN people p ON p.id = s.person_id "
-        "WHERE s.list_id = ?",
-        (list_id,),
-    ).fetchall()
-    return dict(rows)

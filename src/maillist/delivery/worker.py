@@ -132,6 +132,7 @@ class DeliveryWorkers:
                 async with self._store.write(durable=False) as conn:
                     claimed = deliveries.claim(conn, CLAIM)
                     jobs = {b.job_id: self._job(conn, b.job_id) for b in claimed}
+                    deliveries.member_ids(conn, jobs, claimed)
             except Exception:
                 log.exception("claiming batches failed; retrying")
                 claimed, jobs = [], {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -308,7 +308,7 @@ class SendJob:
     author: render.Author
     secret: str
     base: render.Parts
-    person_ids: dict[str, int]  # lower-cased address -> person id, for personalised copies' tokens
+    person_ids: dict[str, int]  # lower-cased address -> person id, filled as batches are claimed
 
 
 def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob | None:
@@ -322,8 +322,28 @@ def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob 
     message_id, raw, sender, _name = source
     author = author_of(conn, sender)
     base = render.edited(raw, mlist, message_id)
-    people = db_subs.person_ids(conn, mlist.id) if copy.personalized else {}
+    people: dict[str, int] = {}  # personalised copies' tokens: see member_ids
     return SendJob(mlist, copy, raw, message_id, author, db_site.secret(conn), base, people)
+
+
+def member_ids(
+    conn: Conn, jobs: Mapping[int, SendJob | None], claimed: Sequence[sql.Batch]
+) -> None:
+    """The person ids that claimed personalised batches need for their tokens, looked up as they
+    are claimed (loading a 100,000-member list's whole map at once held the loop for 100 ms)."""
+    wanted: dict[int, list[str]] = {}
+    for batch in claimed:
+        job = jobs.get(batch.job_id)
+        if job is not None and job.copy.personalized:
+            wanted.setdefault(batch.job_id, []).append(batch.recipients[0])
+    if wanted:
+        found = db_people.ids_for(conn, [a for addresses in wanted.values() for a in addresses])
+        for job_id, addresses in wanted.items():
+            job = jobs[job_id]
+            assert job is not None
+            job.person_ids.update(
+                {a.lower(): found[a.lower()] for a in addresses if a.lower() in found}
+            )
 
 
 def reset_sending(conn: Conn) -> int:
