@@ -34,7 +34,7 @@ def jobs(db: Store) -> list[str]:
             r[0]
             for r in conn.execute(
                 "SELECT m.message_id FROM outbound_jobs j JOIN messages m ON m.id = j.message_id "
-                "ORDER BY j.id"
+                "WHERE j.notice = 0 ORDER BY j.id"
             )
         ]
     finally:

@@ -98,6 +98,20 @@ def _url(value: str) -> str:
     return text.rstrip("/")
 
 
+def _subscription(value: str) -> str:
+    text = value.strip().lower()
+    if text not in {"confirm", "approve", "closed"}:
+        raise BadOption("must be one of: confirm, approve, closed")
+    return text
+
+
+def _days(value: str) -> int:
+    text = value.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 30:
+        raise BadOption("must be a whole number of days from 1 to 30")
+    return int(text)
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
@@ -120,6 +134,12 @@ OPTIONS: dict[str, Option] = {
         ),
         Option("batch_size", _batch, "recipients per SMTP transaction, 1-1000 (default 100)"),
         Option("footer", _bool, "add the footer (author, badges, unsubscribe) to copies: yes | no"),
+        Option(
+            "subscription",
+            _subscription,
+            "joining by email: confirm (the address confirms) | approve (then a moderator) | closed",
+        ),
+        Option("token_days", _days, "days a confirmation token stays valid, 1-30 (default 3)"),
     )
 }
 

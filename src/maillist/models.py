@@ -86,6 +86,8 @@ class MailingList:
     created_at: str
     batch_size: int = 100
     footer: bool = True
+    subscription: str = "confirm"  # confirm | approve | closed (joining by email)
+    token_days: int = 3  # confirmation tokens expire after this many days
 
     @property
     def local_part(self) -> str:

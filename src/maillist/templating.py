@@ -1,4 +1,4 @@
-"""Jinja2 templates for what members read (footers now; notices and archive pages later).
+"""Jinja2 templates for what members read: footers, notices (notices/*.txt.j2), web pages.
 
 Templates come from the admin's directory first (`--templates DIR`), then from the ones installed
 with the package (`maillist/templates/`), so an admin overrides one file without copying the rest."""
@@ -52,6 +52,19 @@ class Templates:
             "unsubscribe": unsubscribe,
         }
         return self._footer.render(context).rstrip() + "\n"
+
+    def notice(self, name: str, mlist: MailingList, **context: Any) -> tuple[str, str]:
+        """(subject, body) of notices/NAME.txt.j2, whose first line is `Subject: ...`."""
+        listing = {
+            "name": mlist.name,
+            "address": mlist.address,
+            "description": mlist.description,
+        }
+        text = self.env.get_template(f"notices/{name}.txt.j2").render(list=listing, **context)
+        first, _, body = text.partition("\n")
+        if not first.startswith("Subject:"):
+            raise ValueError(f"notices/{name}.txt.j2 must start with a Subject: line")
+        return first.removeprefix("Subject:").strip(), body.lstrip("\n")
 
     def page(self, name: str, **context: Any) -> str:
         """An HTML page (autoescaped), e.g. "web/unsubscribe.html.j2"."""

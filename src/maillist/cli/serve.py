@@ -28,6 +28,7 @@ from maillist.mailparse import Limits
 from maillist.metrics import Metrics
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
+from maillist.services.requests import Notifier, Requests
 from maillist.smtp.handler import Handler
 from maillist.smtp.parsepool import ParsePool
 from maillist.smtp.server import ListenError, ServerSettings, listen
@@ -109,7 +110,8 @@ async def serve(
         )  # fmt: skip
         stack.push_async_callback(_step("delivery", lambda: workers.stop(drain.left())))
         await workers.start()
-        ingestor = Ingestor(db, on_accept=workers.notify)
+        notifier = Notifier(Templates(delivery.templates))
+        ingestor = Ingestor(db, on_accept=workers.notify, requests=Requests(notifier))
         stack.push_async_callback(_step("ingest", ingestor.stop))
         ingestor.start()
         parser = ParsePool(delivery.parse_workers)

@@ -166,8 +166,10 @@ def recent_thread_by_subject(conn: Conn, list_id: int, key: str, since: str) -> 
     return int(row[0]) if row else None
 
 
-def hold(conn: Conn, message_row: int, list_id: int, reason: str, at: str) -> None:
-    conn.execute(
-        "INSERT INTO held_messages (message_id, list_id, reason, held_at) VALUES (?, ?, ?, ?)",
+def hold(conn: Conn, message_row: int, list_id: int, reason: str, at: str) -> int:
+    row = conn.execute(
+        "INSERT INTO held_messages (message_id, list_id, reason, held_at) VALUES (?, ?, ?, ?) "
+        "RETURNING id",
         (message_row, list_id, reason, at),
-    )
+    ).fetchone()
+    return int(row[0])

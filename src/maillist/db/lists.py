@@ -9,7 +9,7 @@ from maillist.models import ListSummary, MailingList, Posting
 
 _COLUMNS = (
     "id, address, name, description, posting, subject_prefix, max_message_size, reply_to, "
-    "personalize, web_url, created_at, batch_size, footer"
+    "personalize, web_url, created_at, batch_size, footer, subscription, token_days"
 )
 SETTABLE = frozenset(
     {
@@ -23,6 +23,8 @@ SETTABLE = frozenset(
         "web_url",
         "batch_size",
         "footer",
+        "subscription",
+        "token_days",
     }
 )
 
@@ -42,6 +44,8 @@ def _row(row: Any) -> MailingList:
         created_at=row[10],
         batch_size=row[11],
         footer=bool(row[12]),
+        subscription=row[13],
+        token_days=row[14],
     )
 
 
@@ -62,6 +66,11 @@ def insert(
     row = cur.fetchone()
     assert row is not None
     return _row(row)
+
+
+def by_id(conn: Conn, list_id: int) -> MailingList | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM lists WHERE id = ?", (list_id,)).fetchone()
+    return _row(row) if row else None
 
 
 def by_address(conn: Conn, address: str) -> MailingList | None:

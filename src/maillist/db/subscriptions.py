@@ -105,3 +105,21 @@ def recipients_after(
         (list_id, *after, author, limit),
     ).fetchall()
     return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+
+def with_role(conn: Conn, list_id: int, role: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT p.address FROM subscriptions s JOIN people p ON p.id = s.person_id "
+        "WHERE s.list_id = ? AND s.role = ? ORDER BY p.address",
+        (list_id, role),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def role_of(conn: Conn, list_id: int, address: str) -> str | None:
+    row = conn.execute(
+        "SELECT s.role FROM subscriptions s JOIN people p ON p.id = s.person_id "
+        "WHERE s.list_id = ? AND p.address = ?",
+        (list_id, address),
+    ).fetchone()
+    return str(row[0]) if row else None

@@ -25,10 +25,11 @@ from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy
 from maillist.mailparse import ParsedMessage
 from maillist.models import Kind, MailingList, Verdict
+from maillist.services.requests import Mail, Notifier, Requests
+from maillist.templating import Templates
 
 log = logging.getLogger("maillist.ingest")
 MAX_BATCH = 64
-UNHANDLED = "not handled yet: mail to -{kind} is stored; its handler comes with membership by email"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Incoming:
     envelope_from: str
     raw: bytes
     parsed: ParsedMessage
+    client: str = ""  # the connecting client's IP address (rate limits for notices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class Outcome:
     duplicate: bool = False
 
 
-def ingest_one(conn: Conn, item: Incoming) -> Outcome:
+def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     p = item.parsed
     lst = item.mlist
     wanted = [p.message_id]
@@ -78,10 +80,10 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
         "received_at": at,
     }
     if item.kind != Kind.POST:
-        reason = UNHANDLED.format(kind=item.kind)
-        fields.update(verdict=Verdict.UNHANDLED, reasons=reason)
         row = sql.insert_message(conn, lst.id, item.kind, p.message_id, fields)
-        return Outcome(row, p.message_id, Verdict.UNHANDLED, (reason,))
+        result = requests.handle(conn, _mail(item, row))
+        sql.update_message(conn, row, {"verdict": result.verdict, "reasons": result.reason})
+        return Outcome(row, p.message_id, result.verdict, (result.reason,))
 
     is_member = p.sender is not None and db_subs.is_member(conn, lst.id, p.sender)
     decision = policy.decide(
@@ -124,7 +126,8 @@ def ingest_one(conn: Conn, item: Incoming) -> Outcome:
     if not fresh:  # a thread made just now for this message already has its name and time
         sql.touch_thread(conn, thread_id, at, p.subject, key, rename=parent_row is None)
     if decision.verdict is Verdict.HOLD:
-        sql.hold(conn, row, lst.id, "; ".join(decision.reasons), at)
+        reason = "; ".join(decision.reasons)
+        requests.on_hold(conn, _mail(item, row), sql.hold(conn, row, lst.id, reason, at), reason)
     elif decision.verdict is Verdict.ACCEPT:
         db_outbound.enqueue(conn, row, lst.id, at)  # the fan-out job, in the verdict's transaction
     return Outcome(row, p.message_id, decision.verdict, decision.reasons)
@@ -189,10 +192,17 @@ def _place_by_subject(
     return None, sql.create_thread(conn, lst.id, p.subject, key, at), True
 
 
-def ingest_each(conn: Conn, items: list[Incoming]) -> list[Outcome]:
+def _mail(item: Incoming, row: int) -> Mail:
+    return Mail(
+        item.mlist, item.kind, item.tag, row, item.envelope_from, item.client, item.raw,
+        item.parsed,
+    )  # fmt: skip
+
+
+def ingest_each(conn: Conn, items: list[Incoming], requests: Requests) -> list[Outcome]:
     """All items inside the caller's transaction. Raises on the first failure: the caller rolls
     the batch back and retries each message alone (see Ingestor), so a failure costs one message."""
-    return [ingest_one(conn, item) for item in items]
+    return [ingest_one(conn, item, requests) for item in items]
 
 
 class Ingestor:
@@ -203,8 +213,10 @@ class Ingestor:
         store: Store,
         max_batch: int = MAX_BATCH,
         on_accept: Callable[[], None] | None = None,
+        requests: Requests | None = None,
     ) -> None:
         self._db = store
+        self._requests = requests or Requests(Notifier(Templates()))
         self._on_accept = on_accept
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[Outcome]]] = asyncio.Queue()
@@ -231,7 +243,7 @@ class Ingestor:
         message is tried in a transaction of its own, so only the bad one gets a 451."""
         try:
             async with self._db.write(urgent=True) as conn:
-                return list(ingest_each(conn, items))
+                return list(ingest_each(conn, items, self._requests))
         except Exception as exc:
             if len(items) == 1 or isinstance(exc, StoreBusy):
                 # One message, or the database held by someone else past the wait: trying each

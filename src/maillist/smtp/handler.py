@@ -129,7 +129,8 @@ class Handler:
             if target is None:
                 answers.append(REPLIES[UnknownList](rcpt=rcpt[:200]))
                 continue
-            item = Incoming(target, kind, tag, rcpt, envelope.mail_from or "", raw, parsed)
+            client = str(session.peer[0]) if isinstance(session.peer, tuple) else ""
+            item = Incoming(target, kind, tag, rcpt, envelope.mail_from or "", raw, parsed, client)
             answers.append(await self._store(item))
         return _combine(answers, lmtp)
 

@@ -1,0 +1,98 @@
+"""SQL for requests: confirmations (join, leave) and moderators' tokens, stored by hash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from maillist.db.store import Conn
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int
+    list_id: int
+    action: str  # join | leave | moderate
+    address: str
+    held_id: int | None
+    state: str  # pending | awaiting | done | denied | cancelled
+    created_at: str
+    expires_at: str
+    last_sent_at: str
+    decided_by: str
+
+
+_COLUMNS = (
+    "id, list_id, action, address, held_id, state, created_at, expires_at, last_sent_at, decided_by"
+)
+
+
+def insert(
+    conn: Conn,
+    list_id: int,
+    action: str,
+    address: str,
+    token_hash: bytes,
+    at: str,
+    expires_at: str,
+    held_id: int | None = None,
+) -> int:
+    row = conn.execute(
+        "INSERT INTO requests (list_id, action, address, held_id, token_hash, created_at, "
+        "expires_at, last_sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (list_id, action, address, held_id, token_hash, at, expires_at, at),
+    ).fetchone()
+    return int(row[0])
+
+
+def by_hash(conn: Conn, token_hash: bytes) -> Request | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM requests WHERE token_hash = ?", (token_hash,)
+    ).fetchone()
+    return Request(*row) if row else None
+
+
+def by_id(conn: Conn, request_id: int) -> Request | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
+    return Request(*row) if row else None
+
+
+def open_for(conn: Conn, list_id: int, address: str, action: str, now: str) -> Request | None:
+    """The pending, unexpired request of this kind for this address, if any."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM requests WHERE list_id = ? AND address = ? AND action = ? "
+        "AND state = 'pending' AND expires_at > ? ORDER BY id DESC LIMIT 1",
+        (list_id, address, action, now),
+    ).fetchone()
+    return Request(*row) if row else None
+
+
+def replace_token(conn: Conn, request_id: int, token_hash: bytes, at: str) -> None:
+    """A re-sent confirmation carries a fresh token (only hashes are stored)."""
+    conn.execute(
+        "UPDATE requests SET token_hash = ?, last_sent_at = ? WHERE id = ?",
+        (token_hash, at, request_id),
+    )
+
+
+def decide(conn: Conn, request_id: int, state: str, at: str, by: str) -> None:
+    conn.execute(
+        "UPDATE requests SET state = ?, decided_at = ?, decided_by = ? WHERE id = ?",
+        (state, at, by, request_id),
+    )
+
+
+def close_for_held(conn: Conn, held_id: int, at: str, by: str) -> None:
+    """Every moderator's token for a held post, once one of them (or the CLI) decided it."""
+    conn.execute(
+        "UPDATE requests SET state = 'done', decided_at = ?, decided_by = ? "
+        "WHERE held_id = ? AND state = 'pending'",
+        (at, by, held_id),
+    )
+
+
+def awaiting(conn: Conn, list_id: int) -> list[Request]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM requests WHERE list_id = ? AND state = 'awaiting' ORDER BY id",
+        (list_id,),
+    ).fetchall()
+    return [Request(*r) for r in rows]

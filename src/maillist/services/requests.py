@@ -1,0 +1,585 @@
+"""Members and moderators acting by email: -join, -leave, -confirm+TOKEN, -request commands,
+-owner, and the notices that go with them. Runs inside ingest's transaction (services/ingest.py),
+so a notice is queued exactly when the decision that made it commits.
+
+Never a weapon: nothing is ever sent to a null sender, to automatic or bulk mail, to mail with a
+List-Id, to a From that failed the strict parse, or in answer to maillist's own notices; one open
+confirmation per list, address and action, re-sent at most once an hour; and per-address and
+per-client hourly caps counted in the database (so a restart resets nothing)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from html.parser import HTMLParser
+from typing import Any
+
+from maillist import clock, notices, tokens
+from maillist.db import audit as db_audit
+from maillist.db import held as db_held
+from maillist.db import lists as db_lists
+from maillist.db import messages as db_messages
+from maillist.db import notices as db_notices
+from maillist.db import outbound as db_outbound
+from maillist.db import people as db_people
+from maillist.db import requests as db_requests
+from maillist.db import site as db_site
+from maillist.db import subscriptions as db_subs
+from maillist.db.store import Conn
+from maillist.errors import AlreadyDelivered, MaillistError, UnknownHeld
+from maillist.mailparse import ParsedMessage
+from maillist.models import Kind, MailingList, Mode, NewMember, Verdict
+from maillist.render import sub_address
+from maillist.templating import Templates
+
+log = logging.getLogger("maillist.requests")
+
+RESEND_SECONDS = 3600.0  # an open confirmation is sent again at most this often
+PER_ADDRESS_HOUR = 5  # notices to one address per hour, all lists together
+PER_CLIENT_HOUR = 30  # notices prompted by one connecting client per hour
+MAX_COMMANDS = 10
+MODERATE = "moderate"
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """One message to a sub-address, as ingest stored it."""
+
+    mlist: MailingList
+    kind: Kind
+    tag: str
+    row: int  # its messages row: the cause every notice it prompts is queued against
+    envelope_from: str
+    client: str  # the connecting client's address
+    raw: bytes
+    parsed: ParsedMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    verdict: Verdict
+    reason: str
+
+
+class Notifier:
+    """Builds notices from templates and queues them, within the caps."""
+
+    def __init__(self, templates: Templates) -> None:
+        self.templates = templates
+
+    def send(
+        self,
+        conn: Conn,
+        mlist: MailingList,
+        cause_row: int,
+        to: str,
+        name: str,
+        *,
+        client: str = "",
+        reply_to: str = "",
+        in_reply_to: str = "",
+        attach: bytes | None = None,
+        capped: bool = True,
+        **context: Any,
+    ) -> bool:
+        """Queue notice `name` to `to`; False (and a log line) when a cap holds it back."""
+        now = clock.now()
+        hour_ago = clock.iso(now - timedelta(hours=1))
+        if capped and db_notices.count_to(conn, to, hour_ago) >= PER_ADDRESS_HOUR:
+            log.warning("notice %s to %s not sent: %d an hour at most", name, to, PER_ADDRESS_HOUR)
+            return False
+        if (
+            capped
+            and client
+            and db_notices.count_for_client(conn, client, hour_ago) >= PER_CLIENT_HOUR
+        ):
+            log.warning(
+                "notice %s to %s not sent: client %s prompted %d this hour",
+                name, to, client, PER_CLIENT_HOUR,
+            )  # fmt: skip
+            return False
+        context.setdefault("address", to)
+        context.update(_addresses(mlist))
+        subject, body = self.templates.notice(name, mlist, **context)
+        data = notices.build(
+            mlist, to, subject, body, when=now, reply_to=reply_to, in_reply_to=in_reply_to,
+            attach=attach,
+        )  # fmt: skip
+        at = clock.iso(now)
+        db_notices.queue(conn, mlist.id, cause_row, sub_address(mlist, "bounces"), to, data, at)
+        db_notices.log(conn, at, mlist.id, to, client, name)
+        log.info("notice %s to %s for %s", name, to, mlist.address)
+        return True
+
+
+def _addresses(mlist: MailingList) -> dict[str, str]:
+    return {
+        "join": sub_address(mlist, "join"),
+        "leave": sub_address(mlist, "leave"),
+        "request": sub_address(mlist, "request"),
+        "owner": sub_address(mlist, "owner"),
+    }
+
+
+def why_not_answer(mail: Mail) -> str | None:
+    """The reason maillist must not answer this message at all, else None (backscatter rules)."""
+    p = mail.parsed
+    if not mail.envelope_from:
+        return "null sender <>"
+    if p.auto_submitted and p.auto_submitted.split(";")[0].strip() != "no":
+        return f"automatic mail (Auto-Submitted: {p.auto_submitted[:40]})"
+    if p.autoreply:
+        return "automatic mail (auto-reply)"
+    if p.precedence in {"bulk", "junk", "list"}:
+        return f"Precedence: {p.precedence}"
+    if p.list_ids:
+        return "mail from a list (List-Id)"
+    if p.sender is None:
+        return f"sender unusable: {p.sender_problem}"
+    if sub_address(mail.mlist, "request").lower() in p.x_loops:
+        return "one of maillist's own notices"
+    return None
+
+
+def new_token() -> tuple[str, bytes]:
+    """(token, its SHA-256): 128 random bits as 32 hex digits, fit for an address's +tag."""
+    token = secrets.token_bytes(16).hex()
+    return token, _hash(token)
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.lower().encode()).digest()
+
+
+class Requests:
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    def handle(self, conn: Conn, mail: Mail) -> Result:
+        """Act on one message to a sub-address; the result is stored as its verdict."""
+        refuse = why_not_answer(mail)
+        if refuse is not None and mail.kind is not Kind.OWNER:
+            return Result(Verdict.DISCARD, f"not answered: {refuse}")
+        if mail.kind is Kind.JOIN:
+            return self.join(conn, mail)
+        if mail.kind is Kind.LEAVE:
+            return self.leave_now(conn, mail) if mail.tag else self.leave(conn, mail)
+        if mail.kind is Kind.CONFIRM:
+            return self.confirm(conn, mail)
+        if mail.kind is Kind.REQUEST:
+            return self.commands(conn, mail)
+        if mail.kind is Kind.OWNER:
+            return self.to_owners(conn, mail)
+        return Result(Verdict.DISCARD, f"nothing handles mail to -{mail.kind}")  # -bounces
+
+    # --- joining and leaving ------------------------------------------------------------------
+
+    def join(self, conn: Conn, mail: Mail) -> Result:
+        mlist, address = mail.mlist, _sender(mail)
+        if db_subs.is_member(conn, mlist.id, address):
+            return Result(Verdict.DISCARD, f"join: {address} is already a member")
+        if mlist.subscription == "closed":
+            self.notifier.send(conn, mlist, mail.row, address, "refused-join", client=mail.client)
+            return Result(Verdict.ACCEPT, "join: the list is closed; refusal sent")
+        return self._confirmation(conn, mail, "join")
+
+    def leave(self, conn: Conn, mail: Mail) -> Result:
+        address = _sender(mail)
+        if not db_subs.is_member(conn, mail.mlist.id, address):
+            return Result(Verdict.DISCARD, f"leave: {address} is not a member")
+        return self._confirmation(conn, mail, "leave")
+
+    def _confirmation(self, conn: Conn, mail: Mail, action: str) -> Result:
+        mlist, address = mail.mlist, _sender(mail)
+        now = clock.now()
+        token, digest = new_token()
+        open_request = db_requests.open_for(conn, mlist.id, address, action, clock.iso(now))
+        if open_request is not None:
+            last = clock.parse(open_request.last_sent_at)
+            if (now - last).total_seconds() < RESEND_SECONDS:
+                return Result(Verdict.DISCARD, f"{action}: a confirmation was sent within the hour")
+            db_requests.replace_token(conn, open_request.id, digest, clock.iso(now))
+        else:
+            expires = clock.iso(now + timedelta(days=mlist.token_days))
+            db_requests.insert(conn, mlist.id, action, address, digest, clock.iso(now), expires)
+        confirm = sub_address(mlist, "confirm", token)
+        sent = self.notifier.send(
+            conn, mlist, mail.row, address, f"confirm-{action}", client=mail.client,
+            reply_to=confirm, in_reply_to=mail.parsed.message_id, token=token, confirm=confirm,
+            days=mlist.token_days,
+        )  # fmt: skip
+        return Result(
+            Verdict.ACCEPT, f"{action}: confirmation {'sent' if sent else 'held back by a cap'}"
+        )
+
+    def leave_now(self, conn: Conn, mail: Mail) -> Result:
+        """LIST-leave+TOKEN from a personalised copy's List-Unsubscribe: the token proves the
+        copy was this member's, so the member goes at once."""
+        mlist = mail.mlist
+        person_id = tokens.person_of(mail.tag)
+        person = db_people.by_id(conn, person_id) if person_id is not None else None
+        secret = db_site.secret(conn)
+        if person is None or not tokens.verify(
+            mail.tag, secret, tokens.UNSUBSCRIBE, mlist.address, person.address, person.id
+        ):
+            return Result(Verdict.DISCARD, "leave: unknown or foreign unsubscribe token")
+        if not db_subs.delete(conn, mlist.id, person.address):
+            return Result(Verdict.DISCARD, f"leave: {person.address} was not a member")
+        db_audit.record(
+            conn, clock.stamp(), f"email:{person.address}", "members.unsubscribe", mlist.address,
+            person.address,
+        )  # fmt: skip
+        self.notifier.send(conn, mlist, mail.row, person.address, "goodbye", client=mail.client)
+        return Result(Verdict.ACCEPT, f"leave: {person.address} unsubscribed by their copy's link")
+
+    # --- confirmations ------------------------------------------------------------------------
+
+    def confirm(self, conn: Conn, mail: Mail) -> Result:
+        mlist = mail.mlist
+        request = db_requests.by_hash(conn, _hash(mail.tag))
+        now = clock.stamp()
+        if (
+            request is None
+            or request.list_id != mlist.id
+            or request.state != "pending"
+            or request.expires_at <= now
+        ):
+            return self._bad_token(conn, mail, request)
+        if request.action == MODERATE:
+            return self.moderate(conn, mail, request)
+        address = request.address
+        if request.action == "join":
+            if db_subs.is_member(conn, mlist.id, address):
+                db_requests.decide(conn, request.id, "done", now, address)
+                return Result(Verdict.DISCARD, f"confirm: {address} is already a member")
+            if mlist.subscription == "approve":
+                db_requests.decide(conn, request.id, "awaiting", now, address)
+                self.notifier.send(
+                    conn, mlist, mail.row, address, "awaiting-approval", capped=False
+                )
+                return Result(Verdict.ACCEPT, f"confirm: {address} awaits a moderator")
+            subscribe(conn, mlist, address, f"email:{address}", now)
+            db_requests.decide(conn, request.id, "done", now, address)
+            self.notifier.send(conn, mlist, mail.row, address, "welcome", capped=False)
+            return Result(Verdict.ACCEPT, f"confirm: {address} joined")
+        db_requests.decide(conn, request.id, "done", now, address)
+        if db_subs.delete(conn, mlist.id, address):
+            db_audit.record(conn, now, f"email:{address}", "members.leave", mlist.address, address)
+            self.notifier.send(conn, mlist, mail.row, address, "goodbye", capped=False)
+            return Result(Verdict.ACCEPT, f"confirm: {address} left")
+        return Result(Verdict.DISCARD, f"confirm: {address} was no longer a member")
+
+    def _bad_token(self, conn: Conn, mail: Mail, request: db_requests.Request | None) -> Result:
+        """At most one short notice (the caps and the once-a-day rule), never an action."""
+        address = _sender(mail)
+        day_ago = clock.iso(clock.now() - timedelta(days=1))
+        if db_notices.count_to(conn, address, day_ago, mail.mlist.id, "bad-token") == 0:
+            self.notifier.send(conn, mail.mlist, mail.row, address, "bad-token", client=mail.client)
+        state = "unknown" if request is None else request.state
+        return Result(Verdict.DISCARD, f"confirm: token {state}, expired or foreign; nothing done")
+
+    # --- moderation by reply ------------------------------------------------------------------
+
+    def on_hold(self, conn: Conn, mail: Mail, held_id: int, reason: str) -> None:
+        """A post was held: each moderator (or owner, when there is no moderator) gets a notice
+        with the post attached and a token of their own; the author hears at most once a day."""
+        mlist = mail.mlist
+        moderators = db_subs.with_role(conn, mlist.id, "moderator") or db_subs.with_role(
+            conn, mlist.id, "owner"
+        )
+        now = clock.now()
+        expires = clock.iso(now + timedelta(days=max(mlist.token_days, 7)))
+        subject = mail.parsed.subject or "(no subject)"
+        for moderator in moderators:
+            token, digest = new_token()
+            db_requests.insert(
+                conn, mlist.id, MODERATE, moderator, digest, clock.iso(now), expires, held_id
+            )
+            confirm = sub_address(mlist, "confirm", token)
+            self.notifier.send(
+                conn, mlist, mail.row, moderator, "held-moderator", capped=False,
+                reply_to=confirm, attach=mail.raw, token=token, subject=subject,
+                sender=mail.parsed.sender or mail.envelope_from, reason=reason,
+            )  # fmt: skip
+        if why_not_answer(mail) is None:
+            author = _sender(mail)
+            day_ago = clock.iso(now - timedelta(days=1))
+            if db_notices.count_to(conn, author, day_ago, mlist.id, "held-author") == 0:
+                self.notifier.send(
+                    conn, mlist, mail.row, author, "held-author", client=mail.client,
+                    subject=subject, reason=reason,
+                )  # fmt: skip
+
+    def moderate(self, conn: Conn, mail: Mail, request: db_requests.Request) -> Result:
+        mlist, moderator = mail.mlist, request.address
+        assert request.held_id is not None
+        found = db_held.get(conn, request.held_id)
+        if found is None or found[0].decision is not None:
+            by = request.decided_by or "another moderator"
+            self.notifier.send(
+                conn, mlist, mail.row, moderator, "moderation-result", capped=False,
+                outcome="already handled", text=f"That post was already handled by {by}.",
+            )  # fmt: skip
+            return Result(Verdict.DISCARD, "moderation: the post was already handled")
+        word, _, rest = first_line(mail).partition(" ")
+        decision = {"approve": Verdict.APPROVED, "reject": Verdict.REJECTED}.get(word.lower())
+        decision = decision or (Verdict.DISCARDED if word.lower() == "discard" else None)
+        if decision is None:
+            self.notifier.send(
+                conn, mlist, mail.row, moderator, "moderation-help", capped=False,
+                token=mail.tag,
+            )  # fmt: skip
+            return Result(Verdict.DISCARD, "moderation: reply not understood; help sent")
+        try:
+            conn.execute("SAVEPOINT decide")
+            outcome = decide_held(
+                conn, self.notifier, request.held_id, decision, f"email:{moderator}", rest.strip()
+            )
+            conn.execute("RELEASE decide")
+        except MaillistError as exc:
+            conn.execute("ROLLBACK TO decide")
+            conn.execute("RELEASE decide")
+            outcome = str(exc)
+        self.notifier.send(
+            conn, mlist, mail.row, moderator, "moderation-result", capped=False,
+            outcome=f"post {decision}", text=outcome,
+        )  # fmt: skip
+        return Result(Verdict.ACCEPT, f"moderation: {outcome}")
+
+    # --- -request commands --------------------------------------------------------------------
+
+    def commands(self, conn: Conn, mail: Mail) -> Result:
+        lines = command_lines(mail)
+        results: list[tuple[str, str]] = []
+        show_help = not lines
+        for line in lines[:MAX_COMMANDS]:
+            outcome, wants_help = self._command(conn, mail, line)
+            results.append((line, outcome))
+            show_help = show_help or wants_help
+        if len(lines) > MAX_COMMANDS:
+            results.append(("...", f"only the first {MAX_COMMANDS} commands were read"))
+        self.notifier.send(
+            conn, mail.mlist, mail.row, _sender(mail), "results", client=mail.client,
+            in_reply_to=mail.parsed.message_id, results=results, help=show_help,
+        )  # fmt: skip
+        return Result(Verdict.ACCEPT, f"commands: {', '.join(c for c, _ in results) or 'help'}")
+
+    def _command(self, conn: Conn, mail: Mail, line: str) -> tuple[str, bool]:
+        mlist, address = mail.mlist, _sender(mail)
+        words = line.lower().split()
+        verb = words[0] if words else ""
+        if verb in {"subscribe", "join"}:
+            if db_subs.is_member(conn, mlist.id, address):
+                return f"{address} is already a member.", False
+            if mlist.subscription == "closed":
+                return "This list does not take subscriptions by email.", False
+            return self._request_by_command(conn, mail, "join"), False
+        if verb in {"unsubscribe", "leave"}:
+            if not db_subs.is_member(conn, mlist.id, address):
+                return f"{address} is not a member.", False
+            return self._request_by_command(conn, mail, "leave"), False
+        if verb == "set" and len(words) == 2 and words[1] in {"nomail", "regular", "digest"}:
+            if words[1] == "digest":
+                return "Digests are not available on this server yet; nothing changed.", False
+            if not db_subs.set_field(conn, mlist.id, address, "mode", Mode(words[1])):
+                return f"{address} is not a member.", False
+            db_audit.record(
+                conn, clock.stamp(), f"email:{address}", "members.set", mlist.address,
+                f"{address} mode={words[1]}",
+            )  # fmt: skip
+            return f"Delivery for {address} is now {words[1]}.", False
+        if verb == "info":
+            text = f"{mlist.name} <{mlist.address}>"
+            return text + (f": {mlist.description}" if mlist.description else ""), False
+        if verb == "who":
+            if db_subs.role_of(conn, mlist.id, address) not in {"owner", "moderator"}:
+                return "Only the list's owners and moderators may see its members.", False
+            members = db_subs.members(conn, mlist.id)
+            return "\n".join(m.address for m in members) or "(no members)", False
+        if verb == "help":
+            return "See below.", True
+        return "Not a command this list knows.", True
+
+    def _request_by_command(self, conn: Conn, mail: Mail, action: str) -> str:
+        result = self._confirmation(conn, mail, action)
+        if result.verdict is Verdict.ACCEPT:
+            return "A confirmation was sent in a separate message: reply to it to finish."
+        return "A confirmation was already sent within the hour: reply to that one."
+
+    # --- -owner -------------------------------------------------------------------------------
+
+    def to_owners(self, conn: Conn, mail: Mail) -> Result:
+        mlist = mail.mlist
+        marker = sub_address(mlist, "owner").lower()
+        if marker in mail.parsed.x_loops:
+            return Result(Verdict.DISCARD, "owner: loop (already forwarded by this list)")
+        owners = db_subs.with_role(conn, mlist.id, "owner")
+        if not owners:
+            return Result(Verdict.DISCARD, "owner: the list has no owners")
+        data = f"X-Loop: {marker}\r\n".encode() + mail.raw
+        at = clock.stamp()
+        for owner in owners:
+            db_notices.queue(
+                conn, mlist.id, mail.row, sub_address(mlist, "bounces"), owner, data, at
+            )
+        return Result(Verdict.ACCEPT, f"owner: forwarded to {len(owners)} owner(s)")
+
+
+def subscribe(conn: Conn, mlist: MailingList, address: str, actor: str, at: str) -> None:
+    db_people.upsert_many(conn, [(address, "")], at)
+    db_subs.insert_many(conn, mlist.id, [NewMember(address)], at)
+    db_audit.record(conn, at, actor, "members.join", mlist.address, address)
+
+
+def decide_held(
+    conn: Conn, notifier: Notifier | None, held_id: int, verdict: Verdict, actor: str, reason: str
+) -> str:
+    """A moderator's decision on a held post, from the CLI or by email: the same rows either way
+    (approval: the fan-out job; rejection: the reason mailed to the author). Returns a sentence;
+    raises UnknownHeld or AlreadyDelivered (then nothing changed)."""
+    found = db_held.get(conn, held_id)
+    if found is None:
+        raise UnknownHeld(f"no such held message: {held_id}")
+    held, message_row, list_id = found
+    if held.decision is not None:
+        raise UnknownHeld(f"held message {held_id} was already {held.decision}")
+    if verdict is Verdict.APPROVED and db_messages.claim(conn, message_row) == "taken":
+        raise AlreadyDelivered(
+            f"held message {held_id}: a post with Message-ID <{held.message_id}> was already "
+            "delivered to the list; discard this one"
+        )
+    at = clock.stamp()
+    db_held.decide(conn, held_id, verdict.value, at, actor, reason)
+    db_messages.set_verdict(conn, message_row, verdict)
+    db_requests.close_for_held(conn, held_id, at, actor)
+    if verdict is Verdict.APPROVED:
+        db_outbound.enqueue(conn, message_row, list_id, at)
+    action = {Verdict.APPROVED: "approve", Verdict.REJECTED: "reject"}.get(verdict, "discard")
+    db_audit.record(
+        conn, at, actor, f"moderation.{action}", held.list_address,
+        f"held={held_id} <{held.message_id}> {reason}".strip(),
+    )  # fmt: skip
+    if verdict is Verdict.REJECTED and notifier is not None and held.sender:
+        mlist = db_lists.by_id(conn, list_id)
+        if mlist is not None:
+            notifier.send(
+                conn, mlist, message_row, held.sender, "rejected", capped=False,
+                subject=held.subject or "(no subject)", reason=reason,
+            )  # fmt: skip
+    return f"held message {held_id} {verdict.value}"
+
+
+def _sender(mail: Mail) -> str:
+    return mail.parsed.sender or ""
+
+
+# --- reading what people type ---------------------------------------------------------------
+
+_QUOTE = re.compile(r"^\s*>")
+_ON_WROTE = re.compile(r"^On .* wrote:\s*$|^-+\s*Original Message\s*-+$", re.IGNORECASE)
+
+
+def body_lines(mail: Mail, limit: int = 50) -> list[str]:
+    """The first lines a person typed: the text part (or an HTML part's text), up to the
+    signature, without quoted text or the client's "On ... wrote:" line."""
+    text = _text_of(mail.raw)
+    out: list[str] = []
+    for line in text.splitlines():
+        if line.rstrip() == "--" or line.startswith("-- "):
+            break
+        if _QUOTE.match(line) or _ON_WROTE.match(line.strip()) or not line.strip():
+            continue
+        out.append(line.strip())
+        if len(out) >= limit:
+            break
+    return out
+
+
+def first_line(mail: Mail) -> str:
+    lines = body_lines(mail, limit=1)
+    return lines[0] if lines else ""
+
+
+def command_lines(mail: Mail) -> list[str]:
+    """Commands in the subject (a reply's "Re:" dropped), then the body's first lines, up to
+    the first line that is not a command."""
+    known = {"help", "subscribe", "join", "unsubscribe", "leave", "set", "info", "who"}
+    subject = re.sub(r"^\s*((re|aw|sv|fwd?)\s*:\s*)+", "", mail.parsed.subject, flags=re.I)
+    candidates = ([subject.strip()] if subject.strip() else []) + body_lines(mail)
+    lines: list[str] = []
+    for index, line in enumerate(candidates):
+        word = line.split()[0].lower() if line.split() else ""
+        if word not in known:
+            if index == 0 and subject.strip():
+                continue  # a subject that is not a command is only a subject
+            if lines or index > 0:
+                if not lines:
+                    lines.append(line)  # one unknown command: answered with the help
+                break
+            continue
+        lines.append(line)
+    return lines[: MAX_COMMANDS + 1]
+
+
+def _text_of(raw: bytes) -> str:
+    """The first text/plain part, else the first text/html part's text; bounded."""
+    from email import message_from_bytes
+    from email.policy import compat32
+
+    try:
+        msg = message_from_bytes(raw[: 256 * 1024], policy=compat32)
+    except Exception:
+        return ""
+    html = None
+    for part in msg.walk():
+        if part.get_content_maintype() != "text":
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            text = payload.decode(charset, "replace")
+        except LookupError:
+            text = payload.decode("utf-8", "replace")
+        if part.get_content_subtype() == "plain":
+            return text[:20_000]
+        if part.get_content_subtype() == "html" and html is None:
+            html = text[:100_000]
+    return _html_text(html) if html is not None else ""
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"style", "script", "blockquote"}:
+            self._skip += 1
+        if tag in {"br", "p", "div", "tr", "li"}:
+            self.chunks.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"style", "script", "blockquote"} and self._skip:
+            self._skip -= 1
+        if tag in {"p", "div"}:
+            self.chunks.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.chunks.append(data)
+
+
+def _html_text(html: str) -> str:
+    parser = _Text()
+    try:
+        parser.feed(html)
+    except Exception:
+        return ""
+    return "".join(parser.chunks)[:20_000]
