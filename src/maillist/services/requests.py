@@ -243,6 +243,18 @@ class Requests:
         request = db_requests.by_hash(conn, _hash(mail.tag))
         now = clock.stamp()
         if (
+            request is not None
+            and request.list_id == mlist.id
+            and request.action == MODERATE
+            and request.state == "done"
+        ):
+            self.notifier.send(
+                conn, mlist, mail.row, request.address, "moderation-result",
+                outcome="already handled",
+                text=f"That post was already handled by {request.decided_by or 'a moderator'}.",
+            )  # fmt: skip
+            return Result(Verdict.DISCARD, f"moderation: already handled by {request.decided_by}")
+        if (
             request is None
             or request.list_id != mlist.id
             or request.state != "pending"

@@ -130,7 +130,9 @@ class Handler:
                 answers.append(REPLIES[UnknownList](rcpt=rcpt[:200]))
                 continue
             client = str(session.peer[0]) if isinstance(session.peer, tuple) else ""
-            item = Incoming(target, kind, tag, rcpt, envelope.mail_from or "", raw, parsed, client)
+            # The null reverse-path (MAIL FROM:<>, bounces and auto-replies) is stored as "".
+            sender = "" if envelope.mail_from in (None, "", "<>") else str(envelope.mail_from)
+            item = Incoming(target, kind, tag, rcpt, sender, raw, parsed, client)
             answers.append(await self._store(item))
         return _combine(answers, lmtp)
 
