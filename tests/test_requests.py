@@ -3,6 +3,7 @@ copies relayed to a real SMTP sink, replies built the way mail clients build the
 
 from __future__ import annotations
 
+import json
 import re
 import smtplib
 import sqlite3
@@ -378,3 +379,50 @@ def test_sigkill_after_a_joins_250_still_sends_one_confirmation(tmp_path: Path) 
             assert jobs == 1 and len(to(sink, "zoe@example.net")) == 1
         finally:
             srv.stop()
+
+
+def test_approve_mode_waits_for_a_moderator_and_cli_reject_mails_the_reason(
+    site: tuple[Server, Sink, Path],
+) -> None:
+    srv, sink, db = site
+    srv.stop()
+    assert admin(db, "lists", "set", LIST, "subscription", "approve").returncode == 0
+    srv = Server(db, "--relay", f"127.0.0.1:{sink.port}")
+    try:
+        send(
+            srv,
+            mail("zoe@example.net", "team-join@example.org"),
+            "team-join@example.org",
+            "zoe@example.net",
+        )
+        [notice] = wait_for(sink, "zoe@example.net")
+        send(
+            srv, reply(notice, "zoe@example.net", "yes"), confirm_address(notice), "zoe@example.net"
+        )
+        waiting = wait_for(sink, "zoe@example.net", 2)[1]
+        assert "awaits a moderator" in waiting["Subject"]
+        assert "zoe@example.net" not in members(db)
+        listed = admin(db, "requests", "list", LIST, "--json")
+        [pending] = json.loads(listed.stdout)
+        assert pending["address"] == "zoe@example.net"
+        approved = admin(db, "requests", "approve", str(pending["id"]))
+        assert approved.returncode == 0, approved.stderr
+        assert "zoe@example.net" in members(db)
+        assert "Welcome" in wait_for(sink, "zoe@example.net", 3)[2]["Subject"]
+        again = admin(db, "requests", "approve", str(pending["id"]))
+        assert again.returncode == 1 and again.stderr.startswith("error: ")
+        # The CLI's reject mails the moderator's reason to the author.
+        send(
+            srv,
+            mail("stranger@example.net", LIST, "Ad", "buy", mid="held3"),
+            LIST,
+            "stranger@example.net",
+        )
+        wait_for(sink, "stranger@example.net")  # "awaits a moderator"
+        held = json.loads(admin(db, "moderation", "list", LIST, "--json").stdout)
+        rejected = admin(db, "moderation", "reject", str(held[0]["id"]), "--reason", "not here")
+        assert rejected.returncode == 0, rejected.stderr
+        notice = wait_for(sink, "stranger@example.net", 2)[1]
+        assert "not accepted" in notice["Subject"] and "not here" in plain(notice)
+    finally:
+        srv.stop()

@@ -20,6 +20,7 @@ from maillist.cli import (
     moderation,
     ops,
     queue,
+    requests,
     serve,
     threads,
 )  # fmt: skip
@@ -42,6 +43,7 @@ app.add_typer(badges.app, name="badges")
 app.add_typer(moderation.app, name="moderation")
 app.add_typer(threads.messages_app, name="messages")
 app.add_typer(queue.app, name="queue")
+app.add_typer(requests.app, name="requests")
 app.command("serve")(serve.serve_command)
 app.command("threads")(threads.threads)
 app.command("audit")(audit.audit)

@@ -89,7 +89,8 @@ def all_lists(conn: Conn) -> list[ListSummary]:
             GROUP BY l.id ORDER BY l.address"""
     )
     rows = cur.fetchall()
-    return [ListSummary(_row(r), r[13], r[14], r[15]) for r in rows]
+    width = len(_COLUMNS.split(","))
+    return [ListSummary(_row(r), *r[width : width + 3]) for r in rows]
 
 
 def summary(conn: Conn, mlist: MailingList) -> ListSummary:

@@ -96,3 +96,15 @@ def awaiting(conn: Conn, list_id: int) -> list[Request]:
         (list_id,),
     ).fetchall()
     return [Request(*r) for r in rows]
+
+
+def cause_row(conn: Conn, request_id: int) -> int | None:
+    """The message that asked (the newest -join or -request mail from that address), for the
+    welcome notice's queue row."""
+    row = conn.execute(
+        "SELECT m.id FROM requests r JOIN messages m ON m.list_id = r.list_id "
+        "AND m.sender = r.address AND m.kind IN ('join', 'request', 'confirm') "
+        "WHERE r.id = ? ORDER BY m.id DESC LIMIT 1",
+        (request_id,),
+    ).fetchone()
+    return int(row[0]) if row else None
