@@ -133,7 +133,8 @@ virtual_minimum_uid = 100
             line = " ".join(fields)
         lines.append(line)
     (root / "master.cf").write_text("\n".join(lines) + "\n")
-    (root / "vmailbox").write_text("".join(f"{m}@{DOMAIN} {m}/\n" for m in MEMBERS))
+    mailboxes = (*MEMBERS, "dora")  # dora is not a member: she joins by email
+    (root / "vmailbox").write_text("".join(f"{m}@{DOMAIN} {m}/\n" for m in mailboxes))
     subprocess.run(["postmap", f"hash:{root}/vmailbox"], check=True, timeout=60)
 
 
@@ -259,3 +260,34 @@ def test_post_reply_and_bounce_through_real_postfix(site: Site) -> None:
     assert recipient == "team-bounces+carl=members.example.net@lists.example.org"
     assert isinstance(raw, bytes) and b"Final-Recipient: rfc822; carl@members.example.net" in raw
     assert b"Status: 5.2.2" in raw
+
+
+def test_join_by_email_through_real_postfix(site: Site) -> None:
+    """dora writes to -join through Postfix, answers the confirmation with s-nail (which replies
+    to its Reply-To, LIST-confirm+CODE@, through Postfix's recipient_delimiter), and is welcomed."""
+    site.swaks(
+        "--from", f"dora@{DOMAIN}", "--to", "team-join@lists.example.org",
+        "--header", "Subject: join please", "--body", "I would like to join.",
+    )  # fmt: skip
+    wait_for(lambda: site.count("dora") == 1, "the confirmation in dora's Maildir")
+    [notice] = [message_from_bytes(m.as_bytes(), policy=default) for m in site.maildir("dora")]
+    assert str(notice["Reply-To"]).startswith("team-confirm+")
+    answer = subprocess.run(
+        ["s-nail", "-#", "-S", f"mta=smtp://127.0.0.1:{site.smtp_port}", "-S", "smtp-auth=none",
+         "-S", f"from=dora@{DOMAIN}", "-S", "sendwait", "-S", "v15-compat",
+         "-S", "reply-to-honour=yes", "-f", str(site.root / "mail" / "dora") + "/"],
+        input="Reply 1\nyes, that was me\n~.\nquit\n",
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+
+    def welcomed() -> bool:
+        subjects = [
+            str(message_from_bytes(m.as_bytes(), policy=default)["Subject"])
+            for m in site.maildir("dora")
+        ]
+        return any(s.startswith("Welcome") for s in subjects)
+
+    wait_for(welcomed, "the welcome in dora's Maildir")
+    listed = json.loads(admin(site.db, "members", "list", LIST, "--json").stdout)
+    assert f"dora@{DOMAIN}" in [m["address"] for m in listed]
