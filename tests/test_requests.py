@@ -426,3 +426,40 @@ def test_approve_mode_waits_for_a_moderator_and_cli_reject_mails_the_reason(
         assert "not accepted" in notice["Subject"] and "not here" in plain(notice)
     finally:
         srv.stop()
+
+
+def test_one_client_cannot_make_the_list_mail_many_addresses(tmp_path: Path) -> None:
+    """A client that sends join requests for many different addresses is capped per hour
+    (`--notices-per-client`), counted in the database: a restart does not reset it."""
+    db = tmp_path / "c.db"
+    assert admin(db, "lists", "create", LIST).returncode == 0
+    with RunningSink(Sink()) as sink:
+        args = ("--relay", f"127.0.0.1:{sink.port}", "--notices-per-client", "3")
+        srv = Server(db, *args)
+        try:
+            for n in range(5):
+                victim = f"v{n}@example.net"
+                send(
+                    srv,
+                    mail(victim, "team-join@example.org", mid=f"c{n}"),
+                    "team-join@example.org",
+                    victim,
+                )
+        finally:
+            srv.stop()
+        srv = Server(db, *args)
+        try:
+            send(
+                srv,
+                mail("v9@example.net", "team-join@example.org", mid="c9"),
+                "team-join@example.org",
+                "v9@example.net",
+            )
+            [(queued,)] = srv.rows("SELECT COUNT(*) FROM outbound_jobs WHERE notice = 1")
+            assert queued == 3
+            sink.wait(lambda s: len(s.received) >= 3)
+        finally:
+            srv.stop()
+        assert sorted(r for m in sink.received for r in m.rcpts) == [
+            "v0@example.net", "v1@example.net", "v2@example.net",
+        ]  # fmt: skip

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +28,7 @@ from maillist.mailparse import Limits
 from maillist.metrics import Metrics
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
-from maillist.services.requests import Notifier, Requests
+from maillist.services.requests import NoticeLimits, Notifier, Requests
 from maillist.smtp.handler import Handler
 from maillist.smtp.parsepool import ParsePool
 from maillist.smtp.server import ListenError, ServerSettings, listen
@@ -49,6 +49,7 @@ class DeliverySettings:
     http_port: int | None = None
     drain_seconds: float = 30.0
     parse_workers: int = 2
+    notice_limits: NoticeLimits = field(default_factory=NoticeLimits)
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -110,7 +111,7 @@ async def serve(
         )  # fmt: skip
         stack.push_async_callback(_step("delivery", lambda: workers.stop(drain.left())))
         await workers.start()
-        notifier = Notifier(Templates(delivery.templates))
+        notifier = Notifier(Templates(delivery.templates), delivery.notice_limits)
         ingestor = Ingestor(db, on_accept=workers.notify, requests=Requests(notifier))
         stack.push_async_callback(_step("ingest", ingestor.stop))
         ingestor.start()
@@ -321,6 +322,22 @@ def serve_command(
             help="On SIGTERM/SIGINT, how long open sessions and sends may take to finish.",
         ),
     ] = 30.0,
+    notices_per_address: Annotated[
+        int,
+        typer.Option(
+            envvar="MAILLIST_NOTICES_PER_ADDRESS",
+            min=1,
+            help="Confirmations, refusals and command results one address may get per hour.",
+        ),
+    ] = 5,
+    notices_per_client: Annotated[
+        int,
+        typer.Option(
+            envvar="MAILLIST_NOTICES_PER_CLIENT",
+            min=1,
+            help="Notices one connecting client address may prompt per hour, all lists.",
+        ),
+    ] = 30,
     log_level: Annotated[
         str, typer.Option(envvar="MAILLIST_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -353,6 +370,6 @@ def serve_command(
         )  # fmt: skip
     delivery = DeliverySettings(
         relay_settings, outbox, connections, give_up * 3600.0, templates, http_host, http_port,
-        drain_seconds, parse_workers,
+        drain_seconds, parse_workers, NoticeLimits(notices_per_address, notices_per_client),
     )  # fmt: skip
     asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds), delivery))

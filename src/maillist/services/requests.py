@@ -39,8 +39,16 @@ from maillist.templating import Templates
 log = logging.getLogger("maillist.requests")
 
 RESEND_SECONDS = 3600.0  # an open confirmation is sent again at most this often
-PER_ADDRESS_HOUR = 5  # notices to one address per hour, all lists together
-PER_CLIENT_HOUR = 30  # notices prompted by one connecting client per hour
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeLimits:
+    """Site-wide caps (`maillist serve --notices-per-address`, `--notices-per-client`)."""
+
+    per_address_hour: int = 5  # confirmations, refusals, results to one address, all lists
+    per_client_hour: int = 30  # notices one connecting client may prompt
+
+
 MAX_COMMANDS = 10
 MODERATE = "moderate"
 
@@ -68,8 +76,9 @@ class Result:
 class Notifier:
     """Builds notices from templates and queues them, within the caps."""
 
-    def __init__(self, templates: Templates) -> None:
+    def __init__(self, templates: Templates, limits: NoticeLimits | None = None) -> None:
         self.templates = templates
+        self.limits = limits or NoticeLimits()
 
     def send(
         self,
@@ -89,17 +98,20 @@ class Notifier:
         """Queue notice `name` to `to`; False (and a log line) when a cap holds it back."""
         now = clock.now()
         hour_ago = clock.iso(now - timedelta(hours=1))
-        if capped and db_notices.count_to(conn, to, hour_ago) >= PER_ADDRESS_HOUR:
-            log.warning("notice %s to %s not sent: %d an hour at most", name, to, PER_ADDRESS_HOUR)
+        limits = self.limits
+        if capped and db_notices.count_to(conn, to, hour_ago) >= limits.per_address_hour:
+            log.warning(
+                "notice %s to %s not sent: %d an hour at most", name, to, limits.per_address_hour
+            )
             return False
         if (
             capped
             and client
-            and db_notices.count_for_client(conn, client, hour_ago) >= PER_CLIENT_HOUR
+            and db_notices.count_for_client(conn, client, hour_ago) >= limits.per_client_hour
         ):
             log.warning(
                 "notice %s to %s not sent: client %s prompted %d this hour",
-                name, to, client, PER_CLIENT_HOUR,
+                name, to, client, limits.per_client_hour,
             )  # fmt: skip
             return False
         context.setdefault("address", to)
