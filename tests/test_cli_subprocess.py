@@ -31,6 +31,8 @@ def test_tour_create_add_grant_list(cli: CliFn) -> None:
             "role": "member",
             "mode": "regular",
             "status": "enabled",
+            "disabled_reason": "",
+            "bounce_score": 0.0,
             "badges": ["Licensee Badge"],
         },
         {
@@ -39,6 +41,8 @@ def test_tour_create_add_grant_list(cli: CliFn) -> None:
             "role": "moderator",
             "mode": "regular",
             "status": "enabled",
+            "disabled_reason": "",
+            "bounce_score": 0.0,
             "badges": [],
         },
     ]

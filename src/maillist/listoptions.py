@@ -112,6 +112,16 @@ def _days(value: str) -> int:
     return int(text)
 
 
+def _threshold(value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise BadOption("must be a number from 1 to 100") from None
+    if not 1 <= number <= 100:
+        raise BadOption("must be a number from 1 to 100")
+    return number
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
@@ -140,6 +150,12 @@ OPTIONS: dict[str, Option] = {
             "joining by email: confirm (the address confirms) | approve (then a moderator) | closed",
         ),
         Option("token_days", _days, "days a confirmation token stays valid, 1-30 (default 3)"),
+        Option(
+            "bounce_threshold",
+            _threshold,
+            "bounce score that disables a member's delivery (hard 1, soft 0.5; default 5)",
+        ),
+        Option("bounce_stale_days", _days, "days without a bounce that reset a score (default 7)"),
     )
 }
 

@@ -88,6 +88,8 @@ class MailingList:
     footer: bool = True
     subscription: str = "confirm"  # confirm | approve | closed (joining by email)
     token_days: int = 3  # confirmation tokens expire after this many days
+    bounce_threshold: float = 5.0  # a member's bounce score that disables delivery
+    bounce_stale_days: int = 7  # a score with no bounce for this long starts again
 
     @property
     def local_part(self) -> str:
@@ -116,6 +118,8 @@ class Member:
     mode: Mode
     status: Status
     badges: tuple[str, ...] = ()
+    bounce_score: float = 0.0
+    disabled_reason: str = ""  # "bounces" when bounce processing disabled delivery
 
 
 @dataclass(frozen=True, slots=True)

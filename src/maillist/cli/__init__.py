@@ -14,6 +14,7 @@ from maillist import __version__
 from maillist.cli import (
     audit,
     badges,
+    bounces,
     demo,
     lists,
     members,
@@ -44,6 +45,7 @@ app.add_typer(moderation.app, name="moderation")
 app.add_typer(threads.messages_app, name="messages")
 app.add_typer(queue.app, name="queue")
 app.add_typer(requests.app, name="requests")
+app.command("bounces")(bounces.bounces)
 app.command("serve")(serve.serve_command)
 app.command("threads")(threads.threads)
 app.command("audit")(audit.audit)

@@ -96,6 +96,8 @@ def list_(
                     "role": m.role.value,
                     "mode": m.mode.value,
                     "status": m.status.value,
+                    "disabled_reason": m.disabled_reason,
+                    "bounce_score": m.bounce_score,
                     "badges": list(m.badges),
                 }
                 for m in rows

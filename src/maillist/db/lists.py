@@ -9,7 +9,8 @@ from maillist.models import ListSummary, MailingList, Posting
 
 _COLUMNS = (
     "id, address, name, description, posting, subject_prefix, max_message_size, reply_to, "
-    "personalize, web_url, created_at, batch_size, footer, subscription, token_days"
+    "personalize, web_url, created_at, batch_size, footer, subscription, token_days, "
+    "bounce_threshold, bounce_stale_days"
 )
 SETTABLE = frozenset(
     {
@@ -25,6 +26,8 @@ SETTABLE = frozenset(
         "footer",
         "subscription",
         "token_days",
+        "bounce_threshold",
+        "bounce_stale_days",
     }
 )
 
@@ -46,6 +49,8 @@ def _row(row: Any) -> MailingList:
         footer=bool(row[12]),
         subscription=row[13],
         token_days=row[14],
+        bounce_threshold=row[15],
+        bounce_stale_days=row[16],
     )
 
 

@@ -50,15 +50,25 @@ def members(conn: Conn, list_id: int) -> list[Member]:
     for person_id, badge in cur.fetchall():
         badges.setdefault(person_id, []).append(badge)
     cur = conn.execute(
-        """SELECT p.id, p.address, p.name, s.role, s.mode, s.status
+        """SELECT p.id, p.address, p.name, s.role, s.mode, s.status, s.bounce_score,
+                  s.disabled_reason
            FROM subscriptions s JOIN people p ON p.id = s.person_id
            WHERE s.list_id = ? ORDER BY p.address""",
         (list_id,),
     )
     rows = cur.fetchall()
     return [
-        Member(address, name, _ROLE[role], _MODE[mode], _STATUS[status], tuple(badges.get(pid, ())))
-        for pid, address, name, role, mode, status in rows
+        Member(
+            address,
+            name,
+            _ROLE[role],
+            _MODE[mode],
+            _STATUS[status],
+            tuple(badges.get(pid, ())),
+            score,
+            reason,
+        )
+        for pid, address, name, role, mode, status, score, reason in rows
     ]
 
 
@@ -83,8 +93,11 @@ _FIELDS = frozenset({"role", "mode", "status", "receive_own"})
 def set_field(conn: Conn, list_id: int, address: str, name: str, value: object) -> bool:
     if name not in _FIELDS:  # the column name is interpolated: known names only
         raise ValueError(name)
+    extra = ""
+    if name == "status" and value == "enabled":  # re-enabled by hand: the score starts again
+        extra = ", bounce_score = 0, last_bounce_at = '', disabled_reason = ''"
     cur = conn.execute(
-        f"UPDATE subscriptions SET {name} = ? WHERE list_id = ? "
+        f"UPDATE subscriptions SET {name} = ?{extra} WHERE list_id = ? "
         "AND person_id = (SELECT id FROM people WHERE address = ?)",
         (value, list_id, address),
     )

@@ -34,6 +34,7 @@ from maillist.errors import AlreadyDelivered, MaillistError, UnknownHeld
 from maillist.mailparse import ParsedMessage
 from maillist.models import Kind, MailingList, Mode, NewMember, Verdict
 from maillist.render import sub_address
+from maillist.services import bounces
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.requests")
@@ -173,6 +174,10 @@ class Requests:
 
     def handle(self, conn: Conn, mail: Mail) -> Result:
         """Act on one message to a sub-address; the result is stored as its verdict."""
+        if mail.kind is Kind.BOUNCES:  # never answered, never redistributed
+            return Result(
+                Verdict.ACCEPT, bounces.process(conn, mail.mlist, mail.row, mail.raw, mail.tag)
+            )
         refuse = why_not_answer(mail)
         if refuse is not None and mail.kind is not Kind.OWNER:
             return Result(Verdict.DISCARD, f"not answered: {refuse}")
@@ -186,7 +191,7 @@ class Requests:
             return self.commands(conn, mail)
         if mail.kind is Kind.OWNER:
             return self.to_owners(conn, mail)
-        return Result(Verdict.DISCARD, f"nothing handles mail to -{mail.kind}")  # -bounces
+        return Result(Verdict.DISCARD, f"nothing handles mail to -{mail.kind}")
 
     # --- joining and leaving ------------------------------------------------------------------
 

@@ -1,0 +1,12 @@
+"""Recent bounces of a list, for `maillist bounces`."""
+
+from __future__ import annotations
+
+from maillist.db import Store
+from maillist.db import bounces as db_bounces
+from maillist.services.lists import require
+
+
+async def recent(db: Store, list_address: str, limit: int = 100) -> list[db_bounces.Bounce]:
+    async with db.read() as conn:
+        return db_bounces.recent(conn, require(conn, list_address).id, limit)

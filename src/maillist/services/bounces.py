@@ -1,0 +1,122 @@
+"""Bounces to LIST-bounces@ and LIST-bounces+LOCAL=DOMAIN@: understood with flufl.bounce,
+matched to a member (the VERP address first, then the addresses the parser found), scored, and
+past the list's threshold the member's delivery is disabled. Never redistributed.
+
+A rejection caused by the author, not the member (a 5.7.x status whose diagnostic names DMARC, a
+policy, spam or authentication) is recorded as `policy` and never scored: lists that disable
+members for their authors' DMARC failures lose innocent members by the hundred."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
+from email.policy import compat32
+
+from flufl.bounce import all_failures
+
+from maillist import clock
+from maillist.db import audit as db_audit
+from maillist.db import bounces as db_bounces
+from maillist.db import subscriptions as db_subs
+from maillist.db.store import Conn
+from maillist.models import MailingList
+
+log = logging.getLogger("maillist.bounces")
+
+HARD, SOFT = 1.0, 0.5
+_POLICY = re.compile(
+    r"dmarc|dkim|spf|polic|spam|blocked|authenticat|reputation|not accepted", re.IGNORECASE
+)
+
+
+def verp_member(tag: str) -> str:
+    """LIST-bounces+anne=example.org@ -> anne@example.org ('' when the tag is not one)."""
+    local, equals, domain = tag.rpartition("=")
+    return f"{local}@{domain}".lower() if equals and local and "." in domain else ""
+
+
+def understand(raw: bytes, tag: str) -> tuple[list[str], str, str, str]:
+    """(addresses found, kind hard|soft|policy|unknown, status, diagnostic)."""
+    msg = message_from_bytes(raw[: 1024 * 1024], policy=compat32)
+    try:
+        permanent, temporary = all_failures(msg)
+    except Exception:  # a hostile or broken bounce: we learn nothing from it
+        permanent, temporary = frozenset(), frozenset()
+    found = sorted({a.decode("utf-8", "replace").lower() for a in (*permanent, *temporary) if a})
+    status, diagnostic = _status(msg)
+    if status.startswith("5.7") and _POLICY.search(diagnostic):
+        kind = "policy"
+    elif permanent or status.startswith("5"):
+        kind = "hard"
+    elif temporary or status.startswith("4"):
+        kind = "soft"
+    else:
+        kind = "unknown"
+    return found, kind, status, diagnostic
+
+
+def _status(msg: Message) -> tuple[str, str]:
+    """The first recipient's Status and Diagnostic-Code from a message/delivery-status part."""
+    for part in msg.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        for block in blocks if isinstance(blocks, list) else []:
+            if isinstance(block, Message) and block.get("Status"):
+                status = str(block.get("Status", "")).strip()
+                diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
+                return status[:20], diagnostic[:500]
+    return "", ""
+
+
+def process(conn: Conn, mlist: MailingList, message_row: int, raw: bytes, tag: str) -> str:
+    """Record and score one bounce; returns what was done, for the message's stored reasons."""
+    found, kind, status, diagnostic = understand(raw, tag)
+    members = db_subs.addresses_on(conn, mlist.id)
+    member = verp_member(tag)
+    if member not in members:
+        member = next((a for a in found if a in members), "")
+    now = clock.now()
+    at = clock.iso(now)
+    scored = False
+    outcome = f"{kind} bounce"
+    if member and kind in {"hard", "soft"}:
+        scored, outcome = _score(conn, mlist, member, kind, now)
+    elif member and kind == "policy":
+        outcome = f"policy rejection for {member} (the author's domain, not the member): not scored"
+    elif not member:
+        outcome = f"{kind} bounce matching no member ({' '.join(found) or 'no address found'})"
+    db_bounces.record(
+        conn, mlist.id, message_row,
+        db_bounces.Bounce(member, " ".join(found), kind, status, diagnostic, scored, at),
+    )  # fmt: skip
+    log.info("bounce for %s on %s: %s", member or "?", mlist.address, outcome)
+    return outcome
+
+
+def _score(
+    conn: Conn, mlist: MailingList, member: str, kind: str, now: datetime
+) -> tuple[bool, str]:
+    current = db_bounces.score_of(conn, mlist.id, member)
+    if current is None:
+        return False, f"{kind} bounce for {member}, no longer a member"
+    score = current.score
+    if current.last_bounce_at:
+        last = clock.parse(current.last_bounce_at)
+        if last.date() == now.date():
+            return False, f"{kind} bounce for {member}: already scored today ({score:g})"
+        if now - last > timedelta(days=mlist.bounce_stale_days):
+            score = 0.0  # no bounce for a while: start again
+    score += HARD if kind == "hard" else SOFT
+    db_bounces.set_score(conn, mlist.id, member, score, clock.iso(now))
+    if score >= mlist.bounce_threshold and current.status == "enabled":
+        db_bounces.disable(conn, mlist.id, member, "bounces")
+        db_audit.record(
+            conn, clock.iso(now), "bounces", "members.disable", mlist.address,
+            f"{member} score={score:g}",
+        )  # fmt: skip
+        return True, f"{kind} bounce for {member}: score {score:g}, delivery disabled"
+    return True, f"{kind} bounce for {member}: score {score:g}"

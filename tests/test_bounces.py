@@ -1,0 +1,142 @@
+"""Bounce processing over real sockets: DSNs to the list's bounce addresses are understood with
+flufl.bounce, matched to the member, scored, and past the threshold delivery is disabled; a
+rejection caused by the author's DMARC policy is never scored against the member."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serverutil import Server
+from test_smtp_receive import admin
+
+LIST = "team@example.org"
+
+
+def dsn(member: str, status: str, diagnostic: str, mid: str) -> bytes:
+    """A DSN as Postfix writes one (RFC 3464)."""
+    return (
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
+        f"To: team-bounces@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <{mid}@mx.example.net>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\r\n\r\n'
+        "--b1\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message "
+        "could not be delivered.\r\n\r\n"
+        "--b1\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        f"Final-Recipient: rfc822; {member}\r\nOriginal-Recipient: rfc822;{member}\r\n"
+        f"Action: failed\r\nStatus: {status}\r\nDiagnostic-Code: smtp; {diagnostic}\r\n\r\n"
+        "--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        "From: anne@example.org\r\nSubject: [Team] hello\r\n\r\n--b1--\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    db = tmp_path / "b.db"
+    for args in (
+        ("lists", "create", LIST),
+        ("members", "add", LIST, "anne@example.org", "bob@example.net"),
+        ("lists", "set", LIST, "bounce_threshold", "2"),
+    ):
+        assert admin(db, *args).returncode == 0
+    srv = Server(db, "--outbox", str(tmp_path / "outbox"))
+    try:
+        yield srv, db
+    finally:
+        srv.stop()
+
+
+def bounce(srv: Server, raw: bytes, rcpt: str) -> None:
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+        client.sendmail("", [rcpt], raw)
+
+
+def member(db: Path, address: str) -> dict[str, object]:
+    listed = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
+    found: dict[str, object] = next(m for m in listed if m["address"] == address)
+    return found
+
+
+def back_a_day(db: Path) -> None:
+    """As if the last bounce had come yesterday (one scored bounce per member per day)."""
+    conn = sqlite3.connect(db, timeout=10)
+    with conn:
+        conn.execute(
+            "UPDATE subscriptions SET last_bounce_at = '2026-11-30T10:00:00.000000Z' "
+            "WHERE last_bounce_at <> ''"
+        )
+    conn.close()
+
+
+def test_hard_bounces_to_the_verp_address_disable_the_member(site: tuple[Server, Path]) -> None:
+    srv, db = site
+    verp = "team-bounces+bob=example.net@example.org"
+    bounce(
+        srv,
+        dsn("bob@example.net", "5.1.1", "550 5.1.1 <bob@example.net>: no such user", "d1"),
+        verp,
+    )
+    assert member(db, "bob@example.net")["bounce_score"] == 1.0
+    # A second one the same day is recorded but not scored.
+    bounce(srv, dsn("bob@example.net", "5.1.1", "550 5.1.1 no such user", "d2"), verp)
+    assert member(db, "bob@example.net")["bounce_score"] == 1.0
+    back_a_day(db)
+    bounce(srv, dsn("bob@example.net", "5.1.1", "550 5.1.1 no such user", "d3"), verp)
+    bob = member(db, "bob@example.net")
+    assert bob["status"] == "disabled" and bob["disabled_reason"] == "bounces"
+    assert bob["bounce_score"] == 2.0
+    assert member(db, "anne@example.org")["status"] == "enabled"
+    listed = json.loads(admin(db, "bounces", LIST, "--json").stdout)
+    assert [(b["member"], b["kind"], b["status"], b["scored"]) for b in listed] == [
+        ("bob@example.net", "hard", "5.1.1", True),
+        ("bob@example.net", "hard", "5.1.1", False),
+        ("bob@example.net", "hard", "5.1.1", True),
+    ]
+    assert "members.disable" in admin(db, "audit").stdout
+    # Re-enabled by hand: the score starts again.
+    assert admin(db, "members", "set", LIST, "bob@example.net", "status", "enabled").returncode == 0
+    bob = member(db, "bob@example.net")
+    assert (bob["status"], bob["bounce_score"], bob["disabled_reason"]) == ("enabled", 0.0, "")
+
+
+def test_a_dmarc_rejection_is_never_scored_against_the_member(site: tuple[Server, Path]) -> None:
+    srv, db = site
+    verp = "team-bounces+bob=example.net@example.org"
+    for n in range(3):
+        back_a_day(db)
+        diagnostic = (
+            "550 5.7.1 Unauthenticated email from yahoo.com is not accepted due to domain's "
+            "DMARC policy"
+        )
+        bounce(srv, dsn("bob@example.net", "5.7.1", diagnostic, f"p{n}"), verp)
+    bob = member(db, "bob@example.net")
+    assert bob["status"] == "enabled" and bob["bounce_score"] == 0.0
+    [latest, *_] = json.loads(admin(db, "bounces", LIST, "--json").stdout)
+    assert latest["kind"] == "policy" and not latest["scored"] and "DMARC" in latest["diagnostic"]
+
+
+def test_without_verp_the_parsed_address_finds_the_member(site: tuple[Server, Path]) -> None:
+    srv, db = site
+    bounce(
+        srv,
+        dsn("bob@example.net", "4.2.2", "452 4.2.2 mailbox full", "s1"),
+        "team-bounces@example.org",
+    )
+    assert member(db, "bob@example.net")["bounce_score"] == 0.5
+    # A bounce for nobody on the list is recorded and changes nobody.
+    bounce(
+        srv,
+        dsn("ghost@else.example", "5.1.1", "550 no such user", "g1"),
+        "team-bounces@example.org",
+    )
+    [ghost, soft] = json.loads(admin(db, "bounces", LIST, "--json").stdout)
+    assert ghost["member"] == "" and "ghost@else.example" in ghost["found"]
+    assert soft["kind"] == "soft" and soft["member"] == "bob@example.net"
+    [(verdict,)] = srv.rows("SELECT COUNT(*) FROM outbound_jobs")
+    assert verdict == 0  # bounces are never redistributed nor answered
