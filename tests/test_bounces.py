@@ -99,6 +99,12 @@ def test_hard_bounces_to_the_verp_address_disable_the_member(site: tuple[Server,
         ("bob@example.net", "hard", "5.1.1", True),
     ]
     assert "members.disable" in admin(db, "audit").stdout
+    # bob was told, through the queue (the notice may bounce too: it is scored no more today).
+    [(notices,)] = srv.rows(
+        "SELECT COUNT(*) FROM outbound_jobs j JOIN outbound_batches b ON b.job_id = j.id "
+        "WHERE j.notice = 1 AND b.recipients = 'bob@example.net'"
+    )
+    assert notices == 1
     # Re-enabled by hand: the score starts again.
     assert admin(db, "members", "set", LIST, "bob@example.net", "status", "enabled").returncode == 0
     bob = member(db, "bob@example.net")

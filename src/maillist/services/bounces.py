@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -72,8 +73,16 @@ def _status(msg: Message) -> tuple[str, str]:
     return "", ""
 
 
-def process(conn: Conn, mlist: MailingList, message_row: int, raw: bytes, tag: str) -> str:
-    """Record and score one bounce; returns what was done, for the message's stored reasons."""
+def process(
+    conn: Conn,
+    mlist: MailingList,
+    message_row: int,
+    raw: bytes,
+    tag: str,
+    on_disable: Callable[[str], None] | None = None,
+) -> str:
+    """Record and score one bounce; returns what was done, for the message's stored reasons.
+    `on_disable(member)` tells the member (a notice through the queue) when delivery stops."""
     found, kind, status, diagnostic = understand(raw, tag)
     members = db_subs.addresses_on(conn, mlist.id)
     member = verp_member(tag)
@@ -85,6 +94,8 @@ def process(conn: Conn, mlist: MailingList, message_row: int, raw: bytes, tag: s
     outcome = f"{kind} bounce"
     if member and kind in {"hard", "soft"}:
         scored, outcome = _score(conn, mlist, member, kind, now)
+        if outcome.endswith("delivery disabled") and on_disable is not None:
+            on_disable(member)
     elif member and kind == "policy":
         outcome = f"policy rejection for {member} (the author's domain, not the member): not scored"
     elif not member:

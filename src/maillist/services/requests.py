@@ -175,9 +175,12 @@ class Requests:
     def handle(self, conn: Conn, mail: Mail) -> Result:
         """Act on one message to a sub-address; the result is stored as its verdict."""
         if mail.kind is Kind.BOUNCES:  # never answered, never redistributed
-            return Result(
-                Verdict.ACCEPT, bounces.process(conn, mail.mlist, mail.row, mail.raw, mail.tag)
-            )
+
+            def tell(member: str) -> None:
+                self.notifier.send(conn, mail.mlist, mail.row, member, "disabled", capped=False)
+
+            outcome = bounces.process(conn, mail.mlist, mail.row, mail.raw, mail.tag, tell)
+            return Result(Verdict.ACCEPT, outcome)
         refuse = why_not_answer(mail)
         if refuse is not None and mail.kind is not Kind.OWNER:
             return Result(Verdict.DISCARD, f"not answered: {refuse}")
@@ -416,6 +419,8 @@ class Requests:
                 return "Digests are not available on this server yet; nothing changed.", False
             if not db_subs.set_field(conn, mlist.id, address, "mode", Mode(words[1])):
                 return f"{address} is not a member.", False
+            if words[1] == "regular":  # also ends a pause that bounces caused (score reset)
+                db_subs.set_field(conn, mlist.id, address, "status", "enabled")
             db_audit.record(
                 conn, clock.stamp(), f"email:{address}", "members.set", mlist.address,
                 f"{address} mode={words[1]}",
