@@ -16,6 +16,7 @@ from maillist.cli import (
     badges,
     bounces,
     demo,
+    dkim,
     lists,
     members,
     moderation,
@@ -45,6 +46,7 @@ app.add_typer(moderation.app, name="moderation")
 app.add_typer(threads.messages_app, name="messages")
 app.add_typer(queue.app, name="queue")
 app.add_typer(requests.app, name="requests")
+app.add_typer(dkim.app, name="dkim")
 app.command("bounces")(bounces.bounces)
 app.command("serve")(serve.serve_command)
 app.command("threads")(threads.threads)

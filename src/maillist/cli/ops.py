@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from maillist.cli.output import emit_json, say
+from maillist.cli.output import emit_json, note, say
 from maillist.cli.runtime import run
 from maillist.errors import MaillistError
+from maillist.services import dkim as dkim_svc
 from maillist.services import postfix
 from maillist.services import status as svc
 
@@ -52,6 +53,9 @@ def check(
     problems = run(ctx, lambda db, cfg: svc.check(db, templates))
     if problems:
         raise CheckFailed("; ".join(problems))
+    for domain in run(ctx, lambda db, cfg: dkim_svc.unsigned_domains(db)):
+        note(f"warning: no DKIM key for {domain}: its copies go out unsigned "
+             f"(maillist dkim keygen {domain})")  # fmt: skip
     say("ok: schema current, site secret present, templates render")
 
 

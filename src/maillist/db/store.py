@@ -259,6 +259,7 @@ def _connect(path: Path, create: bool, migrate_to: int | None, cache_kib: int) -
         raise StoreError(f"cannot create directory for database {path}: {exc.strerror}") from None
     if path.is_dir():
         raise StoreError(f"cannot open database {path}: it is a directory")
+    new = not path.exists()
     opened: list[Conn] = []
     try:
         for _ in range(2):
@@ -269,6 +270,8 @@ def _connect(path: Path, create: bool, migrate_to: int | None, cache_kib: int) -
                 conn.execute(pragma)
             conn.execute(f"PRAGMA cache_size = -{cache_kib:d}")
         writer, reader = opened
+        if new:  # it will hold the site secret, DKIM keys and members: its owner's only
+            path.chmod(0o600)
         migrate.upgrade(writer, target=migrate_to)
         # BEGIN IMMEDIATE on the loop must never block it: no busy wait inside SQLite there
         # (Store._begin retries instead); a reader in WAL mode never needs to wait.

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 
-from maillist import replies
+from maillist import replies, signing
 from maillist.db.store import Conn, Store
 from maillist.delivery.relay import Relay
 from maillist.metrics import Metrics
@@ -24,6 +26,7 @@ from maillist.services.directory import ListDirectory
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")
+SIGNERS = 2  # processes signing personalised copies (DKIM)
 CLAIM = 20  # batches a sender takes at once; only the one in flight can be sent twice
 IDLE_POLL = 1.0
 EXPAND_GATHER = 0.005  # seconds for a burst of accepted posts to gather before expanding them
@@ -56,6 +59,7 @@ class DeliveryWorkers:
             tuple[Batch, int, Result, bytes | None, asyncio.Future[str]]
         ] = asyncio.Queue()
         self._stopping = False
+        self._signers: ProcessPoolExecutor | None = None  # DKIM for personalised copies
 
     def notify(self) -> None:
         """A post was accepted: expand it now rather than at the next poll."""
@@ -92,6 +96,8 @@ class DeliveryWorkers:
         async with self._store.write() as conn:
             deliveries.reset_sending(conn)  # claimed but not sent: due again at the next start
         await self._relay.close()
+        if self._signers is not None:
+            self._signers.shutdown(wait=False, cancel_futures=True)
 
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -230,6 +236,13 @@ class DeliveryWorkers:
                 if not done.done():
                     done.set_result(state)
 
+    def _signer(self) -> ProcessPoolExecutor:
+        if self._signers is None:
+            self._signers = ProcessPoolExecutor(
+                max_workers=SIGNERS, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._signers
+
     def _job(self, conn: Conn, job_id: int) -> SendJob | None:
         cached = self._jobs.get(job_id)
         if cached is None:
@@ -250,6 +263,10 @@ class DeliveryWorkers:
                 base=job.base,
             )  # fmt: skip
             sender = deliveries.verp(job.mlist, member)
+            if job.dkim is not None:  # RSA in pure Python: in a worker process, off the loop
+                data = await asyncio.get_running_loop().run_in_executor(
+                    self._signer(), signing.sign, data, job.dkim[0], job.mlist.domain, job.dkim[1]
+                )
             personal = data
         else:
             data = job.copy.rendered or b""

@@ -1,0 +1,72 @@
+"""DKIM: a key made with `maillist dkim keygen`, copies signed with it, verified with dkimpy's
+own verifier against the TXT record the command printed."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import stat
+from pathlib import Path
+
+import dkim  # type: ignore[import-untyped]
+import pytest
+
+from serverutil import Server
+from sink import RunningSink, Sink
+from test_smtp_receive import admin
+
+LIST = "team@example.org"
+
+
+def txt_of(printed: str) -> bytes:
+    """The TXT value from the zone-file line `dkim keygen` printed (its quoted strings joined)."""
+    line = next(x for x in printed.splitlines() if "._domainkey." in x)
+    return "".join(re.findall(r'"([^"]*)"', line)).encode()
+
+
+def verified(data: bytes, txt: bytes) -> bool:
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"maillist._domainkey.example.org."
+        return txt
+
+    return bool(dkim.verify(data, dnsfunc=dns))
+
+
+@pytest.mark.parametrize("personalize", ["no", "yes"], ids=["shared", "personalised"])
+def test_copies_are_signed_and_verify_against_the_printed_record(
+    tmp_path: Path, personalize: str
+) -> None:
+    db = tmp_path / "d.db"
+    for args in (
+        ("lists", "create", LIST, "--name", "Team", "--posting", "open"),
+        ("members", "add", LIST, "anne@example.org", "bob@example.net"),
+        ("lists", "set", LIST, "personalize", personalize),
+    ):
+        assert admin(db, *args).returncode == 0
+    unsigned = admin(db, "check")
+    assert unsigned.returncode == 0 and "no DKIM key for example.org" in unsigned.stderr
+    made = admin(db, "dkim", "keygen", "example.org")
+    assert made.returncode == 0, made.stderr
+    txt = txt_of(made.stdout)
+    assert txt.startswith(b"v=DKIM1; k=rsa; p=")
+    assert txt_of(admin(db, "dkim", "show", "example.org").stdout) == txt
+    assert "no DKIM key" not in admin(db, "check").stderr
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600  # the key lives here: owner only
+    with RunningSink(Sink()) as sink:
+        srv = Server(db, "--relay", f"127.0.0.1:{sink.port}")
+        try:
+            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+                client.sendmail(
+                    "zoe@example.net", [LIST],
+                    b"From: Zoe <zoe@example.net>\r\nTo: team@example.org\r\nSubject: Signed?\r\n"
+                    b"Message-ID: <s1@example.net>\r\n\r\nHello, list.\r\n",
+                )  # fmt: skip
+            sink.wait(lambda s: len([r for m in s.received for r in m.rcpts]) >= 2)
+        finally:
+            assert srv.stop() == 0  # the signing processes do not keep it from exiting
+    for copy in sink.received:
+        assert copy.data.startswith(b"DKIM-Signature: ")
+        assert b"d=example.org" in copy.data and b"s=maillist" in copy.data
+        assert verified(copy.data, txt), copy.rcpts
+        tampered = copy.data.replace(b"Hello, list.", b"Hello, world")
+        assert not verified(tampered, txt)
