@@ -2,7 +2,7 @@
 smtp-sink on loopback, against Postfix's own smtp-source sending the same shape into the same sink
 in the same run (the ceiling).
 
-    python bench/fanout.py --members 10000 --posts 10 --runs 3 [--personal] [--latency] [--memory 100000]
+    python bench/fanout.py --members 10000 --posts 10 --runs 3 [--personal] [--latency] [--memory 100000] [--dkim]
 
 Installs Debian's postfix (for smtp-sink and smtp-source) when they are missing and this runs as
 root. Prints recipient-deliveries per second, the ratio to the ceiling, time from the first 250 to
@@ -30,6 +30,7 @@ from ingest import Proc, ensure_postfix_tools, rss_mb
 
 LIST = "bench@example.org"
 CONNECTIONS = [4]  # maillist serve --connections, set from the command line
+DKIM = [False]  # sign copies (maillist dkim keygen for the list's domain), set by --dkim
 
 
 def free_port() -> int:
@@ -90,6 +91,8 @@ def make_db(tmp: Path, name: str, members: int, *settings: tuple[str, str]) -> P
     run("members", "import", LIST, str(csv_file))
     for option, value in settings:
         run("lists", "set", LIST, option, value)
+    if DKIM[0]:
+        run("dkim", "keygen", LIST.rsplit("@", 1)[1])
     return db
 
 
@@ -230,8 +233,10 @@ def main() -> None:
     )
     parser.add_argument("--no-plain", action="store_true", help="skip the non-personalised runs")
     parser.add_argument("--connections", type=int, default=4, help="maillist serve --connections")
+    parser.add_argument("--dkim", action="store_true", help="sign every copy (DKIM, RSA-2048)")
     args = parser.parse_args()
     CONNECTIONS[0] = args.connections
+    DKIM[0] = args.dkim
     ensure_postfix_tools()
     sink = SmtpSink()
     try:
