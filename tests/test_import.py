@@ -84,6 +84,8 @@ def test_byte_order_mark_and_column_order(team: CliFn, tmp_path: Path) -> None:
         "role": "member",
         "mode": "nomail",
         "status": "enabled",
+        "disabled_reason": "",
+        "bounce_score": 0.0,
         "badges": [],
     }
 
