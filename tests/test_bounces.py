@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import smtplib
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from serverutil import Server
+from sink import RunningSink, Sink
 from test_smtp_receive import admin
 
 LIST = "team@example.org"
@@ -146,3 +148,41 @@ def test_without_verp_the_parsed_address_finds_the_member(site: tuple[Server, Pa
     assert soft["kind"] == "soft" and soft["member"] == "bob@example.net"
     [(verdict,)] = srv.rows("SELECT COUNT(*) FROM outbound_jobs")
     assert verdict == 0  # bounces are never redistributed nor answered
+
+
+def test_refusals_at_smtp_time_count_unless_they_are_the_authors_fault(tmp_path: Path) -> None:
+    """The relay refusing a member at RCPT is a bounce too; a DMARC refusal is not scored."""
+    db = tmp_path / "r.db"
+    for args in (
+        ("lists", "create", LIST, "--posting", "open"),
+        ("members", "add", LIST, "anne@example.org", "bob@example.net", "carl@example.com"),
+    ):
+        assert admin(db, *args).returncode == 0
+    refuse = {
+        "bob@example.net": "550 5.1.1 <bob@example.net>: Recipient address rejected: no such user",
+        "carl@example.com": "550 5.7.1 Message rejected due to the sender's DMARC policy",
+    }
+    with RunningSink(Sink(refuse=refuse)) as sink:
+        srv = Server(db, "--relay", f"127.0.0.1:{sink.port}")
+        try:
+            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+                client.sendmail(
+                    "zoe@yahoo.example", [LIST],
+                    b"From: zoe@yahoo.example\r\nSubject: hi\r\nMessage-ID: <r1@x>\r\n\r\nhi\r\n",
+                )  # fmt: skip
+            sink.wait(lambda s: "anne@example.org" in s.rcpts())
+            deadline = time.monotonic() + 30
+            while len(json.loads(admin(db, "bounces", LIST, "--json").stdout)) < 2:
+                assert time.monotonic() < deadline, "the refusals were not recorded"
+                time.sleep(0.1)
+        finally:
+            srv.stop()
+    assert member(db, "bob@example.net")["bounce_score"] == 1.0
+    assert member(db, "carl@example.com")["bounce_score"] == 0.0
+    kinds = {b["member"]: (b["kind"], b["status"], b["scored"]) for b in json.loads(
+        admin(db, "bounces", LIST, "--json").stdout
+    )}  # fmt: skip
+    assert kinds == {
+        "bob@example.net": ("hard", "5.1.1", True),
+        "carl@example.com": ("policy", "5.7.1", False),
+    }

@@ -107,7 +107,7 @@ smtp_host_lookup = native
 recipient_delimiter = +
 relay_domains = hash:{maps}/domains
 relay_recipient_maps = hash:{maps}/recipients
-transport_maps = hash:{maps}/transport
+transport_maps = hash:{maps}/transport, hash:{root}/unreachable
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 virtual_mailbox_domains = {DOMAIN}
 virtual_mailbox_base = {root}/mail
@@ -133,6 +133,9 @@ virtual_minimum_uid = 100
             line = " ".join(fields)
         lines.append(line)
     (root / "master.cf").write_text("\n".join(lines) + "\n")
+    # A domain Postfix accepts mail for and then bounces (a DSN of its own making).
+    (root / "unreachable").write_text("unreachable.example error:5.1.2 Domain not found\n")
+    subprocess.run(["postmap", f"hash:{root}/unreachable"], check=True, timeout=60)
     mailboxes = (*MEMBERS, "dora")  # dora is not a member: she joins by email
     (root / "vmailbox").write_text("".join(f"{m}@{DOMAIN} {m}/\n" for m in mailboxes))
     subprocess.run(["postmap", f"hash:{root}/vmailbox"], check=True, timeout=60)
@@ -291,3 +294,25 @@ def test_join_by_email_through_real_postfix(site: Site) -> None:
     wait_for(welcomed, "the welcome in dora's Maildir")
     listed = json.loads(admin(site.db, "members", "list", LIST, "--json").stdout)
     assert f"dora@{DOMAIN}" in [m["address"] for m in listed]
+
+
+def test_a_refusal_by_postfix_raises_the_members_bounce_score(site: Site) -> None:
+    """A member at a domain Postfix will not deliver to: Postfix refuses maillist's copy at RCPT
+    (550 5.1.2, its own `error:` transport), and that refusal counts as the member's bounce."""
+    added = admin(site.db, "members", "add", LIST, "carol@unreachable.example")
+    assert added.returncode == 0, added.stderr
+    site.swaks(
+        "--from", f"anne@{DOMAIN}", "--to", LIST, "--header", "Subject: Anyone there?",
+        "--header", "Message-Id: <dsn-test-1@members.example.net>", "--body", "Hello.",
+    )  # fmt: skip
+
+    def carol() -> dict[str, object]:
+        listed = json.loads(admin(site.db, "members", "list", LIST, "--json").stdout)
+        found: dict[str, object] = next(m for m in listed if m["address"].startswith("carol@"))
+        return found
+
+    wait_for(lambda: carol()["bounce_score"] == 1.0, "carol's bounce score to rise")
+    bounces = json.loads(admin(site.db, "bounces", LIST, "--json").stdout)
+    [seen] = [b for b in bounces if b["member"] == "carol@unreachable.example"]
+    assert seen["kind"] == "hard" and seen["status"] == "5.1.2"
+    assert "Domain not found" in seen["diagnostic"]

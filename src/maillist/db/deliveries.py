@@ -37,6 +37,7 @@ class JobCopy:
     envelope_from: str
     rendered: bytes | None
     message_row: int
+    notice: bool = False  # a notice's job: its refusals are not a member's bounces
 
 
 def pending_jobs(conn: Conn, limit: int) -> list[Source]:
@@ -120,11 +121,11 @@ def release(conn: Conn, batch_ids: Iterable[int], now: str) -> None:
 
 def job_copy(conn: Conn, job_id: int) -> JobCopy | None:
     row = conn.execute(
-        "SELECT list_id, personalized, envelope_from, rendered, message_id FROM outbound_jobs "
-        "WHERE id = ?",
+        "SELECT list_id, personalized, envelope_from, rendered, message_id, notice "
+        "FROM outbound_jobs WHERE id = ?",
         (job_id,),
     ).fetchone()
-    return JobCopy(row[0], bool(row[1]), row[2], row[3], row[4]) if row else None
+    return JobCopy(row[0], bool(row[1]), row[2], row[3], row[4], bool(row[5])) if row else None
 
 
 def message_source(conn: Conn, message_row: int) -> tuple[str, bytes, str, str] | None:

@@ -23,6 +23,7 @@ from maillist.metrics import Metrics
 from maillist.services import deliveries
 from maillist.services.deliveries import Batch, Result, SendJob
 from maillist.services.directory import ListDirectory
+from maillist.services.requests import Notifier
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")
@@ -60,6 +61,7 @@ class DeliveryWorkers:
         ] = asyncio.Queue()
         self._stopping = False
         self._signers: ProcessPoolExecutor | None = None  # DKIM for personalised copies
+        self._notifier = Notifier(templates)  # tells a member whose bounces disabled delivery
 
     def notify(self) -> None:
         """A post was accepted: expand it now rather than at the next poll."""
@@ -224,7 +226,14 @@ class DeliveryWorkers:
                         if copy is not None and r.sent:
                             deliveries.remember_copy(conn, lid, copy)
                         states.append(
-                            deliveries.record(conn, b, lid, r, give_up_after=self._give_up_after)
+                            deliveries.record(
+                                conn,
+                                b,
+                                lid,
+                                r,
+                                give_up_after=self._give_up_after,
+                                notifier=self._notifier,
+                            )
                         )
             except Exception as exc:
                 log.exception("recording %d delivery result(s) failed", len(pending))

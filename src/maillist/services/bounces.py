@@ -131,3 +131,34 @@ def _score(
         )  # fmt: skip
         return True, f"{kind} bounce for {member}: score {score:g}, delivery disabled"
     return True, f"{kind} bounce for {member}: score {score:g}"
+
+
+_ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def refused(
+    conn: Conn,
+    mlist: MailingList,
+    message_row: int,
+    address: str,
+    reply: str,
+    on_disable: Callable[[str], None] | None = None,
+) -> str:
+    """A relay's permanent (5xx) refusal of one member at SMTP time: the same bounce as a DSN
+    would bring, recorded and scored the same way (policy refusals never scored)."""
+    found = _ENHANCED.search(reply)
+    status = found.group(1) if found else reply[:3]
+    kind = "policy" if status.startswith("5.7") and _POLICY.search(reply) else "hard"
+    members = db_subs.addresses_on(conn, mlist.id)
+    member = address.lower() if address.lower() in members else ""
+    now = clock.now()
+    scored, outcome = False, f"{kind} refusal at SMTP time"
+    if member and kind == "hard":
+        scored, outcome = _score(conn, mlist, member, kind, now)
+        if outcome.endswith("delivery disabled") and on_disable is not None:
+            on_disable(member)
+    db_bounces.record(
+        conn, mlist.id, message_row,
+        db_bounces.Bounce(member, address.lower(), kind, status, reply[:500], scored, clock.iso(now)),
+    )  # fmt: skip
+    return outcome

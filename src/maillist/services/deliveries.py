@@ -17,11 +17,14 @@ from maillist.db import badges as db_badges
 from maillist.db import copies as db_copies
 from maillist.db import deliveries as sql
 from maillist.db import dkim as db_dkim
+from maillist.db import lists as db_lists
 from maillist.db import people as db_people
 from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
 from maillist.models import BatchState, MailingList
+from maillist.services import bounces
+from maillist.services.requests import Notifier
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")
@@ -253,6 +256,28 @@ def fail_batch(conn: Conn, batch: sql.Batch, error: str) -> None:
     sql.mark_failed(conn, batch.id, batch.recipients, error, clock.iso(clock.now()))
 
 
+def _score_refusals(
+    conn: Conn,
+    job_id: int,
+    list_id: int,
+    failed: Sequence[tuple[str, str]],
+    notifier: Notifier | None,
+) -> None:
+    """5xx refusals of members count as bounces (services/bounces.py); notices never do."""
+    copy = sql.job_copy(conn, job_id)
+    mlist = db_lists.by_id(conn, list_id)
+    if copy is None or mlist is None or copy.notice:
+        return
+
+    def tell(member: str) -> None:
+        if notifier is not None:
+            notifier.send(conn, mlist, copy.message_row, member, "disabled", capped=False)
+
+    for address, reply in failed:
+        if reply[:1] == "5":
+            bounces.refused(conn, mlist, copy.message_row, address, reply, tell)
+
+
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
     """Seconds before the next try: 30 s, 60 s, 120 s ... capped at 4 h, each with +-50% jitter."""
     base = min(FIRST_RETRY * float(2 ** max(attempts - 1, 0)), MAX_RETRY)
@@ -269,12 +294,14 @@ def record(
     give_up_after: float,
     now: datetime | None = None,
     rng: random.Random | None = None,
+    notifier: Notifier | None = None,
 ) -> BatchState:
     """Store what happened to one transaction; returns the batch's new state."""
     now = now or clock.now()
     at = clock.iso(now)
     if result.failed:
         sql.record_failures(conn, batch.job_id, list_id, result.failed, at)
+        _score_refusals(conn, batch.job_id, list_id, result.failed, notifier)
     if not result.deferred:
         if result.sent or not result.failed:
             sql.mark_sent(conn, batch.id, at)
