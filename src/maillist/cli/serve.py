@@ -28,7 +28,8 @@ from maillist.mailparse import Limits
 from maillist.metrics import Metrics
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
-from maillist.services.requests import NoticeLimits, Notifier, Requests
+from maillist.services.notify import NoticeLimits, Notifier
+from maillist.services.requests import Requests
 from maillist.smtp.handler import Handler
 from maillist.smtp.parsepool import ParsePool
 from maillist.smtp.server import ListenError, ServerSettings, listen

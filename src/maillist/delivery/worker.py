@@ -23,7 +23,7 @@ from maillist.metrics import Metrics
 from maillist.services import deliveries
 from maillist.services.deliveries import Batch, Result, SendJob
 from maillist.services.directory import ListDirectory
-from maillist.services.requests import Notifier
+from maillist.services.notify import Notifier
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")

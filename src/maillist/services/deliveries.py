@@ -24,7 +24,7 @@ from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
 from maillist.models import BatchState, MailingList
 from maillist.services import bounces
-from maillist.services.requests import Notifier
+from maillist.services.notify import Notifier
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")

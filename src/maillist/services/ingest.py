@@ -25,7 +25,8 @@ from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy
 from maillist.mailparse import ParsedMessage
 from maillist.models import Kind, MailingList, Verdict
-from maillist.services.requests import Mail, Notifier, Requests
+from maillist.services.notify import Notifier
+from maillist.services.requests import Mail, Requests
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.ingest")

@@ -7,7 +7,8 @@ from maillist.db import held as db_held
 from maillist.errors import UnknownHeld
 from maillist.models import HeldMessage, Verdict
 from maillist.services.lists import require
-from maillist.services.requests import Notifier, decide_held
+from maillist.services.notify import Notifier
+from maillist.services.requests import decide_held
 from maillist.templating import Templates
 
 ACTIONS = {Verdict.APPROVED: "approve", Verdict.REJECTED: "reject", Verdict.DISCARDED: "discard"}

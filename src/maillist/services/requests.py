@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from html.parser import HTMLParser
-from typing import Any
 
-from maillist import clock, notices, tokens
+from maillist import clock, replytext, tokens
 from maillist.db import audit as db_audit
 from maillist.db import held as db_held
 from maillist.db import lists as db_lists
@@ -35,19 +32,11 @@ from maillist.mailparse import ParsedMessage
 from maillist.models import Kind, MailingList, Mode, NewMember, Verdict
 from maillist.render import sub_address
 from maillist.services import bounces
-from maillist.templating import Templates
+from maillist.services.notify import Notifier
 
 log = logging.getLogger("maillist.requests")
 
 RESEND_SECONDS = 3600.0  # an open confirmation is sent again at most this often
-
-
-@dataclass(frozen=True, slots=True)
-class NoticeLimits:
-    """Site-wide caps (`maillist serve --notices-per-address`, `--notices-per-client`)."""
-
-    per_address_hour: int = 5  # confirmations, refusals, results to one address, all lists
-    per_client_hour: int = 30  # notices one connecting client may prompt
 
 
 MAX_COMMANDS = 10
@@ -72,70 +61,6 @@ class Mail:
 class Result:
     verdict: Verdict
     reason: str
-
-
-class Notifier:
-    """Builds notices from templates and queues them, within the caps."""
-
-    def __init__(self, templates: Templates, limits: NoticeLimits | None = None) -> None:
-        self.templates = templates
-        self.limits = limits or NoticeLimits()
-
-    def send(
-        self,
-        conn: Conn,
-        mlist: MailingList,
-        cause_row: int,
-        to: str,
-        name: str,
-        *,
-        client: str = "",
-        reply_to: str = "",
-        in_reply_to: str = "",
-        attach: bytes | None = None,
-        capped: bool = True,
-        **context: Any,
-    ) -> bool:
-        """Queue notice `name` to `to`; False (and a log line) when a cap holds it back."""
-        now = clock.now()
-        hour_ago = clock.iso(now - timedelta(hours=1))
-        limits = self.limits
-        if capped and db_notices.count_to(conn, to, hour_ago) >= limits.per_address_hour:
-            log.warning(
-                "notice %s to %s not sent: %d an hour at most", name, to, limits.per_address_hour
-            )
-            return False
-        if (
-            capped
-            and client
-            and db_notices.count_for_client(conn, client, hour_ago) >= limits.per_client_hour
-        ):
-            log.warning(
-                "notice %s to %s not sent: client %s prompted %d this hour",
-                name, to, client, limits.per_client_hour,
-            )  # fmt: skip
-            return False
-        context.setdefault("address", to)
-        context.update(_addresses(mlist))
-        subject, body = self.templates.notice(name, mlist, **context)
-        data = notices.build(
-            mlist, to, subject, body, when=now, reply_to=reply_to, in_reply_to=in_reply_to,
-            attach=attach,
-        )  # fmt: skip
-        at = clock.iso(now)
-        db_notices.queue(conn, mlist.id, cause_row, sub_address(mlist, "bounces"), to, data, at)
-        db_notices.log(conn, at, mlist.id, to, client, name)
-        log.info("notice %s to %s for %s", name, to, mlist.address)
-        return True
-
-
-def _addresses(mlist: MailingList) -> dict[str, str]:
-    return {
-        "join": sub_address(mlist, "join"),
-        "leave": sub_address(mlist, "leave"),
-        "request": sub_address(mlist, "request"),
-        "owner": sub_address(mlist, "owner"),
-    }
 
 
 def why_not_answer(mail: Mail) -> str | None:
@@ -357,7 +282,7 @@ class Requests:
                 outcome="already handled", text=f"That post was already handled by {by}.",
             )  # fmt: skip
             return Result(Verdict.DISCARD, "moderation: the post was already handled")
-        word, _, rest = first_line(mail).partition(" ")
+        word, _, rest = replytext.first_line(mail.raw).partition(" ")
         decision = {"approve": Verdict.APPROVED, "reject": Verdict.REJECTED}.get(word.lower())
         decision = decision or (Verdict.DISCARDED if word.lower() == "discard" else None)
         if decision is None:
@@ -385,7 +310,7 @@ class Requests:
     # --- -request commands --------------------------------------------------------------------
 
     def commands(self, conn: Conn, mail: Mail) -> Result:
-        lines = command_lines(mail)
+        lines = replytext.command_lines(mail.parsed.subject, mail.raw, MAX_COMMANDS)
         results: list[tuple[str, str]] = []
         show_help = not lines
         for line in lines[:MAX_COMMANDS]:
@@ -509,111 +434,3 @@ def decide_held(
 
 def _sender(mail: Mail) -> str:
     return mail.parsed.sender or ""
-
-
-# --- reading what people type ---------------------------------------------------------------
-
-_QUOTE = re.compile(r"^\s*>")
-_ON_WROTE = re.compile(r"^On .* wrote:\s*$|^-+\s*Original Message\s*-+$", re.IGNORECASE)
-
-
-def body_lines(mail: Mail, limit: int = 50) -> list[str]:
-    """The first lines a person typed: the text part (or an HTML part's text), up to the
-    signature, without quoted text or the client's "On ... wrote:" line."""
-    text = _text_of(mail.raw)
-    out: list[str] = []
-    for line in text.splitlines():
-        if line.rstrip() == "--" or line.startswith("-- "):
-            break
-        if _QUOTE.match(line) or _ON_WROTE.match(line.strip()) or not line.strip():
-            continue
-        out.append(line.strip())
-        if len(out) >= limit:
-            break
-    return out
-
-
-def first_line(mail: Mail) -> str:
-    lines = body_lines(mail, limit=1)
-    return lines[0] if lines else ""
-
-
-def command_lines(mail: Mail) -> list[str]:
-    """Commands in the subject (a reply's "Re:" dropped), then the body's first lines, up to
-    the first line that is not a command."""
-    known = {"help", "subscribe", "join", "unsubscribe", "leave", "set", "info", "who"}
-    subject = re.sub(r"^\s*((re|aw|sv|fwd?)\s*:\s*)+", "", mail.parsed.subject, flags=re.I)
-    candidates = ([subject.strip()] if subject.strip() else []) + body_lines(mail)
-    lines: list[str] = []
-    for index, line in enumerate(candidates):
-        word = line.split()[0].lower() if line.split() else ""
-        if word not in known:
-            if index == 0 and subject.strip():
-                continue  # a subject that is not a command is only a subject
-            if lines or index > 0:
-                if not lines:
-                    lines.append(line)  # one unknown command: answered with the help
-                break
-            continue
-        lines.append(line)
-    return lines[: MAX_COMMANDS + 1]
-
-
-def _text_of(raw: bytes) -> str:
-    """The first text/plain part, else the first text/html part's text; bounded."""
-    from email import message_from_bytes
-    from email.policy import compat32
-
-    try:
-        msg = message_from_bytes(raw[: 256 * 1024], policy=compat32)
-    except Exception:
-        return ""
-    html = None
-    for part in msg.walk():
-        if part.get_content_maintype() != "text":
-            continue
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            continue
-        charset = part.get_content_charset() or "utf-8"
-        try:
-            text = payload.decode(charset, "replace")
-        except LookupError:
-            text = payload.decode("utf-8", "replace")
-        if part.get_content_subtype() == "plain":
-            return text[:20_000]
-        if part.get_content_subtype() == "html" and html is None:
-            html = text[:100_000]
-    return _html_text(html) if html is not None else ""
-
-
-class _Text(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.chunks: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"style", "script", "blockquote"}:
-            self._skip += 1
-        if tag in {"br", "p", "div", "tr", "li"}:
-            self.chunks.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in {"style", "script", "blockquote"} and self._skip:
-            self._skip -= 1
-        if tag in {"p", "div"}:
-            self.chunks.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.chunks.append(data)
-
-
-def _html_text(html: str) -> str:
-    parser = _Text()
-    try:
-        parser.feed(html)
-    except Exception:
-        return ""
-    return "".join(parser.chunks)[:20_000]

@@ -13,7 +13,8 @@ from maillist.db import requests as db_requests
 from maillist.db import subscriptions as db_subs
 from maillist.errors import UnknownHeld
 from maillist.services.lists import require
-from maillist.services.requests import Notifier, subscribe
+from maillist.services.notify import Notifier
+from maillist.services.requests import subscribe
 from maillist.templating import Templates
 
 
