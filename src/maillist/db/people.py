@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from maillist.db.store import Conn
 from maillist.models import Person
@@ -36,28 +37,24 @@ def upsert_many(conn: Conn, people: Iterable[tuple[str, str]], at: str) -> None:
 
 def names_for(conn: Conn, addresses: list[str]) -> dict[str, str]:
     """Account names keyed by lower-cased address (only people with a name set)."""
-    found: dict[str, str] = {}
-    unique = sorted({a.lower() for a in addresses if a})
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        cur = conn.execute(
-            f"SELECT lower(address), name FROM people WHERE address IN ({marks}) AND name <> ''",
-            chunk,
-        )
-        found.update({address: name for address, name in cur.fetchall()})
-    return found
+    return {a: str(v) for a, v in _by_address(conn, addresses, "name", "AND name <> ''").items()}
 
 
 def ids_for(conn: Conn, addresses: list[str]) -> dict[str, int]:
     """Person ids keyed by lower-cased address."""
-    found: dict[str, int] = {}
+    return {a: int(v) for a, v in _by_address(conn, addresses, "id").items()}
+
+
+def _by_address(conn: Conn, addresses: list[str], column: str, where: str = "") -> dict[str, Any]:
+    """One column for many addresses, 500 to a query (column and where are ours, not input)."""
+    found: dict[str, Any] = {}
     unique = sorted({a.lower() for a in addresses if a})
     for start in range(0, len(unique), 500):
         chunk = unique[start : start + 500]
         marks = ",".join("?" * len(chunk))
         cur = conn.execute(
-            f"SELECT lower(address), id FROM people WHERE address IN ({marks})", chunk
+            f"SELECT lower(address), {column} FROM people WHERE address IN ({marks}) {where}",
+            chunk,
         )
-        found.update({address: int(person) for address, person in cur.fetchall()})
+        found.update(dict(cur.fetchall()))
     return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -84,41 +85,63 @@ def process(
     """Record and score one bounce; returns what was done, for the message's stored reasons.
     `on_disable(member)` tells the member (a notice through the queue) when delivery stops."""
     found, kind, status, diagnostic = understand(raw, tag)
-    members = db_subs.addresses_on(conn, mlist.id)
-    member = verp_member(tag)
-    if member not in members:
-        member = next((a for a in found if a in members), "")
+    candidates = [verp_member(tag), *found]
+    member = next((a for a in candidates if a and db_subs.is_member(conn, mlist.id, a)), "")
+    bounce = _Seen(member, " ".join(found) or "no address found", kind, status, diagnostic)
+    return _settle(conn, mlist, message_row, bounce, on_disable)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    member: str  # '' when it matches no member
+    found: str
+    kind: str
+    status: str
+    diagnostic: str
+
+
+def _settle(
+    conn: Conn,
+    mlist: MailingList,
+    message_row: int,
+    seen: _Seen,
+    on_disable: Callable[[str], None] | None,
+) -> str:
+    """Score (hard and soft only), record, log; returns what was done."""
     now = clock.now()
-    at = clock.iso(now)
-    scored = False
-    outcome = f"{kind} bounce"
-    if member and kind in {"hard", "soft"}:
-        scored, outcome = _score(conn, mlist, member, kind, now)
-        if outcome.endswith("delivery disabled") and on_disable is not None:
-            on_disable(member)
-    elif member and kind == "policy":
-        outcome = f"policy rejection for {member} (the author's domain, not the member): not scored"
-    elif not member:
-        outcome = f"{kind} bounce matching no member ({' '.join(found) or 'no address found'})"
+    scored = disabled = False
+    if not seen.member:
+        outcome = f"{seen.kind} bounce matching no member ({seen.found})"
+    elif seen.kind == "policy":
+        outcome = f"policy rejection for {seen.member} (the author's doing): not scored"
+    elif seen.kind in {"hard", "soft"}:
+        scored, disabled, outcome = _score(conn, mlist, seen.member, seen.kind, now)
+    else:
+        outcome = f"unreadable bounce for {seen.member}: not scored"
     db_bounces.record(
         conn, mlist.id, message_row,
-        db_bounces.Bounce(member, " ".join(found), kind, status, diagnostic, scored, at),
+        db_bounces.Bounce(
+            seen.member, seen.found, seen.kind, seen.status, seen.diagnostic, scored, clock.iso(now)
+        ),
     )  # fmt: skip
-    log.info("bounce for %s on %s: %s", member or "?", mlist.address, outcome)
+    if disabled and on_disable is not None:
+        on_disable(seen.member)
+    log.info("bounce on %s: %s", mlist.address, outcome)
     return outcome
 
 
 def _score(
     conn: Conn, mlist: MailingList, member: str, kind: str, now: datetime
-) -> tuple[bool, str]:
+) -> tuple[bool, bool, str]:
+    """(scored, delivery now disabled, what happened)."""
     current = db_bounces.score_of(conn, mlist.id, member)
     if current is None:
-        return False, f"{kind} bounce for {member}, no longer a member"
+        return False, False, f"{kind} bounce for {member}, no longer a member"
     score = current.score
     if current.last_bounce_at:
         last = clock.parse(current.last_bounce_at)
         if last.date() == now.date():
-            return False, f"{kind} bounce for {member}: already scored today ({score:g})"
+            return False, False, f"{kind} bounce for {member}: already scored today ({score:g})"
         if now - last > timedelta(days=mlist.bounce_stale_days):
             score = 0.0  # no bounce for a while: start again
     score += HARD if kind == "hard" else SOFT
@@ -129,8 +152,8 @@ def _score(
             conn, clock.iso(now), "bounces", "members.disable", mlist.address,
             f"{member} score={score:g}",
         )  # fmt: skip
-        return True, f"{kind} bounce for {member}: score {score:g}, delivery disabled"
-    return True, f"{kind} bounce for {member}: score {score:g}"
+        return True, True, f"{kind} bounce for {member}: score {score:g}, delivery disabled"
+    return True, False, f"{kind} bounce for {member}: score {score:g}"
 
 
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
@@ -149,16 +172,7 @@ def refused(
     found = _ENHANCED.search(reply)
     status = found.group(1) if found else reply[:3]
     kind = "policy" if status.startswith("5.7") and _POLICY.search(reply) else "hard"
-    members = db_subs.addresses_on(conn, mlist.id)
-    member = address.lower() if address.lower() in members else ""
-    now = clock.now()
-    scored, outcome = False, f"{kind} refusal at SMTP time"
-    if member and kind == "hard":
-        scored, outcome = _score(conn, mlist, member, kind, now)
-        if outcome.endswith("delivery disabled") and on_disable is not None:
-            on_disable(member)
-    db_bounces.record(
-        conn, mlist.id, message_row,
-        db_bounces.Bounce(member, address.lower(), kind, status, reply[:500], scored, clock.iso(now)),
-    )  # fmt: skip
-    return outcome
+    address = address.lower()
+    member = address if db_subs.is_member(conn, mlist.id, address) else ""
+    seen = _Seen(member, address, kind, status, reply[:500])
+    return _settle(conn, mlist, message_row, seen, on_disable)
