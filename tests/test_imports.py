@@ -11,7 +11,7 @@ ROOT = Path(maillist.__file__).parent
 PURE = {
     "addresses", "listoptions", "memberfile", "mailparse", "threads", "policy",
     "clock", "models", "errors", "config", "render", "templating", "postfixmaps", "metrics",
-    "tokens", "loops", "replies", "notices", "signing", "replytext",
+    "tokens", "loops", "replies", "notices", "signing", "replytext", "dmarc",
 }  # fmt: skip
 
 

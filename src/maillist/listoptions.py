@@ -122,6 +122,23 @@ def _threshold(value: str) -> float:
     return number
 
 
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        text = value.strip().lower()
+        if text not in choices:
+            raise BadOption(f"must be one of: {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _warnings(value: str) -> int:
+    text = value.strip()
+    if not text.isdigit() or not 0 <= int(text) <= 10:
+        raise BadOption("must be a whole number from 0 to 10")
+    return int(text)
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
@@ -156,6 +173,22 @@ OPTIONS: dict[str, Option] = {
             "bounce score that disables a member's delivery (hard 1, soft 0.5; default 5)",
         ),
         Option("bounce_stale_days", _days, "days without a bounce that reset a score (default 7)"),
+        Option(
+            "bounce_warnings",
+            _warnings,
+            "weekly warnings (each a probe) to a member disabled by bounces before removal (default 3)",
+        ),
+        Option(
+            "dmarc",
+            _choice("auto", "munge", "wrap", "none"),
+            "DMARC mitigation: auto (munge From when the author's domain asks p=reject or "
+            "quarantine, or its DNS fails) | munge | wrap | none",
+        ),
+        Option(
+            "unauthenticated",
+            _choice("hold", "accept", "reject"),
+            "a post failing its author's DMARC (a possible forgery): hold | accept (no badges) | reject",
+        ),
     )
 }
 

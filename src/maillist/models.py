@@ -90,6 +90,9 @@ class MailingList:
     token_days: int = 3  # confirmation tokens expire after this many days
     bounce_threshold: float = 5.0  # a member's bounce score that disables delivery
     bounce_stale_days: int = 7  # a score with no bounce for this long starts again
+    bounce_warnings: int = 3  # weekly warnings to a disabled member before removal
+    dmarc: str = "auto"  # auto | munge | wrap | none (dmarc.py)
+    unauthenticated: str = "hold"  # a post failing its author's DMARC: hold | accept | reject
 
     @property
     def local_part(self) -> str:
@@ -98,6 +101,29 @@ class MailingList:
     @property
     def domain(self) -> str:
         return self.address.rsplit("@", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """What a post's authentication amounted to on receipt (services/authentication.py)."""
+
+    from_domain: str = ""
+    dkim: tuple[tuple[str, str], ...] = ()  # (d=, pass | fail | temperror) per signature
+    arc: str = "none"  # the chain on receipt: pass | fail | none
+    dmarc: str = "none"  # pass | fail | none (no policy published) | temperror
+    policy: str = ""  # the author domain's p=: reject | quarantine | none | "" | unknown
+    via: str = ""  # what passed DMARC when our own DKIM check did not: "trusted host", "arc by d"
+
+    @property
+    def forged(self) -> bool:
+        """The author's domain publishes DMARC and the post fails it: the From is not proven."""
+        return self.dmarc == "fail"
+
+    @property
+    def verified(self) -> bool:
+        """The post may wear its author's badges: it passed DMARC, or the author's domain
+        publishes no policy to check (as before). A failed or unanswered check does not."""
+        return self.dmarc in {"pass", "none"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +240,9 @@ class StoredMessage:
     reasons: str
     placeholder: bool
     raw: bytes | None = None
+    auth: str = ""  # DKIM/ARC/DMARC results on receipt (RFC 8601 style), '' if not checked
+    author_policy: str = ""
+    verified: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from maillist.models import MailingList, Posting, Verdict
+from maillist.models import Authentication, MailingList, Posting, Verdict
 
 # Strictest first: a loop is discarded even if the sender is also a non-member.
 ORDER = (Verdict.DISCARD, Verdict.REJECT, Verdict.HOLD, Verdict.ACCEPT)
@@ -25,6 +25,7 @@ class Facts:
     precedence: str
     autoreply: bool = False  # X-Autoreply / X-Autorespond: a vacation program's own marker
     came_back: bool = False  # the body is that of a copy this list sent lately (loops.py)
+    auth: Authentication | None = None  # DKIM/ARC/DMARC on receipt (None: not checked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +81,25 @@ def _posting(f: Facts) -> tuple[Verdict, str] | None:
     return None
 
 
+def _authentic(f: Facts) -> tuple[Verdict, str] | None:
+    """A From that names a member gets the member's rights and badges: one that fails its
+    domain's DMARC may be a forgery. `accept` lets it through without the badges."""
+    if f.auth is None or not f.auth.forged or f.mlist.unauthenticated == "accept":
+        return None
+    verdict = Verdict.REJECT if f.mlist.unauthenticated == "reject" else Verdict.HOLD
+    dkim = ", ".join(f"dkim={r} d={d}" for d, r in f.auth.dkim) or "no DKIM signature"
+    return verdict, (
+        f"possible forgery: {f.auth.from_domain} publishes DMARC p={f.auth.policy} and the post "
+        f"fails it ({dkim}, arc={f.auth.arc})"
+    )
+
+
 RULES: tuple[tuple[str, Callable[[Facts], tuple[Verdict, str] | None]], ...] = (
     ("loop", _loop),
     ("automatic", _auto),
     ("sender", _sender),
     ("posting", _posting),
+    ("authentic", _authentic),
 )
 
 

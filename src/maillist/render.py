@@ -15,6 +15,7 @@ from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from email.utils import formataddr
 from functools import lru_cache
 
 from maillist.models import MailingList
@@ -25,7 +26,7 @@ OWNED = frozenset(
     {
         "list-id", "list-post", "list-help", "list-subscribe", "list-unsubscribe",
         "list-unsubscribe-post", "list-archive", "list-owner", "x-loop", "precedence",
-        "x-maillist-badges", "x-maillist-author",
+        "x-maillist-badges", "x-maillist-author", "x-original-from",
     }
 )  # fmt: skip
 _CONTENT = (
@@ -51,6 +52,7 @@ class Author:
     address: str
     name: str
     badges: tuple[str, ...] = ()
+    verified: bool = True  # False: the post failed its From's authentication: no badges shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,16 +184,25 @@ def list_headers(mlist: MailingList, author: Author, copy: Copy) -> list[tuple[s
     # archive is not built yet.
     headers += [("Precedence", "list"), ("X-Loop", mlist.address)]
     headers.append(("X-Maillist-Author", author.address))
-    if author.badges:
+    if author.badges and author.verified:
         headers.append(("X-Maillist-Badges", ", ".join(author.badges)))
     return headers
 
 
-def edited(raw: bytes, mlist: MailingList, message_id: str | None = None) -> Parts:
+def edited(
+    raw: bytes,
+    mlist: MailingList,
+    message_id: str | None = None,
+    *,
+    mitigation: str = "",
+    author: Author | None = None,
+) -> Parts:
     """The edits every copy of a post shares: list-owned fields dropped, Message-ID if minted,
-    subject prefix, Reply-To policy. Personalised copies start from one of these per post."""
+    subject prefix, Reply-To policy, and DMARC mitigation (`munge` or `wrap`, dmarc.py).
+    Personalised copies start from one of these per post."""
     parts = Parts.split(raw)
     parts.drop(OWNED)
+    _drop_own_results(parts, mlist.domain)
     if message_id and parts.get("message-id") is None:
         parts.fields.insert(0, header_line("Message-ID", f"<{message_id}>"))
     if mlist.subject_prefix:
@@ -200,11 +211,79 @@ def edited(raw: bytes, mlist: MailingList, message_id: str | None = None) -> Par
         new = prefixed(subject, mlist.subject_prefix)
         if new != subject or current is None:
             parts.replace("Subject", new)
+    original_reply_to = parts.get("reply-to")
     if mlist.reply_to == "list":
         parts.replace("Reply-To", mlist.address)
     elif mlist.reply_to != "author":
         parts.replace("Reply-To", mlist.reply_to)
+    if mitigation in {"munge", "wrap"} and author is not None:
+        _munge(parts, mlist, author, original_reply_to)
+        if mitigation == "wrap":
+            _wrap_original(parts, raw)
     return parts
+
+
+def _drop_own_results(parts: Parts, authserv_id: str) -> None:
+    """Authentication-Results naming this list's domain as the checker: only maillist may
+    write those (the copy gets its own before ARC sealing); a sender's are forgeries."""
+    own = authserv_id.lower().encode()
+    parts.fields = [
+        f
+        for f in parts.fields
+        if _name(f) != "authentication-results"
+        or f.split(b":", 1)[1].split(b";", 1)[0].strip().lower() != own
+    ]
+
+
+def munged_from(mlist: MailingList, author: Author) -> str:
+    """`"Author Name via List Name" <LIST@DOMAIN>`: the name from the author's account (their
+    address when they have none), never from what the sender wrote."""
+    who = " ".join(_CONTROL.sub(" ", author.name or author.address).split())
+    if not author.verified:
+        who += " (unverified)"
+    return formataddr((f"{who} via {mlist.name}", mlist.address), charset="utf-8")
+
+
+def _munge(
+    parts: Parts, mlist: MailingList, author: Author, original_reply_to: bytes | None
+) -> None:
+    """From becomes the list (its own DKIM signature then aligns); the author is reached by
+    Reply-To, or by Cc when the list's reply_to policy already uses Reply-To."""
+    original = parts.get("from")
+    if original is not None:
+        parts.replace("X-Original-From", _value(original))
+    parts.replace("From", munged_from(mlist, author))
+    if mlist.reply_to == "author":
+        if original_reply_to is None:
+            parts.replace("Reply-To", author.address)
+        return
+    cc = parts.get("cc")
+    others = _value(cc) if cc is not None else ""
+    if author.address.lower() not in others.lower():
+        parts.replace("Cc", f"{others}, {author.address}" if others else author.address)
+
+
+_WRAP_KEEP = frozenset(
+    {
+        "from", "to", "cc", "reply-to", "subject", "date", "message-id", "in-reply-to",
+        "references", "x-original-from",
+    }
+)  # fmt: skip
+
+
+def _wrap_original(parts: Parts, raw: bytes) -> None:
+    """The post, byte for byte, as a message/rfc822 part of a message the list writes: its
+    fields are the munged ones, its threading fields the post's."""
+    boundary = "maillist-wrap-" + hashlib.sha256(raw).hexdigest()[:24]
+    parts.fields = [f for f in parts.fields if _name(f) in _WRAP_KEEP]
+    parts.add("MIME-Version", "1.0")
+    parts.add("Content-Type", f'multipart/mixed; boundary="{boundary}"')
+    original = raw if raw.endswith(CRLF) else raw + CRLF
+    parts.body = (
+        f"--{boundary}\r\nContent-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n".encode()
+        + original
+        + f"--{boundary}--\r\n".encode()
+    )
 
 
 def finish(base: Parts, copy: Copy) -> bytes:

@@ -62,6 +62,9 @@ PARSERS_BUSY = Reply(451, "4.3.2", "Too busy to parse the message now, please tr
 PARSER_FAILED = Reply(451, "4.3.0", "Temporary failure parsing the message")
 
 # Storing
+UNAUTHENTICATED = Reply(
+    550, "5.7.1", "<{message_id}> refused: {domain} publishes DMARC and this post fails it"
+)
 STORE_FAILED = Reply(451, "4.3.0", "Temporary failure storing the message, please try again")
 
 # Delivery (recorded against a batch, as a relay's reply would be)

@@ -46,7 +46,8 @@ class Templates:
             "author": {
                 "name": author.name,
                 "address": author.address,
-                "badges": list(author.badges),
+                "badges": list(author.badges) if author.verified else [],
+                "verified": author.verified,
             },
             "member": member,
             "unsubscribe": unsubscribe,

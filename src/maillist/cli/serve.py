@@ -24,12 +24,16 @@ from maillist.config import Config
 from maillist.db.store import SERVER_CACHE_KIB, Store
 from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRelay
 from maillist.delivery.worker import DeliveryWorkers
+from maillist.dmarc import OrgDomains
+from maillist.errors import MaillistError
 from maillist.mailparse import Limits
 from maillist.metrics import Metrics
+from maillist.services.authentication import Authenticator
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
 from maillist.services.notify import NoticeLimits, Notifier
 from maillist.services.requests import Requests
+from maillist.services.resolver import Resolver, parse_server
 from maillist.smtp.handler import Handler
 from maillist.smtp.parsepool import ParsePool
 from maillist.smtp.server import ListenError, ServerSettings, listen
@@ -51,6 +55,16 @@ class DeliverySettings:
     drain_seconds: float = 30.0
     parse_workers: int = 2
     notice_limits: NoticeLimits = field(default_factory=NoticeLimits)
+    auth: AuthSettings = field(default_factory=lambda: AuthSettings())
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Checking posts on receipt: where DNS questions go, and whose results count."""
+
+    dns: str = ""  # HOST:PORT of the resolver; '' for the system's
+    trusted_authserv: str = ""  # the authserv-id of the MTA in front whose results count
+    trusted_arc: tuple[str, ...] = ()  # ARC sealers (d=) whose chains count as proof
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -118,7 +132,11 @@ async def serve(
         ingestor.start()
         parser = ParsePool(delivery.parse_workers)
         stack.push_async_callback(_step("parsers", parser.close))
-        handler = Handler(directory, ingestor, settings, limits, parser, metrics)
+        authenticator = Authenticator(
+            Resolver(delivery.auth.dns), OrgDomains(),
+            trusted_authserv=delivery.auth.trusted_authserv, trusted_arc=delivery.auth.trusted_arc,
+        )  # fmt: skip
+        handler = Handler(directory, ingestor, settings, limits, parser, metrics, authenticator)
         listener = await listen(handler, settings)
         stack.push_async_callback(_step("sessions", lambda: listener.stop(drain.left())))
         if delivery.http_port is not None:
@@ -339,6 +357,28 @@ def serve_command(
             help="Notices one connecting client address may prompt per hour, all lists.",
         ),
     ] = 30,
+    dns: Annotated[
+        str,
+        typer.Option(
+            envvar="MAILLIST_DNS",
+            help="DNS resolver for DKIM keys and DMARC policies, HOST:PORT (default: the system's).",
+        ),
+    ] = "",
+    trusted_authserv: Annotated[
+        str,
+        typer.Option(
+            envvar="MAILLIST_TRUSTED_AUTHSERV",
+            help="authserv-id of the MTA in front (e.g. Postfix with OpenDKIM/OpenDMARC) whose "
+            "topmost Authentication-Results count; it must remove any the sender wrote.",
+        ),
+    ] = "",
+    trusted_arc: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="MAILLIST_TRUSTED_ARC",
+            help="An ARC sealer domain whose passing chain proves a post (repeatable).",
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(envvar="MAILLIST_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -369,8 +409,14 @@ def serve_command(
             relay_host.strip("[]"), int(relay_port), starttls=relay_starttls, username=relay_user,
             password=os.environ.get("MAILLIST_RELAY_PASSWORD", ""),
         )  # fmt: skip
+    if dns:
+        try:
+            parse_server(dns)
+        except MaillistError as exc:
+            raise typer.BadParameter(str(exc)) from None
     delivery = DeliverySettings(
         relay_settings, outbox, connections, give_up * 3600.0, templates, http_host, http_port,
         drain_seconds, parse_workers, NoticeLimits(notices_per_address, notices_per_client),
+        AuthSettings(dns, trusted_authserv, tuple(trusted_arc or ())),
     )  # fmt: skip
     asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds), delivery))

@@ -128,11 +128,24 @@ def job_copy(conn: Conn, job_id: int) -> JobCopy | None:
     return JobCopy(row[0], bool(row[1]), row[2], row[3], row[4], bool(row[5])) if row else None
 
 
-def message_source(conn: Conn, message_row: int) -> tuple[str, bytes, str, str] | None:
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A post as its copies are made from it."""
+
+    message_id: str
+    raw: bytes
+    sender: str
+    verified: bool  # passed its From domain's DMARC (or none is published)
+    author_policy: str  # that domain's p= on receipt (DMARC mitigation)
+    auth: str  # the results on receipt, RFC 8601 style (ARC sealing)
+
+
+def message_source(conn: Conn, message_row: int) -> Post | None:
     row = conn.execute(
-        "SELECT message_id, raw, sender, sender_name FROM messages WHERE id = ?", (message_row,)
+        "SELECT message_id, raw, sender, verified, author_policy, auth FROM messages WHERE id = ?",
+        (message_row,),
     ).fetchone()
-    return (row[0], row[1], row[2], row[3]) if row else None
+    return Post(row[0], row[1], row[2], bool(row[3]), row[4], row[5]) if row else None
 
 
 def mark_sent(conn: Conn, batch_id: int, at: str) -> None:

@@ -95,6 +95,7 @@ _UPDATABLE = frozenset(
     {
         "claimed", "thread_id", "parent_id", "envelope_from", "recipient", "sender", "sender_name", "subject",
         "date", "in_reply_to", "refs", "raw", "size", "received_at", "verdict", "reasons",
+        "auth", "author_policy", "verified",
     }
 )  # fmt: skip
 

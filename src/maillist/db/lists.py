@@ -10,7 +10,7 @@ from maillist.models import ListSummary, MailingList, Posting
 _COLUMNS = (
     "id, address, name, description, posting, subject_prefix, max_message_size, reply_to, "
     "personalize, web_url, created_at, batch_size, footer, subscription, token_days, "
-    "bounce_threshold, bounce_stale_days"
+    "bounce_threshold, bounce_stale_days, bounce_warnings, dmarc, unauthenticated"
 )
 SETTABLE = frozenset(
     {
@@ -28,6 +28,9 @@ SETTABLE = frozenset(
         "token_days",
         "bounce_threshold",
         "bounce_stale_days",
+        "bounce_warnings",
+        "dmarc",
+        "unauthenticated",
     }
 )
 
@@ -51,6 +54,9 @@ def _row(row: Any) -> MailingList:
         token_days=row[14],
         bounce_threshold=row[15],
         bounce_stale_days=row[16],
+        bounce_warnings=row[17],
+        dmarc=row[18],
+        unauthenticated=row[19],
     )
 
 

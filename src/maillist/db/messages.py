@@ -10,20 +10,22 @@ from maillist.models import StoredMessage, ThreadSummary
 
 _COLUMNS = (
     "id, list_id, kind, message_id, thread_id, parent_id, envelope_from, recipient, sender, "
-    "sender_name, subject, date, in_reply_to, refs, size, received_at, verdict, reasons, raw IS NULL"
+    "sender_name, subject, date, in_reply_to, refs, size, received_at, verdict, reasons, raw IS NULL, "
+    "auth, author_policy, verified"
 )
 
 
 def _row(row: Any, raw: bytes | None = None) -> StoredMessage:
     (row_id, list_id, kind, message_id, thread_id, parent_id, envelope_from, recipient, sender,
      sender_name, subject, date, in_reply_to, refs, size, received_at, verdict, reasons,
-     placeholder) = row[:19]  # fmt: skip
+     placeholder, auth, author_policy, verified) = row[:22]  # fmt: skip
     return StoredMessage(
         id=row_id, list_id=list_id, kind=kind, message_id=message_id, thread_id=thread_id,
         parent_id=parent_id, envelope_from=envelope_from, recipient=recipient, sender=sender,
         sender_name=sender_name, subject=subject, date=date, in_reply_to=in_reply_to, refs=refs,
         size=size, received_at=received_at, verdict=verdict, reasons=reasons,
-        placeholder=bool(placeholder), raw=raw,
+        placeholder=bool(placeholder), raw=raw, auth=auth, author_policy=author_policy,
+        verified=bool(verified),
     )  # fmt: skip
 
 
@@ -32,7 +34,7 @@ def by_message_id(conn: Conn, message_id: str, *, with_raw: bool) -> list[Stored
         f"SELECT {_COLUMNS}, raw FROM messages WHERE message_id = ? ORDER BY id", (message_id,)
     )
     rows = cur.fetchall()
-    return [_row(r, r[19] if with_raw else None) for r in rows]
+    return [_row(r, r[22] if with_raw else None) for r in rows]
 
 
 def threads(conn: Conn, list_id: int, limit: int) -> list[ThreadSummary]:

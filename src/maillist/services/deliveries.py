@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from maillist import clock, loops, render, signing, tokens
+from maillist import clock, dmarc, loops, render, signing, tokens
 from maillist.db import badges as db_badges
 from maillist.db import copies as db_copies
 from maillist.db import deliveries as sql
@@ -22,7 +22,7 @@ from maillist.db import people as db_people
 from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
-from maillist.models import BatchState, MailingList
+from maillist.models import Authentication, BatchState, MailingList
 from maillist.services import bounces
 from maillist.services.notify import Notifier
 from maillist.templating import Templates
@@ -73,13 +73,29 @@ def unsubscribe_url(mlist: MailingList, token: str) -> str:
     return f"{mlist.web_url}/unsubscribe/{mlist.address}/{token}"
 
 
-def author_of(conn: Conn, source_sender: str) -> render.Author:
+def author_of(conn: Conn, source_sender: str, verified: bool = True) -> render.Author:
     """Name and badges come from the sending address's account (the name an admin set), never
-    from anything the sender wrote: a From of "Alice - Licensee Badge" <bob@...> shows bob."""
+    from anything the sender wrote: a From of "Alice - Licensee Badge" <bob@...> shows bob. A
+    post that failed its From domain's DMARC check wears no badges (badges are a claim of trust)."""
     person = db_people.by_address(conn, source_sender) if source_sender else None
     if person is None:
-        return render.Author(source_sender, "", ())
-    return render.Author(source_sender, person.name, tuple(db_badges.for_person(conn, person.id)))
+        return render.Author(source_sender, "", (), verified)
+    badges = tuple(db_badges.for_person(conn, person.id)) if verified else ()
+    return render.Author(source_sender, person.name, badges, verified)
+
+
+def shared_edits(post: sql.Post, mlist: MailingList, author: render.Author) -> render.Parts:
+    """The edits every copy of `post` shares, DMARC mitigation included (dmarc.mitigation)."""
+    how = dmarc.mitigation(mlist.dmarc, post.author_policy)
+    return render.edited(post.raw, mlist, post.message_id, mitigation=how, author=author)
+
+
+def seal(data: bytes, mlist: MailingList, key: tuple[str, str], results: str) -> bytes:
+    """ARC set and DKIM signature of the list's domain on a copy (signing.py)."""
+    return signing.sign(data, key[0], mlist.domain, key[1], results=results or NO_RESULTS)
+
+
+NO_RESULTS = dmarc.summary(Authentication())  # posts received before results were recorded
 
 
 def build_copy(
@@ -188,13 +204,15 @@ def _plan(
     first = source.expanded_to == ("", 0)
     copy = None
     if first and members and not mlist.personalize:
-        author = author_of(conn, source.sender)
-        found = sql.message_source(conn, source.message_row)  # the raw post, only when needed
-        raw = found[1] if found is not None else b""
-        copy = build_copy(raw, source.message_id, mlist, author, templates)
+        post = sql.message_source(conn, source.message_row)  # the raw post, only when needed
+        if post is None:
+            raise LookupError(f"the post of job {source.job_id} is gone")
+        author = author_of(conn, post.sender, post.verified)
+        base = shared_edits(post, mlist, author)
+        copy = build_copy(post.raw, post.message_id, mlist, author, templates, base=base)
         key = db_dkim.key_for(conn, mlist.domain)
-        if key is not None:  # signed once here, outside the write lock (8 ms for RSA-2048)
-            copy = signing.sign(copy, key[0], mlist.domain, key[1])
+        if key is not None:  # sealed once here, outside the write lock (3 RSA signatures)
+            copy = seal(copy, mlist, key, post.auth)
     # Personalised copies are made (and remembered, loops.py) one by one as they are sent.
     groups = [(m,) for m in members] if mlist.personalize else batches(members, mlist.batch_size)
     return Slice(
@@ -341,6 +359,7 @@ class SendJob:
     base: render.Parts
     person_ids: dict[str, int]  # lower-cased address -> person id, filled as batches are claimed
     dkim: tuple[str, str] | None = None  # (selector, private key) to sign personalised copies
+    results: str = ""  # the post's authentication results on receipt (ARC)
 
 
 def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob | None:
@@ -348,15 +367,17 @@ def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob 
     if copy is None:
         return None
     mlist = lists.get(copy.list_id)
-    source = sql.message_source(conn, copy.message_row)
-    if mlist is None or source is None:
+    post = sql.message_source(conn, copy.message_row)
+    if mlist is None or post is None:
         return None
-    message_id, raw, sender, _name = source
-    author = author_of(conn, sender)
-    base = render.edited(raw, mlist, message_id)
+    author = author_of(conn, post.sender, post.verified)
+    base = shared_edits(post, mlist, author)
     people: dict[str, int] = {}  # personalised copies' tokens: see member_ids
     key = db_dkim.key_for(conn, mlist.domain) if copy.personalized else None
-    return SendJob(mlist, copy, raw, message_id, author, db_site.secret(conn), base, people, key)
+    return SendJob(
+        mlist, copy, post.raw, post.message_id, author, db_site.secret(conn), base, people, key,
+        post.auth,
+    )  # fmt: skip
 
 
 def member_ids(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from maillist import clock, policy, threads
+from maillist import clock, dmarc, policy, threads
 from maillist.db import copies as db_copies
 from maillist.db import ingest as sql
 from maillist.db import outbound as db_outbound
@@ -24,7 +24,7 @@ from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy
 from maillist.mailparse import ParsedMessage
-from maillist.models import Kind, MailingList, Verdict
+from maillist.models import Authentication, Kind, MailingList, Verdict
 from maillist.services.notify import Notifier
 from maillist.services.requests import Mail, Requests
 from maillist.templating import Templates
@@ -45,6 +45,7 @@ class Incoming:
     raw: bytes
     parsed: ParsedMessage
     client: str = ""  # the connecting client's IP address (rate limits for notices)
+    auth: Authentication | None = None  # a post's DKIM/ARC/DMARC results (None: not checked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
             precedence=p.precedence,
             autoreply=p.autoreply,
             came_back=bool(p.body_digest) and db_copies.came_back(conn, lst.id, p.body_digest),
+            auth=item.auth,
         )
     )
     # Only a delivered post claims its Message-ID (fills its placeholder, makes later copies
@@ -119,6 +121,12 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
         thread_id=thread_id,
         claimed=int(claims),
     )
+    if item.auth is not None:
+        fields.update(
+            auth=dmarc.summary(item.auth),
+            author_policy=item.auth.policy,
+            verified=int(item.auth.verified),
+        )
     if existing is None:
         row = sql.insert_message(conn, lst.id, Kind.POST, p.message_id, fields)
     else:  # the placeholder that earlier replies hang from becomes this message

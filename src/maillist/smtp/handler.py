@@ -14,7 +14,8 @@ from maillist import mailparse, replies
 from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits, ParsedMessage
 from maillist.metrics import Metrics
-from maillist.models import Kind, MailingList
+from maillist.models import Authentication, Kind, MailingList, Verdict
+from maillist.services.authentication import Authenticator
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
 from maillist.smtp.parsepool import ParsePool, ParserBusy
@@ -39,7 +40,9 @@ class Handler:
         limits: Limits,
         parser: ParsePool,
         metrics: Metrics | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
+        self.authenticator = authenticator
         self.parser = parser
         self.metrics = metrics or Metrics()
         self.directory = directory
@@ -124,6 +127,7 @@ class Handler:
                 [replies.PARSE_TIME_LIMIT()] * len(targets),
                 lmtp,
             )
+        auth = await self._authenticate(raw, parsed, targets)
         answers = []
         for rcpt, target, kind, tag in targets:
             if target is None:
@@ -132,7 +136,7 @@ class Handler:
             client = str(session.peer[0]) if isinstance(session.peer, tuple) else ""
             # The null reverse-path (MAIL FROM:<>, bounces and auto-replies) is stored as "".
             sender = "" if envelope.mail_from in (None, "", "<>") else str(envelope.mail_from)
-            item = Incoming(target, kind, tag, rcpt, sender, raw, parsed, client)
+            item = Incoming(target, kind, tag, rcpt, sender, raw, parsed, client, auth)
             answers.append(await self._store(item))
         return _combine(answers, lmtp)
 
@@ -150,6 +154,22 @@ class Handler:
             return parsed
         return await self.parser.parse(raw, self.limits, received_at=now, domain=domain)
 
+    async def _authenticate(
+        self,
+        raw: bytes,
+        parsed: ParsedMessage,
+        targets: list[tuple[str, MailingList | None, Kind, str]],
+    ) -> Authentication | None:
+        """DKIM, ARC and DMARC for a post (not for mail to a list's sub-addresses). A check that
+        breaks is logged and counts as unanswered: the post is not held, but wears no badges."""
+        if self.authenticator is None or not any(t[2] == Kind.POST for t in targets if t[1]):
+            return None
+        try:
+            return await self.authenticator.check(raw, parsed.sender)
+        except Exception:
+            log.exception("authenticating <%s> failed", parsed.message_id)
+            return Authentication(dmarc="temperror", policy="unknown")
+
     async def _store(self, item: Incoming) -> str:
         try:
             outcome = await self.ingestor.submit(item)
@@ -162,6 +182,9 @@ class Handler:
         if item.kind == Kind.POST:
             self.metrics.posts.labels("duplicate" if outcome.duplicate else outcome.verdict).inc()
         note = " (duplicate)" if outcome.duplicate else ""
+        if outcome.verdict == Verdict.REJECT and not outcome.duplicate:
+            domain = item.auth.from_domain if item.auth else "the author's domain"
+            return replies.UNAUTHENTICATED(message_id=outcome.message_id, domain=domain)
         return replies.QUEUED(message_id=outcome.message_id, row=outcome.row_id, note=note)
 
 
