@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import select
@@ -14,6 +15,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from dnsserver import DnsServer
+
+_DNS: list[DnsServer] = []
+
+
+def default_dns() -> str:
+    """A loopback DNS server (empty zone: NXDOMAIN) for servers a test starts without `--dns`:
+    their DKIM and DMARC lookups never leave the machine. One per test process."""
+    if not _DNS:
+        server = DnsServer()
+        server.start()
+        atexit.register(server.stop)
+        _DNS.append(server)
+    address: str = _DNS[0].address
+    return address
+
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
@@ -38,6 +56,7 @@ class Server:
                 "--port",
                 "0",
                 *(() if "--relay" in args else ("--outbox", str(db.parent / "outbox"))),
+                *(() if "--dns" in args else ("--dns", default_dns())),
                 *args,
             ],
             stdout=subprocess.PIPE,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import clean_env
-from serverutil import Server, message
+from serverutil import Server, default_dns, message
 from test_delivery import post
 from test_smtp_receive import admin
 
@@ -26,7 +26,7 @@ EXIT_WITHIN = 15.0
 
 def start(db: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "maillist", "--db", str(db), "serve", *args],
+        [sys.executable, "-m", "maillist", "--db", str(db), "serve", "--dns", default_dns(), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=clean_env(),

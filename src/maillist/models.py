@@ -116,14 +116,16 @@ class Authentication:
 
     @property
     def forged(self) -> bool:
-        """The author's domain publishes DMARC and the post fails it: the From is not proven."""
-        return self.dmarc == "fail"
+        """The author's domain asks receivers to act on DMARC failures (p=quarantine or
+        p=reject) and the post fails DMARC: the From is not proven. (p=none asks for no action:
+        such a domain is treated as one without a policy, as receivers do.)"""
+        return self.dmarc == "fail" and self.policy in {"quarantine", "reject"}
 
     @property
     def verified(self) -> bool:
-        """The post may wear its author's badges: it passed DMARC, or the author's domain
-        publishes no policy to check (as before). A failed or unanswered check does not."""
-        return self.dmarc in {"pass", "none"}
+        """The post may wear its author's badges: it is not a possible forgery, and the check
+        got its answers (a DNS failure proves nothing either way)."""
+        return not self.forged and self.dmarc != "temperror"
 
 
 @dataclass(frozen=True, slots=True)

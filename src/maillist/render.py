@@ -241,7 +241,10 @@ def munged_from(mlist: MailingList, author: Author) -> str:
     who = " ".join(_CONTROL.sub(" ", author.name or author.address).split())
     if not author.verified:
         who += " (unverified)"
-    return formataddr((f"{who} via {mlist.name}", mlist.address), charset="utf-8")
+    name = f"{who} via {mlist.name}"
+    if name.isascii():  # always quoted, as readers expect of a display name with spaces
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + f'" <{mlist.address}>'
+    return formataddr((name, mlist.address), charset="utf-8")
 
 
 def _munge(

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from nxdns import nxdomain_resolver
+
 TIMEOUT = 30.0
 
 
@@ -48,7 +50,18 @@ def main(work: Path) -> None:
 
     outbox = work / "var" / "outbox"
     server = subprocess.Popen(
-        [maillist, "--db", str(db), "serve", "--port", "0", "--outbox", str(outbox)],
+        [
+            maillist,
+            "--db",
+            str(db),
+            "serve",
+            "--port",
+            "0",
+            "--outbox",
+            str(outbox),
+            "--dns",
+            f"127.0.0.1:{nxdomain_resolver()}",
+        ],
         stdout=subprocess.PIPE,
         stderr=(work / "serve.log").open("wb"),
         env=env,
