@@ -9,10 +9,18 @@ import smtplib
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from maillist import clock
+from maillist.db import Store
+from maillist.db import bounces as db_bounces
+from maillist.db import lists as db_lists
+from maillist.services import bounces, lists, members
+from maillist.services.notify import Notifier
+from maillist.templating import Templates
 from serverutil import Server
 from sink import RunningSink, Sink
 from test_smtp_receive import admin
@@ -186,3 +194,124 @@ def test_refusals_at_smtp_time_count_unless_they_are_the_authors_fault(tmp_path:
         "bob@example.net": ("hard", "5.1.1", True),
         "carl@example.com": ("policy", "5.7.1", False),
     }
+
+
+def test_a_disabled_member_is_probed_and_a_bounced_probe_is_recorded(
+    site: tuple[Server, Path],
+) -> None:
+    srv, db = site
+    verp = "team-bounces+bob=example.net@example.org"
+    for n in range(2):
+        back_a_day(db)
+        bounce(srv, dsn("bob@example.net", "5.1.1", "550 5.1.1 no such user", f"q{n}"), verp)
+    assert member(db, "bob@example.net")["status"] == "disabled"
+    # The notice that says so is the first probe: sent from an address that names bob by token.
+    [(probe, data)] = srv.rows(
+        "SELECT j.envelope_from, j.rendered FROM outbound_jobs j WHERE j.notice = 1"
+    )
+    assert isinstance(probe, str) and probe.startswith("team-bounces+probe.")
+    assert isinstance(data, bytes) and b"delivery to you is paused" in data
+    forged = probe.replace("probe.", "probe.1x")  # a token that does not verify names nobody
+    bounce(srv, dsn("bob@example.net", "5.1.1", "550 no such user", "p0"), forged)
+    assert srv.rows("SELECT probe_bounced FROM subscriptions WHERE probe_bounced = 1") == []
+    bounce(srv, dsn("bob@example.net", "5.1.1", "550 no such user", "p1"), probe)
+    [(bounced, warnings)] = srv.rows(
+        "SELECT probe_bounced, warnings_sent FROM subscriptions WHERE status = 'disabled'"
+    )
+    assert (bounced, warnings) == (1, 1)
+    latest = json.loads(admin(db, "bounces", LIST, "--json").stdout)[0]
+    assert (latest["member"], latest["diagnostic"], latest["scored"]) == (
+        "bob@example.net",
+        "probe",
+        False,
+    )
+
+
+def test_a_returned_personalised_copy_names_its_member_by_token(tmp_path: Path) -> None:
+    """No VERP, no address the parser can find: the copy's own List-Unsubscribe token does."""
+    db = tmp_path / "t.db"
+    for args in (
+        ("lists", "create", LIST),
+        ("members", "add", LIST, "anne@example.org", "bob@example.net"),
+        ("lists", "set", LIST, "personalize", "yes"),
+    ):
+        assert admin(db, *args).returncode == 0
+    with RunningSink(Sink()) as sink:
+        srv = Server(db, "--relay", f"127.0.0.1:{sink.port}")
+        try:
+            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+                client.sendmail(
+                    "anne@example.org", [LIST],
+                    b"From: anne@example.org\r\nTo: team@example.org\r\nSubject: hi\r\n"
+                    b"Message-ID: <tok1@example.org>\r\n\r\nHello.\r\n",
+                )  # fmt: skip
+            sink.wait(lambda s: any("bob@example.net" in r.rcpts for r in s.received))
+            copy = next(r.data for r in sink.received if "bob@example.net" in r.rcpts)
+            head = copy.split(b"\r\n\r\n", 1)[0].decode()
+            returned = (
+                "From: MAILER-DAEMON@mx.example.net\r\nTo: team-bounces@example.org\r\n"
+                "Subject: failure\r\nMIME-Version: 1.0\r\n"
+                'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+                "--b\r\nContent-Type: text/plain\r\n\r\nThe mailbox is gone.\r\n"
+                "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+                "Final-Recipient: rfc822; b1234@internal.example.net\r\nAction: failed\r\n"
+                "Status: 5.1.1\r\n\r\n"
+                f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n{head}\r\n\r\n--b--\r\n"
+            )
+            bounce(srv, returned.encode(), "team-bounces@example.org")
+        finally:
+            srv.stop()
+    bob = member(db, "bob@example.net")
+    assert bob["bounce_score"] == 1.0, admin(db, "bounces", LIST).stdout
+
+
+async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
+    """The weekly round on an injected clock: a probe that does not bounce enables delivery a
+    week on; a member whose probes keep bouncing is removed after the list's warnings (3)."""
+    store = await Store.open(tmp_path / "w.db", create=True)
+    try:
+        await lists.create(store, LIST, actor="test")
+        await members.add(store, LIST, ["anne@example.org", "bob@example.net"], actor="test")
+        notifier = Notifier(Templates())
+        now = clock.now()
+        async with store.write() as conn:
+            mlist = db_lists.by_address(conn, LIST)
+            assert mlist is not None
+            row = conn.execute(
+                "INSERT INTO messages (list_id, kind, message_id, received_at) "
+                "VALUES (?, 'bounces', 'b@x', ?) RETURNING id",
+                (mlist.id, clock.iso(now)),
+            ).fetchone()[0]
+            for address in ("anne@example.org", "bob@example.net"):
+                for _ in range(5):  # five hard refusals on five days: disabled, first warning
+                    conn.execute("UPDATE subscriptions SET last_bounce_at = ''")
+                    bounces.refused(conn, mlist, row, address, "550 5.1.1 no such user", notifier)
+            bob = conn.execute("SELECT id FROM people WHERE address = 'bob@example.net'")
+            bob_id = int(bob.fetchone()[0])
+
+        async def week(days: int) -> list[str]:
+            async with store.write() as conn:
+                db_bounces.probe_bounced(conn, mlist.id, bob_id)  # bob's probes bounce
+                return bounces.review(conn, mlist, notifier, now + timedelta(days=days))
+
+        assert await week(3) == []  # less than a week since the first warning
+        assert await week(8) == ["enabled anne@example.org", "warned bob@example.net"]
+        assert await week(16) == ["warned bob@example.net"]  # his third warning: the last
+        assert await week(24) == ["removed bob@example.net"]
+        async with store.read() as conn:
+            sent = conn.execute(
+                "SELECT b.recipients, j.envelope_from, j.rendered FROM outbound_jobs j "
+                "JOIN outbound_batches b ON b.job_id = j.id WHERE j.notice = 1 ORDER BY j.id"
+            ).fetchall()
+            status = conn.execute(
+                "SELECT p.address, s.status, s.bounce_score FROM subscriptions s "
+                "JOIN people p ON p.id = s.person_id"
+            ).fetchall()
+            audit = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id")]
+        assert status == [("anne@example.org", "enabled", 0.0)]
+        assert [to for to, _, _ in sent] == ["anne@example.org"] + ["bob@example.net"] * 3
+        assert all(frm.startswith("team-bounces+probe.") for _, frm, _ in sent)
+        assert b"This is the last warning" in sent[-1][2]
+        assert "members.enable" in audit and "members.remove" in audit
+    finally:
+        await store.close()

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from serverutil import Server
-from sink import free_port
+from sink import RunningSink, Sink, free_port
 from test_smtp_receive import admin
 
 TOOLS = ("postfix", "postmap", "swaks", "s-nail")
@@ -81,7 +81,10 @@ def wait_for(check: object, what: str, timeout: float = WAIT) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def postfix_conf(root: Path, smtp_port: int) -> None:
+REFUSED = "dave@refusing.example"  # Postfix accepts his copy, then the next hop refuses him
+
+
+def postfix_conf(root: Path, smtp_port: int, refusing_port: int) -> None:
     maps = root / "maps"
     (root / "main.cf").write_text(
         f"""compatibility_level = 3.6
@@ -133,8 +136,12 @@ virtual_minimum_uid = 100
             line = " ".join(fields)
         lines.append(line)
     (root / "master.cf").write_text("\n".join(lines) + "\n")
-    # A domain Postfix accepts mail for and then bounces (a DSN of its own making).
-    (root / "unreachable").write_text("unreachable.example error:5.1.2 Domain not found\n")
+    # A domain Postfix refuses at RCPT (its `error:` transport), and one whose next hop (a sink
+    # on loopback) refuses the recipient after Postfix took the copy: Postfix then writes a DSN.
+    (root / "unreachable").write_text(
+        "unreachable.example error:5.1.2 Domain not found\n"
+        f"refusing.example smtp:[127.0.0.1]:{refusing_port}\n"
+    )
     subprocess.run(["postmap", f"hash:{root}/unreachable"], check=True, timeout=60)
     mailboxes = (*MEMBERS, "dora")  # dora is not a member: she joins by email
     (root / "vmailbox").write_text("".join(f"{m}@{DOMAIN} {m}/\n" for m in mailboxes))
@@ -157,7 +164,11 @@ def site() -> Iterator[Site]:
     assert admin(db, "badges", "grant", f"anne@{DOMAIN}", "Licensee Badge").returncode == 0
     maps = admin(db, "postfix-maps", "--out", str(root / "maps"), "--lmtp-port", str(lmtp_port))
     assert maps.returncode == 0, maps.stderr
-    postfix_conf(root, smtp_port)
+    stack = contextlib.ExitStack()
+    refusing = stack.enter_context(
+        RunningSink(Sink(refuse={REFUSED: f"550 5.1.1 <{REFUSED}>: Recipient address rejected"}))
+    )
+    postfix_conf(root, smtp_port, refusing.port)
     started = subprocess.run(
         ["postfix", "-c", str(root), "start"], capture_output=True, text=True, timeout=60
     )
@@ -177,6 +188,7 @@ def site() -> Iterator[Site]:
             pid = int(master_pid_file.read_text().split()[0])
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        stack.close()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -316,3 +328,30 @@ def test_a_refusal_by_postfix_raises_the_members_bounce_score(site: Site) -> Non
     [seen] = [b for b in bounces if b["member"] == "carol@unreachable.example"]
     assert seen["kind"] == "hard" and seen["status"] == "5.1.2"
     assert "Domain not found" in seen["diagnostic"]
+
+
+def test_a_dsn_written_by_postfix_raises_the_members_bounce_score(site: Site) -> None:
+    """Postfix takes maillist's copy for dave, the next hop refuses him with 550 5.1.1, and
+    Postfix's own DSN comes back through its LMTP route to the list's bounce address: parsed
+    with flufl.bounce, matched to dave, scored."""
+    added = admin(site.db, "members", "add", LIST, REFUSED)
+    assert added.returncode == 0, added.stderr
+    site.swaks(
+        "--from", f"anne@{DOMAIN}", "--to", LIST, "--header", "Subject: Is dave there?",
+        "--header", "Message-Id: <dsn-test-2@members.example.net>", "--body", "Hello.",
+    )  # fmt: skip
+
+    def dave() -> dict[str, object]:
+        listed = json.loads(admin(site.db, "members", "list", LIST, "--json").stdout)
+        found: dict[str, object] = next(m for m in listed if m["address"] == REFUSED)
+        return found
+
+    wait_for(lambda: dave()["bounce_score"] == 1.0, "dave's bounce score to rise (Postfix's DSN)")
+    [seen] = [b for b in json.loads(admin(site.db, "bounces", LIST, "--json").stdout)
+              if b["member"] == REFUSED]  # fmt: skip
+    assert seen["kind"] == "hard" and seen["status"] == "5.1.1" and REFUSED in seen["found"]
+    [(envelope, raw)] = site.maillist.rows(
+        "SELECT envelope_from, raw FROM messages WHERE kind = 'bounces'"
+    )
+    assert envelope == ""  # a DSN's null reverse-path
+    assert isinstance(raw, bytes) and b"Reporting-MTA: dns; mx.lists.example.org" in raw

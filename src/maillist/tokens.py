@@ -14,6 +14,7 @@ import hmac
 import re
 
 UNSUBSCRIBE = "unsubscribe"  # the action of the token a personalised copy carries
+PROBE = "probe"  # the token in the VERP address a bounce warning is sent from
 _SHAPE = re.compile(r"^([0-9a-z]{1,12})x([a-z2-7]{26})$")
 
 

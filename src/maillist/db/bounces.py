@@ -66,3 +66,72 @@ def disable(conn: Conn, list_id: int, address: str, reason: str) -> None:
         "AND person_id = (SELECT id FROM people WHERE address = ?)",
         (reason, list_id, address),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Disabled:
+    """A member whose delivery bounces disabled, and where the warnings stand."""
+
+    address: str
+    person_id: int
+    warnings_sent: int
+    last_warning_at: str
+    probe_bounced: bool
+
+
+def disabled_by_bounces(conn: Conn, list_id: int) -> list[Disabled]:
+    rows = conn.execute(
+        "SELECT p.address, p.id, s.warnings_sent, s.last_warning_at, s.probe_bounced "
+        "FROM subscriptions s JOIN people p ON p.id = s.person_id "
+        "WHERE s.list_id = ? AND s.status = 'disabled' AND s.disabled_reason = 'bounces' "
+        "ORDER BY p.address",
+        (list_id,),
+    ).fetchall()
+    return [Disabled(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+
+def warned(conn: Conn, list_id: int, address: str, at: str) -> int:
+    """One more warning (and probe) sent now; returns how many have been."""
+    row = conn.execute(
+        "UPDATE subscriptions SET warnings_sent = warnings_sent + 1, last_warning_at = ?, "
+        "probe_bounced = 0 WHERE list_id = ? AND person_id = (SELECT id FROM people WHERE "
+        "address = ?) RETURNING warnings_sent",
+        (at, list_id, address),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def probe_bounced(conn: Conn, list_id: int, person_id: int) -> bool:
+    cur = conn.execute(
+        "UPDATE subscriptions SET probe_bounced = 1 WHERE list_id = ? AND person_id = ? "
+        "AND status = 'disabled'",
+        (list_id, person_id),
+    )
+    return cur.rowcount > 0
+
+
+def enable(conn: Conn, list_id: int, address: str) -> None:
+    conn.execute(
+        "UPDATE subscriptions SET status = 'enabled', disabled_reason = '', bounce_score = 0, "
+        "last_bounce_at = '', warnings_sent = 0, last_warning_at = '', probe_bounced = 0 "
+        "WHERE list_id = ? AND person_id = (SELECT id FROM people WHERE address = ?)",
+        (list_id, address),
+    )
+
+
+def last_row(conn: Conn, list_id: int, address: str) -> int | None:
+    """The message that brought the member's latest bounce (what a warning is about)."""
+    row = conn.execute(
+        "SELECT message_row FROM bounces WHERE list_id = ? AND member = ? ORDER BY id DESC LIMIT 1",
+        (list_id, address),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def author_policy(conn: Conn, list_id: int, message_id: str) -> str:
+    """The DMARC policy of the author's domain of a post the list sent (by its Message-ID)."""
+    row = conn.execute(
+        "SELECT author_policy FROM messages WHERE list_id = ? AND message_id = ? AND claimed = 1",
+        (list_id, message_id),
+    ).fetchone()
+    return str(row[0]) if row else ""

@@ -95,7 +95,10 @@ def set_field(conn: Conn, list_id: int, address: str, name: str, value: object) 
         raise ValueError(name)
     extra = ""
     if name == "status" and value == "enabled":  # re-enabled by hand: the score starts again
-        extra = ", bounce_score = 0, last_bounce_at = '', disabled_reason = ''"
+        extra = (
+            ", bounce_score = 0, last_bounce_at = '', disabled_reason = '', warnings_sent = 0, "
+            "last_warning_at = '', probe_bounced = 0"
+        )
     cur = conn.execute(
         f"UPDATE subscriptions SET {name} = ?{extra} WHERE list_id = ? "
         "AND person_id = (SELECT id FROM people WHERE address = ?)",

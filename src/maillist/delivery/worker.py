@@ -16,11 +16,11 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 
-from maillist import replies, signing
+from maillist import clock, replies, signing
 from maillist.db.store import Conn, Store
 from maillist.delivery.relay import Relay
 from maillist.metrics import Metrics
-from maillist.services import deliveries
+from maillist.services import bounces, deliveries
 from maillist.services.deliveries import Batch, Result, SendJob
 from maillist.services.directory import ListDirectory
 from maillist.services.notify import Notifier
@@ -31,6 +31,7 @@ SIGNERS = 2  # processes signing personalised copies (DKIM)
 CLAIM = 20  # batches a sender takes at once; only the one in flight can be sent twice
 IDLE_POLL = 1.0
 EXPAND_GATHER = 0.005  # seconds for a burst of accepted posts to gather before expanding them
+REVIEW_EVERY = 3600.0  # seconds between rounds of bounce warnings, probes and removals
 
 
 class DeliveryWorkers:
@@ -60,6 +61,7 @@ class DeliveryWorkers:
             tuple[Batch, int, Result, bytes | None, asyncio.Future[str]]
         ] = asyncio.Queue()
         self._stopping = False
+        self._stop_event = asyncio.Event()
         self._signers: ProcessPoolExecutor | None = None  # DKIM for personalised copies
         self._notifier = Notifier(templates)  # tells a member whose bounces disabled delivery
 
@@ -75,6 +77,7 @@ class DeliveryWorkers:
                 "%d batch(es) were being sent when maillist stopped: sending them again", again
             )
         self._tasks.append(asyncio.create_task(self._expander(), name="expander"))
+        self._tasks.append(asyncio.create_task(self._reviewer(), name="bounce-review"))
         self._recorder_task = asyncio.create_task(self._recorder(), name="recorder")
         for n in range(self._connections):
             self._tasks.append(asyncio.create_task(self._sender(), name=f"sender-{n}"))
@@ -84,6 +87,7 @@ class DeliveryWorkers:
     async def stop(self, grace: float = 30.0) -> None:
         """Let each sender finish the transaction it is in, then stop."""
         self._stopping = True
+        self._stop_event.set()
         self._jobs_ready.set()
         self._batches_ready.set()
         _, pending = await asyncio.wait(self._tasks, timeout=grace)
@@ -132,6 +136,25 @@ class DeliveryWorkers:
             await self._wait(self._jobs_ready, IDLE_POLL)
             # Let a burst of accepted posts gather before the next look.
             await asyncio.sleep(EXPAND_GATHER)
+
+    async def _reviewer(self) -> None:
+        """Hourly: warn (and probe) members whose delivery bounces disabled, enable those whose
+        probe came through, remove those past the list's warnings (services/bounces.py)."""
+        while not self._stopping:
+            try:
+                lists = await self._directory.current()
+                async with self._store.write() as conn:
+                    done = [
+                        line
+                        for mlist in lists.values()
+                        for line in bounces.review(conn, mlist, self._notifier, clock.now())
+                    ]
+                if done:
+                    self._batches_ready.set()
+            except Exception:
+                log.exception("reviewing disabled members failed; trying again later")
+            with contextlib.suppress(TimeoutError):  # stop() ends this wait at once
+                await asyncio.wait_for(self._stop_event.wait(), REVIEW_EVERY)
 
     async def _sender(self) -> None:
         while not self._stopping:

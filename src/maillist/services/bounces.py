@@ -2,15 +2,20 @@
 matched to a member (the VERP address first, then the addresses the parser found), scored, and
 past the list's threshold the member's delivery is disabled. Never redistributed.
 
+A disabled member is warned weekly (review(), run hourly by the delivery workers), each warning
+sent from a VERP probe address `LIST-bounces+probe.TOKEN@`: a week after a warning whose probe
+did not bounce, delivery is enabled again; after the list's `bounce_warnings` the member is
+removed.
+
 A rejection caused by the author, not the member (a 5.7.x status whose diagnostic names DMARC, a
-policy, spam or authentication) is recorded as `policy` and never scored: lists that disable
-members for their authors' DMARC failures lose innocent members by the hundred."""
+policy, spam or authentication, or any 5.7.x refusal of a post whose author's domain asks
+p=reject or p=quarantine) is recorded as `policy` and never scored: lists that disable members
+for their authors' DMARC failures lose innocent members by the hundred."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import message_from_bytes
@@ -19,12 +24,15 @@ from email.policy import compat32
 
 from flufl.bounce import all_failures
 
-from maillist import clock
+from maillist import clock, dmarc, render, tokens
 from maillist.db import audit as db_audit
 from maillist.db import bounces as db_bounces
+from maillist.db import people as db_people
+from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
 from maillist.models import MailingList
+from maillist.services.notify import Notifier
 
 log = logging.getLogger("maillist.bounces")
 
@@ -40,9 +48,24 @@ def verp_member(tag: str) -> str:
     return f"{local}@{domain}".lower() if equals and local and "." in domain else ""
 
 
+@dataclass(frozen=True, slots=True)
+class Returned:
+    """What a bounce says about the copy it returns (its headers, when the DSN includes them)."""
+
+    message_id: str = ""
+    unsubscribe: str = ""  # List-Unsubscribe: a personalised copy names its member's token
+
+
 def understand(raw: bytes, tag: str) -> tuple[list[str], str, str, str]:
     """(addresses found, kind hard|soft|policy|unknown, status, diagnostic)."""
-    msg = message_from_bytes(raw[: 1024 * 1024], policy=compat32)
+    return _understand(_message(raw))
+
+
+def _message(raw: bytes) -> Message:
+    return message_from_bytes(raw[: 1024 * 1024], policy=compat32)
+
+
+def _understand(msg: Message) -> tuple[list[str], str, str, str]:
     try:
         permanent, temporary = all_failures(msg)
     except Exception:  # a hostile or broken bounce: we learn nothing from it
@@ -74,21 +97,101 @@ def _status(msg: Message) -> tuple[str, str]:
     return "", ""
 
 
+def returned(msg: Message) -> Returned:
+    """The returned copy's Message-ID and List-Unsubscribe (message/rfc822 or
+    text/rfc822-headers part), if the bounce carries them."""
+    for part in msg.walk():
+        kind = part.get_content_type()
+        headers: object = None
+        if kind == "message/rfc822":
+            inner = part.get_payload()
+            headers = inner[0] if isinstance(inner, list) and inner else None
+        elif kind == "text/rfc822-headers":
+            text = part.get_payload(decode=True)
+            if isinstance(text, bytes):
+                headers = message_from_bytes(text[:65536], policy=compat32)
+        if isinstance(headers, Message):
+            mid = str(headers.get("Message-ID", "")).strip().strip("<>")[:500]
+            return Returned(mid, str(headers.get("List-Unsubscribe", ""))[:2000])
+    return Returned()
+
+
+_LEAVE_TOKEN = re.compile(r"-leave\+([0-9a-z]{1,12}x[a-z2-7]{26})@", re.IGNORECASE)
+
+
+def _by_token(conn: Conn, mlist: MailingList, action: str, token: str) -> str:
+    """The member a token names, if it verifies ('' otherwise)."""
+    person_id = tokens.person_of(token)
+    person = db_people.by_id(conn, person_id) if person_id is not None else None
+    if person is None:
+        return ""
+    secret = db_site.secret(conn)
+    if not tokens.verify(token, secret, action, mlist.address, person.address, person.id):
+        return ""
+    return person.address if db_subs.is_member(conn, mlist.id, person.address) else ""
+
+
 def process(
     conn: Conn,
     mlist: MailingList,
     message_row: int,
     raw: bytes,
     tag: str,
-    on_disable: Callable[[str], None] | None = None,
+    notifier: Notifier | None = None,
 ) -> str:
     """Record and score one bounce; returns what was done, for the message's stored reasons.
-    `on_disable(member)` tells the member (a notice through the queue) when delivery stops."""
-    found, kind, status, diagnostic = understand(raw, tag)
+    The member is found by the VERP address, then the addresses the parser found, then the
+    returned copy's unsubscribe token. When delivery stops the member is told (the first
+    warning, through the queue, from a probe address)."""
+    msg = _message(raw)
+    found, kind, status, diagnostic = _understand(msg)
+    if tag.startswith(PROBE_TAG):
+        return _probe_bounced(conn, mlist, message_row, tag[len(PROBE_TAG) :], found, kind)
     candidates = [verp_member(tag), *found]
     member = next((a for a in candidates if a and db_subs.is_member(conn, mlist.id, a)), "")
+    original = returned(msg)
+    if not member:
+        token = _LEAVE_TOKEN.search(original.unsubscribe)
+        member = _by_token(conn, mlist, tokens.UNSUBSCRIBE, token.group(1)) if token else ""
+    if kind == "hard" and status.startswith("5.7") and original.message_id:
+        policy = db_bounces.author_policy(conn, mlist.id, original.message_id)
+        if policy in dmarc.STRICT:  # the author's domain asks receivers to refuse: not the member
+            kind = "policy"
     bounce = _Seen(member, " ".join(found) or "no address found", kind, status, diagnostic)
-    return _settle(conn, mlist, message_row, bounce, on_disable)
+    return _settle(conn, mlist, message_row, bounce, notifier)
+
+
+PROBE_TAG = "probe."
+WARNING_DAYS = 7
+
+
+def probe_address(conn: Conn, mlist: MailingList, member: str) -> str:
+    """LIST-bounces+probe.TOKEN@DOMAIN: a bounce to it names the member without trusting what
+    the bounce says (the token is an HMAC, tokens.py)."""
+    person = db_people.by_address(conn, member)
+    if person is None:
+        return render.sub_address(mlist, "bounces")
+    token = tokens.member_token(
+        db_site.secret(conn), tokens.PROBE, mlist.address, member, person.id
+    )
+    return render.sub_address(mlist, "bounces", PROBE_TAG + token)
+
+
+def _probe_bounced(
+    conn: Conn, mlist: MailingList, message_row: int, token: str, found: list[str], kind: str
+) -> str:
+    member = _by_token(conn, mlist, tokens.PROBE, token)
+    person = db_people.by_address(conn, member) if member else None
+    if person is None or not db_bounces.probe_bounced(conn, mlist.id, person.id):
+        outcome = "a probe bounce naming no disabled member"
+    else:
+        outcome = f"the probe to {member} bounced: delivery stays disabled"
+    db_bounces.record(
+        conn, mlist.id, message_row,
+        db_bounces.Bounce(member, " ".join(found), kind, "", "probe", False, clock.stamp()),
+    )  # fmt: skip
+    log.info("bounce on %s: %s", mlist.address, outcome)
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +208,7 @@ def _settle(
     mlist: MailingList,
     message_row: int,
     seen: _Seen,
-    on_disable: Callable[[str], None] | None,
+    notifier: Notifier | None,
 ) -> str:
     """Score (hard and soft only), record, log; returns what was done."""
     now = clock.now()
@@ -124,8 +227,8 @@ def _settle(
             seen.member, seen.found, seen.kind, seen.status, seen.diagnostic, scored, clock.iso(now)
         ),
     )  # fmt: skip
-    if disabled and on_disable is not None:
-        on_disable(seen.member)
+    if disabled and notifier is not None:
+        warn(conn, mlist, notifier, seen.member, message_row)
     log.info("bounce on %s: %s", mlist.address, outcome)
     return outcome
 
@@ -165,7 +268,7 @@ def refused(
     message_row: int,
     address: str,
     reply: str,
-    on_disable: Callable[[str], None] | None = None,
+    notifier: Notifier | None = None,
 ) -> str:
     """A relay's permanent (5xx) refusal of one member at SMTP time: the same bounce as a DSN
     would bring, recorded and scored the same way (policy refusals never scored)."""
@@ -175,4 +278,51 @@ def refused(
     address = address.lower()
     member = address if db_subs.is_member(conn, mlist.id, address) else ""
     seen = _Seen(member, address, kind, status, reply[:500])
-    return _settle(conn, mlist, message_row, seen, on_disable)
+    return _settle(conn, mlist, message_row, seen, notifier)
+
+
+def warn(conn: Conn, mlist: MailingList, notifier: Notifier, member: str, cause_row: int) -> None:
+    """The member's next warning, sent from their probe address: the first says delivery is
+    paused (`disabled`), the later ones (`bounce-warning`) count down to removal."""
+    count = db_bounces.warned(conn, mlist.id, member, clock.stamp())
+    notifier.send(
+        conn, mlist, cause_row, member, "disabled" if count == 1 else "bounce-warning",
+        capped=False, envelope_from=probe_address(conn, mlist, member),
+        warnings_left=max(mlist.bounce_warnings - count, 0), removal=mlist.bounce_warnings > 0,
+        days=WARNING_DAYS,
+    )  # fmt: skip
+
+
+def review(conn: Conn, mlist: MailingList, notifier: Notifier, now: datetime) -> list[str]:
+    """The weekly round for members disabled by bounces (run hourly); returns what was done."""
+    done: list[str] = []
+    for member in db_bounces.disabled_by_bounces(conn, mlist.id):
+        cause = db_bounces.last_row(conn, mlist.id, member.address)
+        if member.warnings_sent == 0:  # disabled before warnings existed, or by hand
+            if cause is not None:
+                warn(conn, mlist, notifier, member.address, cause)
+                done.append(f"warned {member.address}")
+            continue
+        if now - clock.parse(member.last_warning_at) < timedelta(days=WARNING_DAYS):
+            continue
+        at = clock.iso(now)
+        if not member.probe_bounced:
+            db_bounces.enable(conn, mlist.id, member.address)
+            db_audit.record(
+                conn, at, "bounces", "members.enable", mlist.address,
+                f"{member.address}: the probe sent {member.last_warning_at} did not bounce",
+            )  # fmt: skip
+            done.append(f"enabled {member.address}")
+        elif mlist.bounce_warnings and member.warnings_sent >= mlist.bounce_warnings:
+            db_subs.delete(conn, mlist.id, member.address)
+            db_audit.record(
+                conn, at, "bounces", "members.remove", mlist.address,
+                f"{member.address}: still bouncing after {member.warnings_sent} warnings",
+            )  # fmt: skip
+            done.append(f"removed {member.address}")
+        elif cause is not None:
+            warn(conn, mlist, notifier, member.address, cause)
+            done.append(f"warned {member.address}")
+    for line in done:
+        log.info("bounces on %s: %s", mlist.address, line)
+    return done

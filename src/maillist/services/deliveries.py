@@ -286,14 +286,9 @@ def _score_refusals(
     mlist = db_lists.by_id(conn, list_id)
     if copy is None or mlist is None or copy.notice:
         return
-
-    def tell(member: str) -> None:
-        if notifier is not None:
-            notifier.send(conn, mlist, copy.message_row, member, "disabled", capped=False)
-
     for address, reply in failed:
         if reply[:1] == "5":
-            bounces.refused(conn, mlist, copy.message_row, address, reply, tell)
+            bounces.refused(conn, mlist, copy.message_row, address, reply, notifier)
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:

@@ -47,6 +47,7 @@ class Notifier:
         in_reply_to: str = "",
         attach: bytes | None = None,
         capped: bool = True,
+        envelope_from: str = "",
         **context: Any,
     ) -> bool:
         """Queue notice `name` to `to`; False (and a log line) when a cap holds it back."""
@@ -76,7 +77,8 @@ class Notifier:
             attach=attach,
         )  # fmt: skip
         at = clock.iso(now)
-        db_notices.queue(conn, mlist.id, cause_row, sub_address(mlist, "bounces"), to, data, at)
+        sender = envelope_from or sub_address(mlist, "bounces")
+        db_notices.queue(conn, mlist.id, cause_row, sender, to, data, at)
         db_notices.log(conn, at, mlist.id, to, client, name)
         log.info("notice %s to %s for %s", name, to, mlist.address)
         return True

@@ -100,11 +100,7 @@ class Requests:
     def handle(self, conn: Conn, mail: Mail) -> Result:
         """Act on one message to a sub-address; the result is stored as its verdict."""
         if mail.kind is Kind.BOUNCES:  # never answered, never redistributed
-
-            def tell(member: str) -> None:
-                self.notifier.send(conn, mail.mlist, mail.row, member, "disabled", capped=False)
-
-            outcome = bounces.process(conn, mail.mlist, mail.row, mail.raw, mail.tag, tell)
+            outcome = bounces.process(conn, mail.mlist, mail.row, mail.raw, mail.tag, self.notifier)
             return Result(Verdict.ACCEPT, outcome)
         refuse = why_not_answer(mail)
         if refuse is not None and mail.kind is not Kind.OWNER:
