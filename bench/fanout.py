@@ -75,7 +75,9 @@ def ceiling(port: int, recipients: int, per_transaction: int, connections: int) 
     return messages * per_transaction / (time.perf_counter() - start)
 
 
-def make_db(tmp: Path, name: str, members: int, *settings: tuple[str, str]) -> Path:
+def make_db(
+    tmp: Path, name: str, members: int, *settings: tuple[str, str], dkim: bool | None = None
+) -> Path:
     db = tmp / f"{name}.db"
     cli = [sys.executable, "-m", "maillist", "--db", str(db)]
     csv_file = tmp / f"{name}.csv"
@@ -91,7 +93,7 @@ def make_db(tmp: Path, name: str, members: int, *settings: tuple[str, str]) -> P
     run("members", "import", LIST, str(csv_file))
     for option, value in settings:
         run("lists", "set", LIST, option, value)
-    if DKIM[0]:
+    if DKIM[0] if dkim is None else dkim:
         run("dkim", "keygen", LIST.rsplit("@", 1)[1])
     return db
 
@@ -214,6 +216,29 @@ def report(label: str, runs: list[dict[str, float]], ceilings: list[float], unit
     )
 
 
+def signing_comparison(tmp: Path, sink: SmtpSink, members: int, runs: int) -> None:
+    """One post to `members`, unsigned and signed (DKIM-Signature and an ARC set: three RSA-2048
+    signatures per copy), shared and personalised, each pair back to back in every run."""
+    for mode, settings in (("shared", ()), ("personalised", (("personalize", "yes"),))):
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        for n in range(runs):
+            for signed in (False, True):
+                tag = f"s-{mode[0]}{n}{'k' if signed else 'u'}"
+                db = make_db(tmp, tag, members, *settings, dkim=signed)
+                rates[signed].append(fanout_run(db, tmp, sink, 1, members, tag)["rate"])
+            print(
+                f"  {mode} run {n + 1}: unsigned {rates[False][-1]:,.0f}, signed "
+                f"{rates[True][-1]:,.0f} copies/s",
+                flush=True,
+            )
+        off, on = statistics.median(rates[False]), statistics.median(rates[True])
+        print(
+            f"signing, {mode}, 1 post x {members:,} members: unsigned {off:,.0f} copies/s, "
+            f"DKIM+ARC {on:,.0f} copies/s, ratio {on / off:.2f} (median of {runs})",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=10_000)
@@ -234,6 +259,13 @@ def main() -> None:
     parser.add_argument("--no-plain", action="store_true", help="skip the non-personalised runs")
     parser.add_argument("--connections", type=int, default=4, help="maillist serve --connections")
     parser.add_argument("--dkim", action="store_true", help="sign every copy (DKIM, RSA-2048)")
+    parser.add_argument(
+        "--signing",
+        type=int,
+        default=0,
+        help="members for the signing comparison: DKIM+ARC on vs off, shared and personalised, "
+        "interleaved in the same run (0: skip)",
+    )
     args = parser.parse_args()
     CONNECTIONS[0] = args.connections
     DKIM[0] = args.dkim
@@ -267,6 +299,8 @@ def main() -> None:
                 report(
                     f"personalised, 1 post x {args.members:,} members", runs, ceilings, "messages"
                 )
+            if args.signing:
+                signing_comparison(tmp, sink, args.signing, args.runs)
             if args.latency:
                 samples = latency(tmp, 100, args.latency)
                 print(

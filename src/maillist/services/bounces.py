@@ -67,16 +67,18 @@ def _message(raw: bytes) -> Message:
 
 def _understand(msg: Message) -> tuple[list[str], str, str, str]:
     try:
-        permanent, temporary = all_failures(msg)
+        temporary, permanent = all_failures(msg)  # flufl.bounce's order: temporary first
     except Exception:  # a hostile or broken bounce: we learn nothing from it
-        permanent, temporary = frozenset(), frozenset()
+        temporary, permanent = frozenset(), frozenset()
     found = sorted({a.decode("utf-8", "replace").lower() for a in (*permanent, *temporary) if a})
     status, diagnostic = _status(msg)
     if status.startswith("5.7") and _POLICY.search(diagnostic):
         kind = "policy"
-    elif permanent or status.startswith("5"):
+    elif status[:1] in {"4", "5"}:  # the DSN's own status says which
+        kind = "hard" if status.startswith("5") else "soft"
+    elif permanent:
         kind = "hard"
-    elif temporary or status.startswith("4"):
+    elif temporary:
         kind = "soft"
     else:
         kind = "unknown"
