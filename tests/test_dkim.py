@@ -70,3 +70,43 @@ def test_copies_are_signed_and_verify_against_the_printed_record(
         assert verified(copy.data, txt), copy.rcpts
         tampered = copy.data.replace(b"Hello, list.", b"Hello, world")
         assert not verified(tampered, txt)
+
+
+def test_an_ed25519_key_adds_a_second_signature_both_verify(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    for args in (
+        ("lists", "create", LIST, "--name", "Team", "--posting", "open"),
+        ("members", "add", LIST, "bob@example.net"),
+    ):
+        assert admin(db, *args).returncode == 0
+    made = admin(db, "dkim", "keygen", "example.org", "--ed25519")
+    assert made.returncode == 0, made.stderr
+    records = {
+        line.split()[0].rstrip("."): "".join(re.findall(r'"([^"]*)"', line)).encode()
+        for line in made.stdout.splitlines()
+        if "._domainkey." in line
+    }
+    assert set(records) == {"maillist._domainkey.example.org", "maillist-ed._domainkey.example.org"}
+    assert records["maillist-ed._domainkey.example.org"].startswith(b"v=DKIM1; k=ed25519; p=")
+    assert admin(db, "dkim", "show", "example.org").stdout.count("._domainkey.") == 2
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return records[name.decode().rstrip(".")]
+
+    with RunningSink(Sink()) as sink:
+        srv = Server(db, "--relay", f"127.0.0.1:{sink.port}")
+        try:
+            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+                client.sendmail(
+                    "zoe@example.net", [LIST],
+                    b"From: Zoe <zoe@example.net>\r\nTo: team@example.org\r\nSubject: Twice\r\n"
+                    b"Message-ID: <e1@example.net>\r\n\r\nHello.\r\n",
+                )  # fmt: skip
+            sink.wait(lambda s: len(s.received) >= 1)
+        finally:
+            assert srv.stop() == 0
+    data = sink.received[0].data
+    assert data.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
+    checker = dkim.DKIM(data)
+    assert checker.verify(idx=0, dnsfunc=dns) and checker.verify(idx=1, dnsfunc=dns)
+    assert dkim.arc_verify(data, dnsfunc=dns)[0] == b"pass"

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass
 
 import dkim  # type: ignore[import-untyped]  # dkimpy ships no type information
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 SIGNED = (
     b"from", b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"in-reply-to",
@@ -24,6 +25,32 @@ SIGNED = (
     b"list-id", b"list-post", b"list-help", b"list-subscribe", b"list-unsubscribe",
     b"list-unsubscribe-post", b"list-archive",
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """A list domain's signing keys: RSA always, Ed25519 (RFC 8463) when one was made."""
+
+    domain: str
+    selector: str
+    rsa: str  # PEM
+    ed25519_selector: str = ""
+    ed25519: str = ""  # the base64 32-byte seed, as dkimpy reads it
+
+
+def new_ed25519_key() -> tuple[str, str]:
+    """(private seed, base64; TXT record value) for a new Ed25519 key (RFC 8463)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    seed = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return (
+        base64.b64encode(seed).decode("ascii"),
+        f"v=DKIM1; k=ed25519; p={base64.b64encode(public).decode('ascii')}",
+    )
 
 
 def new_key() -> tuple[str, str]:
@@ -73,20 +100,31 @@ def arc_seal(data: bytes, selector: str, domain: str, private_key: str, results:
     return b"".join(bytes(h) for h in arc) + data
 
 
-def sign(
-    data: bytes, selector: str, domain: str, private_key: str, results: str | None = None
-) -> bytes:
-    """`data` with a DKIM-Signature field on top (and first, with `results`, the ARC set:
-    arc_seal); unchanged if dkimpy cannot sign it."""
+def sign(data: bytes, keys: Keys, results: str | None = None) -> bytes:
+    """`data` with the list's signatures on top: first, with `results`, the ARC set
+    (arc_seal), then the RSA DKIM-Signature, then the Ed25519 one if the domain has that key.
+    A signature dkimpy cannot make is left out (the copy still goes)."""
     if results is not None:
-        data = arc_seal(data, selector, domain, private_key, results)
+        data = arc_seal(data, keys.selector, keys.domain, keys.rsa, results)
     present = _present(data)
     headers = [h for h in SIGNED if h in present or h == b"from"]
+    signed = _dkim(data, keys.selector, keys.domain, keys.rsa, headers, b"rsa-sha256")
+    if keys.ed25519:
+        signed = _dkim(
+            signed, keys.ed25519_selector, keys.domain, keys.ed25519, headers, b"ed25519-sha256"
+        )
+    return signed
+
+
+def _dkim(
+    data: bytes, selector: str, domain: str, key: str, headers: list[bytes], algorithm: bytes
+) -> bytes:
     try:
         field = dkim.sign(
-            data, selector.encode(), domain.encode(), private_key.encode(),
+            data, selector.encode(), domain.encode(), key.encode(),
             canonicalize=(b"relaxed", b"relaxed"), include_headers=headers,
+            signature_algorithm=algorithm,
         )  # fmt: skip
-    except Exception:  # dkim.DKIMException and anything a hostile post provokes: send unsigned
+    except Exception:  # dkim.DKIMException and anything a hostile post provokes: unsigned
         return data
     return bytes(field) + data

@@ -23,15 +23,27 @@ def keygen(
     ctx: typer.Context,
     domain: DomainArg,
     selector: Annotated[str, typer.Option(help="The DKIM selector.")] = "maillist",
+    ed25519: Annotated[
+        bool,
+        typer.Option(
+            "--ed25519",
+            help="Also make an Ed25519 key (RFC 8463, selector SELECTOR-ed): copies carry both "
+            "signatures; receivers that know only RSA use that one.",
+        ),
+    ] = False,
 ) -> None:
-    """Make an RSA-2048 key for DOMAIN (replacing any older one) and print the TXT record to
+    """Make an RSA-2048 key for DOMAIN (replacing any older ones) and print the TXT records to
     publish. Copies are signed from the next start of `maillist serve` (or within seconds)."""
-    line = run(ctx, lambda db, cfg: svc.keygen(db, domain, selector, actor=cfg.actor))
-    say("publish this record in DNS, then copies of lists at this domain are signed:")
-    say(line)
+    lines = run(
+        ctx, lambda db, cfg: svc.keygen(db, domain, selector, actor=cfg.actor, ed25519=ed25519)
+    )
+    say("publish these records in DNS, then copies of lists at this domain are signed:")
+    for line in lines:
+        say(line)
 
 
 @app.command("show")
 def show(ctx: typer.Context, domain: DomainArg) -> None:
-    """Print the TXT record of DOMAIN's key again."""
-    say(run(ctx, lambda db, cfg: svc.show(db, domain)))
+    """Print the TXT records of DOMAIN's keys again."""
+    for line in run(ctx, lambda db, cfg: svc.show(db, domain)):
+        say(line)

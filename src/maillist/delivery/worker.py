@@ -297,8 +297,8 @@ class DeliveryWorkers:
             sender = deliveries.verp(job.mlist, member)
             if job.dkim is not None:  # RSA in pure Python: in a worker process, off the loop
                 data = await asyncio.get_running_loop().run_in_executor(
-                    self._signer(), signing.sign, data, job.dkim[0], job.mlist.domain,
-                    job.dkim[1], job.results or deliveries.NO_RESULTS,
+                    self._signer(), signing.sign, data, job.dkim,
+                    job.results or deliveries.NO_RESULTS,
                 )  # fmt: skip
             personal = data
         else:

@@ -90,9 +90,9 @@ def shared_edits(post: sql.Post, mlist: MailingList, author: render.Author) -> r
     return render.edited(post.raw, mlist, post.message_id, mitigation=how, author=author)
 
 
-def seal(data: bytes, mlist: MailingList, key: tuple[str, str], results: str) -> bytes:
-    """ARC set and DKIM signature of the list's domain on a copy (signing.py)."""
-    return signing.sign(data, key[0], mlist.domain, key[1], results=results or NO_RESULTS)
+def seal(data: bytes, keys: signing.Keys, results: str) -> bytes:
+    """ARC set and DKIM signature(s) of the list's domain on a copy (signing.py)."""
+    return signing.sign(data, keys, results or NO_RESULTS)
 
 
 NO_RESULTS = dmarc.summary(Authentication())  # posts received before results were recorded
@@ -212,7 +212,7 @@ def _plan(
         copy = build_copy(post.raw, post.message_id, mlist, author, templates, base=base)
         key = db_dkim.key_for(conn, mlist.domain)
         if key is not None:  # sealed once here, outside the write lock (3 RSA signatures)
-            copy = seal(copy, mlist, key, post.auth)
+            copy = seal(copy, key, post.auth)
     # Personalised copies are made (and remembered, loops.py) one by one as they are sent.
     groups = [(m,) for m in members] if mlist.personalize else batches(members, mlist.batch_size)
     return Slice(
@@ -353,7 +353,7 @@ class SendJob:
     secret: str
     base: render.Parts
     person_ids: dict[str, int]  # lower-cased address -> person id, filled as batches are claimed
-    dkim: tuple[str, str] | None = None  # (selector, private key) to sign personalised copies
+    dkim: signing.Keys | None = None  # the keys that sign personalised copies
     results: str = ""  # the post's authentication results on receipt (ARC)
 
 

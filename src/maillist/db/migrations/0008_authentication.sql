@@ -22,3 +22,8 @@ ALTER TABLE messages ADD COLUMN verified INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE subscriptions ADD COLUMN warnings_sent INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE subscriptions ADD COLUMN last_warning_at TEXT NOT NULL DEFAULT '';
 ALTER TABLE subscriptions ADD COLUMN probe_bounced INTEGER NOT NULL DEFAULT 0;
+
+-- An optional second key per domain (RFC 8463 Ed25519): copies then carry both signatures.
+ALTER TABLE dkim_keys ADD COLUMN ed25519_selector TEXT NOT NULL DEFAULT '';
+ALTER TABLE dkim_keys ADD COLUMN ed25519_key TEXT NOT NULL DEFAULT '';  -- base64 seed
+ALTER TABLE dkim_keys ADD COLUMN ed25519_txt TEXT NOT NULL DEFAULT '';
