@@ -7,16 +7,18 @@ import os
 import re
 import select
 import signal
+import smtplib
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from dnsserver import DnsServer
+from sink import Received, RunningSink, Sink
 
 _DNS: list[DnsServer] = []
 
@@ -183,3 +185,24 @@ def message(
         "\r\n".join(headers) + "\r\n" + (extra + "\r\n" if extra else "") + "\r\n" + body + "\r\n"
     )
     return text.encode()
+
+
+def relayed(
+    db: Path,
+    sender: str,
+    recipients: list[str],
+    raw: bytes,
+    until: Callable[[Sink], bool],
+    *server_args: str,
+) -> list[Received]:
+    """Serve `db` relaying to a recording sink, send one message, wait until `until(sink)`, stop
+    the server (it must exit 0: nothing it started keeps it alive) and return what the sink got."""
+    with RunningSink(Sink()) as sink:
+        server = Server(db, "--relay", f"127.0.0.1:{sink.port}", *server_args)
+        try:
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=IO_TIMEOUT) as client:
+                client.sendmail(sender, recipients, raw)
+            sink.wait(until)
+        finally:
+            assert server.stop() == 0
+        return list(sink.received)

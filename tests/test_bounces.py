@@ -21,7 +21,7 @@ from maillist.db import lists as db_lists
 from maillist.services import bounces, lists, members
 from maillist.services.notify import Notifier
 from maillist.templating import Templates
-from serverutil import Server
+from serverutil import Server, relayed, running
 from sink import RunningSink, Sink
 from test_smtp_receive import admin
 
@@ -236,31 +236,26 @@ def test_a_returned_personalised_copy_names_its_member_by_token(tmp_path: Path) 
         ("lists", "set", LIST, "personalize", "yes"),
     ):
         assert admin(db, *args).returncode == 0
-    with RunningSink(Sink()) as sink:
-        srv = Server(db, "--relay", f"127.0.0.1:{sink.port}")
-        try:
-            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
-                client.sendmail(
-                    "anne@example.org", [LIST],
-                    b"From: anne@example.org\r\nTo: team@example.org\r\nSubject: hi\r\n"
-                    b"Message-ID: <tok1@example.org>\r\n\r\nHello.\r\n",
-                )  # fmt: skip
-            sink.wait(lambda s: any("bob@example.net" in r.rcpts for r in s.received))
-            copy = next(r.data for r in sink.received if "bob@example.net" in r.rcpts)
-            head = copy.split(b"\r\n\r\n", 1)[0].decode()
-            returned = (
-                "From: MAILER-DAEMON@mx.example.net\r\nTo: team-bounces@example.org\r\n"
-                "Subject: failure\r\nMIME-Version: 1.0\r\n"
-                'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
-                "--b\r\nContent-Type: text/plain\r\n\r\nThe mailbox is gone.\r\n"
-                "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
-                "Final-Recipient: rfc822; b1234@internal.example.net\r\nAction: failed\r\n"
-                "Status: 5.1.1\r\n\r\n"
-                f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n{head}\r\n\r\n--b--\r\n"
-            )
-            bounce(srv, returned.encode(), "team-bounces@example.org")
-        finally:
-            srv.stop()
+    received = relayed(
+        db, "anne@example.org", [LIST],
+        b"From: anne@example.org\r\nTo: team@example.org\r\nSubject: hi\r\n"
+        b"Message-ID: <tok1@example.org>\r\n\r\nHello.\r\n",
+        lambda s: "bob@example.net" in s.rcpts(),
+    )  # fmt: skip
+    copy = next(r.data for r in received if "bob@example.net" in r.rcpts)
+    head = copy.split(b"\r\n\r\n", 1)[0].decode()
+    returned = (
+        "From: MAILER-DAEMON@mx.example.net\r\nTo: team-bounces@example.org\r\n"
+        "Subject: failure\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nThe mailbox is gone.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        "Final-Recipient: rfc822; b1234@internal.example.net\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\n\r\n"
+        f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n{head}\r\n\r\n--b--\r\n"
+    )
+    with running(db) as srv:
+        bounce(srv, returned.encode(), "team-bounces@example.org")
     bob = member(db, "bob@example.net")
     assert bob["bounce_score"] == 1.0, admin(db, "bounces", LIST).stdout
 

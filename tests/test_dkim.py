@@ -4,15 +4,13 @@ own verifier against the TXT record the command printed."""
 from __future__ import annotations
 
 import re
-import smtplib
 import stat
 from pathlib import Path
 
 import dkim  # type: ignore[import-untyped]
 import pytest
 
-from serverutil import Server
-from sink import RunningSink, Sink
+from serverutil import relayed
 from test_smtp_receive import admin
 
 LIST = "team@example.org"
@@ -52,19 +50,13 @@ def test_copies_are_signed_and_verify_against_the_printed_record(
     assert txt_of(admin(db, "dkim", "show", "example.org").stdout) == txt
     assert "no DKIM key" not in admin(db, "check").stderr
     assert stat.S_IMODE(db.stat().st_mode) == 0o600  # the key lives here: owner only
-    with RunningSink(Sink()) as sink:
-        srv = Server(db, "--relay", f"127.0.0.1:{sink.port}")
-        try:
-            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
-                client.sendmail(
-                    "zoe@example.net", [LIST],
-                    b"From: Zoe <zoe@example.net>\r\nTo: team@example.org\r\nSubject: Signed?\r\n"
-                    b"Message-ID: <s1@example.net>\r\n\r\nHello, list.\r\n",
-                )  # fmt: skip
-            sink.wait(lambda s: len([r for m in s.received for r in m.rcpts]) >= 2)
-        finally:
-            assert srv.stop() == 0  # the signing processes do not keep it from exiting
-    for copy in sink.received:
+    received = relayed(
+        db, "zoe@example.net", [LIST],
+        b"From: Zoe <zoe@example.net>\r\nTo: team@example.org\r\nSubject: Signed?\r\n"
+        b"Message-ID: <s1@example.net>\r\n\r\nHello, list.\r\n",
+        lambda s: len(s.rcpts()) >= 2,  # the signing processes do not keep serve from exiting
+    )  # fmt: skip
+    for copy in received:
         assert copy.data.startswith(b"DKIM-Signature: ")
         assert b"d=example.org" in copy.data and b"s=maillist" in copy.data
         assert verified(copy.data, txt), copy.rcpts
@@ -93,19 +85,13 @@ def test_an_ed25519_key_adds_a_second_signature_both_verify(tmp_path: Path) -> N
     def dns(name: bytes, timeout: int = 5) -> bytes:
         return records[name.decode().rstrip(".")]
 
-    with RunningSink(Sink()) as sink:
-        srv = Server(db, "--relay", f"127.0.0.1:{sink.port}")
-        try:
-            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
-                client.sendmail(
-                    "zoe@example.net", [LIST],
-                    b"From: Zoe <zoe@example.net>\r\nTo: team@example.org\r\nSubject: Twice\r\n"
-                    b"Message-ID: <e1@example.net>\r\n\r\nHello.\r\n",
-                )  # fmt: skip
-            sink.wait(lambda s: len(s.received) >= 1)
-        finally:
-            assert srv.stop() == 0
-    data = sink.received[0].data
+    [copy] = relayed(
+        db, "zoe@example.net", [LIST],
+        b"From: Zoe <zoe@example.net>\r\nTo: team@example.org\r\nSubject: Twice\r\n"
+        b"Message-ID: <e1@example.net>\r\n\r\nHello.\r\n",
+        lambda s: len(s.received) >= 1,
+    )  # fmt: skip
+    data = copy.data
     assert data.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
     checker = dkim.DKIM(data)
     assert checker.verify(idx=0, dnsfunc=dns) and checker.verify(idx=1, dnsfunc=dns)

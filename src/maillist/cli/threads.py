@@ -115,7 +115,7 @@ def show(
             "in-reply-to": m.in_reply_to,
             "references": m.refs,
             "size": str(m.size),
-            "authentication": m.auth,
+            "authenticated": m.auth,
             "badges": "" if m.verified or m.placeholder else "withheld (the From is not proven)",
             "thread": str(m.thread_id or ""),
         }
