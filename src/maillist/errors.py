@@ -63,3 +63,11 @@ class BadToken(MaillistError):
 
 class AlreadyDelivered(MaillistError):
     """A held post cannot be approved: a post with its Message-ID was delivered already."""
+
+
+class NotFound(MaillistError):
+    """Nothing the asker may see here (an unknown list, thread or post, or an archive that is off)."""
+
+
+class SignInRequired(MaillistError):
+    """A private archive: its members sign in by email first."""

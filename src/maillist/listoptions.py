@@ -185,6 +185,11 @@ OPTIONS: dict[str, Option] = {
             "quarantine, or its DNS fails) | munge | wrap | none",
         ),
         Option(
+            "archive",
+            _choice("public", "private", "none"),
+            "the web archive: public | private (members sign in by email) | none (default private)",
+        ),
+        Option(
             "unauthenticated",
             _choice("hold", "accept", "reject"),
             "a post failing its author's DMARC (a possible forgery): hold | accept (no badges) | reject",

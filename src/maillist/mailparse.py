@@ -6,6 +6,7 @@ the bytes before the stdlib parser runs, so a parser bomb is refused before it c
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,8 @@ from email.policy import compat32
 from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+
+import nh3
 
 from maillist import clock, loops, replies
 from maillist.addresses import has_control, normalise
@@ -62,6 +65,7 @@ class ParsedMessage:
     parts: int = 1
     defects: tuple[str, ...] = field(default_factory=tuple)
     body_digest: bytes = b""  # loops.body_digest: recognises the list's own copies coming back
+    text: str = ""  # what search indexes: the first text part, as text, at most SEARCH_TEXT chars
 
 
 _ID_TEXT = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
@@ -181,7 +185,45 @@ def parse(raw: bytes, limits: Limits, *, received_at: datetime, domain: str) -> 
         parts=parts,
         defects=tuple(sorted({type(d).__name__ for d in msg.defects})),
         body_digest=loops.body_digest(raw),
+        text=_search_text(msg, raw[end + 4 :] if end >= 0 else b""),
     )
+
+
+SEARCH_TEXT = 64 * 1024
+
+
+def _search_text(msg: Message, body: bytes) -> str:
+    """The first inline text/plain part decoded (else the first text/html, its tags removed):
+    what the archive's search finds a post by. Never raises: a part it cannot read gives ''."""
+    try:
+        if not msg.is_multipart():
+            single = Message(policy=compat32)
+            for name in ("Content-Type", "Content-Transfer-Encoding"):
+                if msg.get(name) is not None:
+                    single[name] = str(msg.get(name))
+            single.set_payload(body[: SEARCH_TEXT * 4])
+            parts = [single]
+        else:
+            parts = [p for p in msg.walk() if not p.is_multipart()][:100]
+        for wanted in ("text/plain", "text/html"):
+            for part in parts:
+                if (
+                    part.get_content_type() != wanted
+                    or part.get_content_disposition() == "attachment"
+                ):
+                    continue
+                payload = part.get_payload(decode=True)
+                data = payload[: SEARCH_TEXT * 4] if isinstance(payload, bytes) else b""
+                try:
+                    text = data.decode(part.get_content_charset() or "utf-8", "replace")
+                except LookupError:
+                    text = data.decode("utf-8", "replace")
+                if wanted == "text/html":
+                    text = html.unescape(nh3.clean(text, tags=set()))
+                return " ".join(text.split())[:SEARCH_TEXT]
+    except Exception:
+        return ""
+    return ""
 
 
 def _shape(msg: Message) -> tuple[int, int]:

@@ -93,6 +93,7 @@ class MailingList:
     bounce_warnings: int = 3  # weekly warnings to a disabled member before removal
     dmarc: str = "auto"  # auto | munge | wrap | none (dmarc.py)
     unauthenticated: str = "hold"  # a post failing its author's DMARC: hold | accept | reject
+    archive: str = "private"  # who reads the web archive: public | private (members) | none
 
     @property
     def local_part(self) -> str:

@@ -27,7 +27,9 @@ class Templates:
             loader=jinja2.FileSystemLoader(dirs),
             # Plain-text mail is not escaped (header values are encoded by render.header_line);
             # HTML pages are.
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html.j2", "atom.j2"), default=False
+            ),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
         )

@@ -52,3 +52,24 @@ def _base36(number: int) -> str:
         out = digits[rest] + out
         if not number:
             return out
+
+
+SESSION = "session"  # the action of a signed-in reader's cookie
+
+
+def session_cookie(secret: str, address: str, expires: int) -> str:
+    """`address|expires|mac`: who signed in, until when (a Unix time), signed with the site
+    secret. Nothing is stored: the cookie alone is the session (HttpOnly, SameSite=Lax)."""
+    body = f"{address.lower()}|{expires}"
+    mac = hmac.new(secret.encode(), f"{SESSION}\n{body}".encode(), hashlib.sha256).hexdigest()
+    return f"{body}|{mac[:32]}"
+
+
+def session_address(secret: str, cookie: str, now: int) -> str:
+    """The address a valid, unexpired session cookie names, else ''."""
+    address, _, rest = cookie.partition("|")
+    expires, _, _ = rest.partition("|")
+    if not secret or not expires.isdigit() or int(expires) < now or "@" not in address:
+        return ""
+    expected = session_cookie(secret, address, int(expires))
+    return address if hmac.compare_digest(expected.encode(), cookie.encode()) else ""

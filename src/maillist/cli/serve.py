@@ -140,7 +140,7 @@ async def serve(
         listener = await listen(handler, settings)
         stack.push_async_callback(_step("sessions", lambda: listener.stop(drain.left())))
         if delivery.http_port is not None:
-            web = build_web(db, metrics, Templates(delivery.templates))
+            web = build_web(db, metrics, Templates(delivery.templates), notifier)
             http = await start_http(web, delivery.http_host, delivery.http_port)
             stack.push_async_callback(_step("http", _stop_http, http))
             print(

@@ -174,3 +174,12 @@ def hold(conn: Conn, message_row: int, list_id: int, reason: str, at: str) -> in
         (message_row, list_id, reason, at),
     ).fetchone()
     return int(row[0])
+
+
+def index_post(conn: Conn, row_id: int, subject: str, text: str, author: str) -> None:
+    """The post's search entry (FTS5, rowid = its row), replacing any older one."""
+    conn.execute("DELETE FROM search WHERE rowid = ?", (row_id,))
+    conn.execute(
+        "INSERT INTO search (rowid, subject, body, author) VALUES (?, ?, ?, ?)",
+        (row_id, subject, text, author),
+    )

@@ -10,7 +10,7 @@ from maillist.models import ListSummary, MailingList, Posting
 _COLUMNS = (
     "id, address, name, description, posting, subject_prefix, max_message_size, reply_to, "
     "personalize, web_url, created_at, batch_size, footer, subscription, token_days, "
-    "bounce_threshold, bounce_stale_days, bounce_warnings, dmarc, unauthenticated"
+    "bounce_threshold, bounce_stale_days, bounce_warnings, dmarc, unauthenticated, archive"
 )
 SETTABLE = frozenset(
     {
@@ -31,6 +31,7 @@ SETTABLE = frozenset(
         "bounce_warnings",
         "dmarc",
         "unauthenticated",
+        "archive",
     }
 )
 
@@ -57,6 +58,7 @@ def _row(row: Any) -> MailingList:
         bounce_warnings=row[17],
         dmarc=row[18],
         unauthenticated=row[19],
+        archive=row[20],
     )
 
 

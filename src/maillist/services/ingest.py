@@ -20,6 +20,7 @@ from maillist import clock, dmarc, policy, threads
 from maillist.db import copies as db_copies
 from maillist.db import ingest as sql
 from maillist.db import outbound as db_outbound
+from maillist.db import people as db_people
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy
@@ -132,6 +133,7 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     else:  # the placeholder that earlier replies hang from becomes this message
         row = existing.row_id
         sql.update_message(conn, row, fields)
+    sql.index_post(conn, row, p.subject, p.text, _author_name(conn, p))
     if not fresh:  # a thread made just now for this message already has its name and time
         sql.touch_thread(conn, thread_id, at, p.subject, key, rename=parent_row is None)
     if decision.verdict is Verdict.HOLD:
@@ -140,6 +142,14 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     elif decision.verdict is Verdict.ACCEPT:
         db_outbound.enqueue(conn, row, lst.id, at)  # the fan-out job, in the verdict's transaction
     return Outcome(row, p.message_id, decision.verdict, decision.reasons)
+
+
+def _author_name(conn: Conn, p: ParsedMessage) -> str:
+    """Search finds a post by its author's account name (the name shown), else the name the
+    sender wrote (a non-member's post), and by the address."""
+    person = db_people.by_address(conn, p.sender) if p.sender else None
+    name = person.name if person is not None and person.name else p.sender_name
+    return f"{name} {p.sender or ''}".strip()
 
 
 def _place(

@@ -1,4 +1,5 @@
-"""The Starlette app: /metrics (Prometheus), /healthz, and the one-click unsubscribe page."""
+"""The Starlette app: /metrics (Prometheus), /healthz, the one-click unsubscribe page and the
+web archive."""
 
 from __future__ import annotations
 
@@ -18,14 +19,24 @@ from maillist.errors import BadToken
 from maillist.metrics import Metrics
 from maillist.services import queue as queue_service
 from maillist.services import unsubscribe as unsubscribe_service
+from maillist.services.archive import Archive
+from maillist.services.notify import Notifier
 from maillist.templating import Templates
+from maillist.web.archive import routes as archive_routes
 
 MAX_FORM_BYTES = 8192
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 
 
-def build(db: Store, metrics: Metrics, templates: Templates | None = None) -> Starlette:
+def build(
+    db: Store,
+    metrics: Metrics,
+    templates: Templates | None = None,
+    notifier: Notifier | None = None,
+) -> Starlette:
+    """/metrics, /healthz, one-click unsubscribe, and the web archive (web/archive.py)."""
     pages = templates or Templates()
+    archive = Archive(db)
 
     async def scrape(request: Request) -> Response:
         view = await queue_service.view(db, limit=1)
@@ -63,6 +74,7 @@ def build(db: Store, metrics: Metrics, templates: Templates | None = None) -> St
             Route("/metrics", scrape),
             Route("/healthz", healthz),
             Route("/unsubscribe/{list_address}/{token}", unsubscribe, methods=["GET", "POST"]),
+            *archive_routes(db, pages, notifier or Notifier(pages), archive),
         ]
     )
 

@@ -1,0 +1,213 @@
+"""A post's body as the archive shows it: HTML that no hostile mail can script. Pure.
+
+The text/plain part of a multipart/alternative is preferred; plain text is escaped, its links made
+clickable (`rel="nofollow ugc"`), each run of quoted (`>`) lines folded on its own and the
+signature (after `-- `) folded. An HTML-only post is cleaned with nh3 (no script, style, event
+handlers or forms); its remote images are dropped (they tell the sender who read it) and its
+`cid:` images point at the archived part. Every other part is listed as an attachment."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+
+import nh3
+
+MAX_TEXT = 256 * 1024  # characters of a body shown; the rest is in the raw message
+MAX_PARTS = 200
+_URL = re.compile(r"\bhttps?://[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]")
+_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "del", "div", "em", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li", "ol", "p", "pre", "q", "s", "small",
+    "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u",
+    "ul",
+}  # fmt: skip
+_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    index: int  # the part's number in walk order: /msg/ID/part/INDEX
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    html: str  # safe to put in a page as it is
+    text: str  # plain text (feeds, digests' previews)
+    attachments: tuple[Attachment, ...]
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def leaves(message: Message) -> list[Message]:
+    """The non-multipart parts in walk order (bounded): their index is their archive number."""
+    found: list[Message] = []
+    for part in message.walk():
+        if not part.is_multipart():
+            found.append(part)
+            if len(found) >= MAX_PARTS:
+                break
+    return found
+
+
+def render(raw: bytes, part_url: Callable[[int], str]) -> Body:
+    """The body and attachment list of a stored post; `part_url(index)` is where part `index`
+    can be downloaded (cid: images in HTML point there)."""
+    try:
+        message = parse(raw)
+        parts = leaves(message)
+    except Exception:  # the parser gave up: show the bytes as text
+        text = raw.decode("utf-8", "replace")
+        return Body(plain_html(text), text, ())
+    chosen = _choose(message, parts)
+    attachments = tuple(
+        Attachment(i, filename(p, i), p.get_content_type(), _size(p))
+        for i, p in enumerate(parts)
+        if p is not chosen and not _twin(chosen, p)
+    )
+    if chosen is None:
+        return Body("", "", attachments)
+    text = _text(chosen)[:MAX_TEXT]
+    if chosen.get_content_type() == "text/html":
+        cids = {
+            str(p.get("Content-ID", "")).strip().strip("<>"): i
+            for i, p in enumerate(parts)
+            if p.get("Content-ID")
+        }
+        return Body(clean_html(text, cids, part_url), nh3.clean_text(text), attachments)
+    return Body(plain_html(text), text, attachments)
+
+
+def _choose(message: Message, parts: list[Message]) -> Message | None:
+    """The first inline text/plain part, else the first inline text/html part."""
+    for wanted in ("text/plain", "text/html"):
+        for part in parts:
+            if part.get_content_type() == wanted and part.get_content_disposition() != "attachment":
+                return part
+    return None
+
+
+def _twin(chosen: Message | None, part: Message) -> bool:
+    """The inline HTML beside the chosen text/plain (multipart/alternative): not an attachment."""
+    return (
+        chosen is not None
+        and chosen.get_content_type() == "text/plain"
+        and part.get_content_type() == "text/html"
+        and part.get_content_disposition() != "attachment"
+    )
+
+
+def _text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:  # an unknown charset
+        return data.decode("utf-8", "replace")
+
+
+def filename(part: Message, index: int) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:
+        name = None
+    clean = " ".join(str(name or "").split())[:200]
+    return clean or f"part-{index}"
+
+
+def _size(part: Message) -> int:
+    payload = part.get_payload(decode=True)
+    return len(payload) if isinstance(payload, bytes) else 0
+
+
+def linkify(escaped: str) -> str:
+    """Links in already-escaped text become anchors a crawler does not credit."""
+
+    def anchor(match: re.Match[str]) -> str:
+        url = match.group(0)
+        return f'<a href="{url}" rel="nofollow ugc noopener">{url}</a>'
+
+    return _URL.sub(anchor, escaped)
+
+
+def _paragraphs(lines: list[str]) -> str:
+    out: list[str] = []
+    block: list[str] = []
+    for line in [*lines, ""]:
+        if line.strip():
+            block.append(linkify(html.escape(line)))
+        elif block:
+            out.append("<p>" + "<br>\n".join(block) + "</p>")
+            block = []
+    return "\n".join(out)
+
+
+def plain_html(text: str) -> str:
+    """Plain text as HTML: paragraphs, each run of quoted lines and the signature folded."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    signature: list[str] = []
+    if "-- " in lines:
+        at = len(lines) - 1 - lines[::-1].index("-- ")
+        lines, signature = lines[:at], lines[at + 1 :]
+    out: list[str] = []
+    run: list[str] = []
+    quoted = False
+    for line in [*lines, None]:
+        is_quote = line is not None and line.lstrip().startswith(">")
+        if line is None or is_quote != quoted:
+            if run and quoted:
+                body = "\n".join(linkify(html.escape(x)) for x in run)
+                out.append(
+                    f'<details class="quote"><summary>{len(run)} quoted line'
+                    f"{'s' if len(run) != 1 else ''}</summary><blockquote><pre>{body}</pre>"
+                    "</blockquote></details>"
+                )
+            elif run:
+                out.append(_paragraphs(run))
+            run, quoted = [], is_quote
+        if line is not None:
+            run.append(line)
+    if any(x.strip() for x in signature):
+        body = "\n".join(linkify(html.escape(x)) for x in signature)
+        out.append(
+            f'<details class="signature"><summary>Signature</summary><pre>{body}</pre></details>'
+        )
+    return "\n".join(x for x in out if x)
+
+
+def clean_html(text: str, cids: dict[str, int], part_url: Callable[[int], str]) -> str:
+    """An HTML body without anything that runs, tracks or submits."""
+
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src":
+            if value.lower().startswith("cid:") and value[4:] in cids:
+                return part_url(cids[value[4:]])
+            return None  # a remote image: a tracking pixel as often as not
+        return value
+
+    return nh3.clean(
+        text,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        attribute_filter=keep,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="nofollow ugc noopener",
+    )

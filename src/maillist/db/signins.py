@@ -1,0 +1,46 @@
+"""SQL for sign-in links to private archives (only each token's SHA-256 is stored)."""
+
+from __future__ import annotations
+
+from maillist.db.store import Conn
+
+
+def add(conn: Conn, token_hash: str, address: str, at: str, expires_at: str) -> None:
+    conn.execute(
+        "INSERT INTO sign_ins (token_hash, address, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        (token_hash, address, at, expires_at),
+    )
+
+
+def pending(conn: Conn, token_hash: str, now: str) -> str | None:
+    """The address of an unused, unexpired link."""
+    row = conn.execute(
+        "SELECT address FROM sign_ins WHERE token_hash = ? AND used_at = '' AND expires_at > ?",
+        (token_hash, now),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def use(conn: Conn, token_hash: str, now: str) -> str | None:
+    """Spend a link: its address, once."""
+    row = conn.execute(
+        "UPDATE sign_ins SET used_at = ? WHERE token_hash = ? AND used_at = '' AND expires_at > ? "
+        "RETURNING address",
+        (now, token_hash, now),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def forget(conn: Conn, before: str) -> None:
+    conn.execute("DELETE FROM sign_ins WHERE expires_at < ?", (before,))
+
+
+def private_lists_of(conn: Conn, address: str) -> list[int]:
+    """Ids of the private-archive lists with a web address that `address` belongs to."""
+    rows = conn.execute(
+        "SELECT l.id FROM lists l JOIN subscriptions s ON s.list_id = l.id "
+        "JOIN people p ON p.id = s.person_id WHERE p.address = ? AND l.archive = 'private' "
+        "AND l.web_url <> '' ORDER BY l.id",
+        (address,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]

@@ -1,0 +1,386 @@
+"""The archive as readers see it: lists, threads by activity, a thread as a forum shows it, a
+post's permalink, its raw bytes and attachments, a month, search, feeds.
+
+Every view first asks whether the reader may see the list's archive (`archive` option: public,
+private to its members, none), so no page, feed, search result, part or raw message of a private
+list reaches anyone else. Names, pictures and badges come from the author's account; a post
+that failed its From's authentication shows no badges (models.Authentication)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from maillist import avatars, bodies
+from maillist.db import Store
+from maillist.db import archive as sql
+from maillist.db import badges as db_badges
+from maillist.db import lists as db_lists
+from maillist.db import site as db_site
+from maillist.db import subscriptions as db_subs
+from maillist.db.store import Conn
+from maillist.errors import NotFound, SignInRequired
+from maillist.models import MailingList
+
+THREADS_PER_PAGE = 30
+MAX_DEPTH = 6  # deeper replies are drawn at this indentation (with "in reply to")
+BODY_CACHE = 2048  # rendered bodies kept (they are the cost of a thread page)
+
+
+@dataclass(frozen=True, slots=True)
+class Badge:
+    name: str
+    colour: str
+    icon: str
+
+    @property
+    def css(self) -> str:
+        """Its class in /static/badges.css (a style attribute would need 'unsafe-inline')."""
+        return badge_class(self.name)
+
+
+def badge_class(name: str) -> str:
+    return "badge-" + hashlib.sha256(name.lower().encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str  # the account's name; a person without one shows their address's local part
+    avatar: str  # inline SVG (drawn) or '' when `picture` is set
+    picture: str  # URL of the picture an admin set
+    badges: tuple[Badge, ...]
+    verified: bool = True
+
+
+@dataclass(slots=True)
+class PostView:
+    id: int
+    message_id: str
+    url: str  # the permalink
+    subject: str
+    date: str
+    author: Person | None
+    placeholder: bool
+    depth: int = 0
+    parent: str = ""  # the permalink of the post this one answers
+    parent_missing: bool = False
+    body: bodies.Body | None = None
+    replies: list[PostView] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    address: str
+    name: str
+    description: str
+    url: str
+    private: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadEntry:
+    url: str
+    subject: str
+    starter: Person | None
+    posts: int
+    participants: int
+    last_activity: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadsPage:
+    mlist: ListEntry
+    threads: list[ThreadEntry]
+    page: int
+    pages: int
+    months: list[tuple[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadPage:
+    mlist: ListEntry
+    id: int
+    subject: str
+    posts: list[PostView]  # in reply order, each with its depth
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    post: PostView
+    snippet: list[tuple[str, bool]]  # (text, matched)
+    thread_url: str
+
+
+def list_url(address: str) -> str:
+    return f"/lists/{quote(address, safe='@')}/"
+
+
+def message_url(address: str, message_id: str) -> str:
+    return f"{list_url(address)}msg/{quote(message_id, safe='@!$&()*+,;=:-._~')}"
+
+
+def thread_url(address: str, thread_id: int) -> str:
+    return f"{list_url(address)}thread/{thread_id}"
+
+
+def fts_query(text: str) -> str:
+    """What a reader typed as an FTS5 query: each word a quoted term (no syntax errors, no
+    column filters or NEAR tricks), all of them required."""
+    words = [w for w in text.replace("\x00", " ").split() if w][:20]
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+class Archive:
+    """One per process: renders bodies once and keeps them (bounded)."""
+
+    def __init__(self, db: Store) -> None:
+        self.db = db
+        self._bodies: OrderedDict[int, bodies.Body] = OrderedDict()
+
+    # -- who may read -------------------------------------------------------------------
+    def _readable(self, conn: Conn, address: str, viewer: str) -> MailingList:
+        mlist = db_lists.by_address(conn, address)
+        if mlist is None or mlist.archive == "none":
+            raise NotFound(f"no archive here for {address}")
+        if mlist.archive == "private" and not (
+            viewer and db_subs.is_member(conn, mlist.id, viewer)
+        ):
+            raise SignInRequired(f"the archive of {mlist.address} is for its members")
+        return mlist
+
+    async def lists(self, viewer: str) -> list[ListEntry]:
+        """Public archives, and the private ones the reader belongs to."""
+        async with self.db.read() as conn:
+            found = [s.list for s in db_lists.all_lists(conn)]
+            return [
+                _entry(m)
+                for m in found
+                if m.archive == "public"
+                or (m.archive == "private" and viewer and db_subs.is_member(conn, m.id, viewer))
+            ]
+
+    async def threads(self, address: str, viewer: str, page: int = 1) -> ThreadsPage:
+        async with self.db.read() as conn:
+            mlist = self._readable(conn, address, viewer)
+            total = sql.count_threads(conn, mlist.id)
+            pages = max(1, -(-total // THREADS_PER_PAGE))
+            page = min(max(page, 1), pages)
+            rows = sql.threads(conn, mlist.id, (page - 1) * THREADS_PER_PAGE, THREADS_PER_PAGE)
+            people = _People(conn, [r.starter for r in rows])
+            months = sql.months(conn, mlist.id)
+        threads = [
+            ThreadEntry(
+                thread_url(mlist.address, r.id),
+                r.subject or "(no subject)",
+                people.get(r.starter, True),
+                r.posts,
+                r.participants,
+                r.last_activity_at,
+            )
+            for r in rows
+        ]
+        return ThreadsPage(_entry(mlist), threads, page, pages, months)
+
+    async def thread(self, address: str, thread_id: int, viewer: str) -> ThreadPage:
+        async with self.db.read() as conn:
+            mlist = self._readable(conn, address, viewer)
+            found = sql.thread(conn, mlist.id, thread_id)
+            if found is None or all(p.placeholder for p in found[1]):
+                raise NotFound(f"no thread {thread_id} in {mlist.address}")
+            subject, rows = found
+            people = _People(conn, [r.sender for r in rows if not r.placeholder])
+            raws = sql.raws(
+                conn, [r.id for r in rows if not r.placeholder and r.id not in self._bodies]
+            )
+        views = {r.id: self._view(mlist, r, people, raws) for r in rows}
+        ordered = _reply_order(list(views.values()), {r.id: r.parent_id for r in rows})
+        return ThreadPage(_entry(mlist), thread_id, subject or "(no subject)", ordered)
+
+    async def locate(self, address: str, message_id: str, viewer: str) -> tuple[int, int]:
+        """(thread id, row) of a delivered post: where its permalink shows it."""
+        async with self.db.read() as conn:
+            mlist = self._readable(conn, address, viewer)
+            found = sql.post(conn, mlist.id, message_id)
+        if found is None or found.thread_id is None:
+            raise NotFound(f"no message <{message_id}> in the archive of {address}")
+        return found.thread_id, found.id
+
+    async def raw(self, address: str, message_id: str, viewer: str) -> bytes:
+        async with self.db.read() as conn:
+            mlist = self._readable(conn, address, viewer)
+            found = sql.post(conn, mlist.id, message_id)
+            data = sql.raws(conn, [found.id]) if found is not None else {}
+        if found is None or found.id not in data:
+            raise NotFound(f"no message <{message_id}> in the archive of {address}")
+        return data[found.id]
+
+    async def part(
+        self, address: str, message_id: str, index: int, viewer: str
+    ) -> tuple[bytes, str, str]:
+        """(bytes, content type, file name) of one part of a post."""
+        raw = await self.raw(address, message_id, viewer)
+        parts = bodies.leaves(bodies.parse(raw))
+        if not 0 <= index < len(parts):
+            raise NotFound(f"no part {index} in <{message_id}>")
+        part = parts[index]
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        return data, part.get_content_type(), bodies.filename(part, index)
+
+    async def month(
+        self, address: str, year: int, month: int, viewer: str
+    ) -> tuple[ListEntry, list[PostView]]:
+        start = f"{year:04d}-{month:02d}"
+        end = f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+        async with self.db.read() as conn:
+            mlist = self._readable(conn, address, viewer)
+            rows = sql.month(conn, mlist.id, start, end)
+            people = _People(conn, [r.sender for r in rows])
+        return _entry(mlist), [self._view(mlist, r, people, {}) for r in rows]
+
+    async def search(
+        self, address: str, text: str, viewer: str, limit: int = 50
+    ) -> tuple[ListEntry, list[SearchHit]]:
+        query = fts_query(text)
+        async with self.db.read() as conn:
+            mlist = self._readable(conn, address, viewer)
+            hits = sql.search(conn, mlist.id, query, limit) if query else []
+            people = _People(conn, [h.post.sender for h in hits])
+        found = [
+            SearchHit(
+                self._view(mlist, h.post, people, {}),
+                _marks(h.snippet),
+                thread_url(mlist.address, h.post.thread_id or 0),
+            )
+            for h in hits
+        ]
+        return _entry(mlist), found
+
+    async def latest(
+        self, address: str, viewer: str, thread_id: int | None = None, limit: int = 30
+    ) -> tuple[ListEntry, list[PostView]]:
+        """The newest delivered posts (of one thread), with their bodies: what a feed shows."""
+        async with self.db.read() as conn:
+            mlist = self._readable(conn, address, viewer)
+            rows = sql.latest(conn, mlist.id, limit, thread_id)
+            people = _People(conn, [r.sender for r in rows])
+            raws = sql.raws(conn, [r.id for r in rows if r.id not in self._bodies])
+        return _entry(mlist), [self._view(mlist, r, people, raws) for r in rows]
+
+    async def thread_raws(self, address: str, thread_id: int, viewer: str) -> list[bytes]:
+        """Every delivered post of a thread, as received, in date order (the thread's mbox)."""
+        async with self.db.read() as conn:
+            mlist = self._readable(conn, address, viewer)
+            found = sql.thread(conn, mlist.id, thread_id)
+            if found is None:
+                raise NotFound(f"no thread {thread_id} in {mlist.address}")
+            rows = [r for r in found[1] if not r.placeholder]
+            raws = sql.raws(conn, [r.id for r in rows])
+        return [raws[r.id] for r in rows if r.id in raws]
+
+    async def badge_css(self) -> str:
+        """One rule per badge with a colour (checked to be #rrggbb when it was set)."""
+        async with self.db.read() as conn:
+            styles = sql.badge_styles(conn)
+        return "".join(
+            f".{badge_class(name)} {{ background: {colour}; }}\n"
+            for name, (colour, _) in sorted(styles.items())
+            if colour
+        )
+
+    async def picture(self, key: str) -> tuple[bytes, str] | None:
+        """The picture an admin set for a person, by its unguessable key (avatars.key)."""
+        async with self.db.read() as conn:
+            person = avatars.person_of(db_site.secret(conn), key)
+            return sql.picture(conn, person) if person is not None else None
+
+    # -- drawing --------------------------------------------------------------------------
+    def _view(
+        self, mlist: MailingList, row: sql.PostRow, people: _People, raws: dict[int, bytes]
+    ) -> PostView:
+        url = message_url(mlist.address, row.message_id)
+        if row.placeholder:
+            return PostView(row.id, row.message_id, url, "", "", None, True)
+        body = self._bodies.get(row.id)
+        if body is None and row.id in raws:
+            body = bodies.render(raws[row.id], lambda i: f"{url}/part/{i}")
+            self._bodies[row.id] = body
+            while len(self._bodies) > BODY_CACHE:
+                self._bodies.popitem(last=False)
+        elif body is not None:
+            self._bodies.move_to_end(row.id)
+        author = people.get(row.sender, row.verified)
+        return PostView(
+            row.id, row.message_id, url, row.subject, row.date, author, False, body=body
+        )
+
+
+def _entry(mlist: MailingList) -> ListEntry:
+    return ListEntry(
+        mlist.address, mlist.name, mlist.description, list_url(mlist.address),
+        mlist.archive == "private",
+    )  # fmt: skip
+
+
+class _People:
+    """Names, pictures and badges of the authors on a page, in three queries."""
+
+    def __init__(self, conn: Conn, addresses: list[str]) -> None:
+        self.secret = db_site.secret(conn)
+        self.accounts = sql.authors(conn, addresses)
+        self.badges = db_badges.for_addresses(conn, addresses)
+        self.styles = sql.badge_styles(conn) if self.badges else {}
+
+    def get(self, address: str, verified: bool) -> Person | None:
+        if not address:
+            return None
+        account = self.accounts.get(address.lower())
+        shown = account.name if account is not None and account.name else address.split("@")[0]
+        badges = tuple(
+            Badge(b, *self.styles.get(b, ("", ""))) for b in self.badges.get(address.lower(), [])
+        )
+        if account is None:
+            return Person(shown, avatars.svg(self.secret, 0, shown, address), "", (), verified)
+        picture = (
+            f"/pictures/{avatars.key(self.secret, account.person_id)}"
+            if account.has_picture
+            else ""
+        )
+        drawn = (
+            "" if picture else avatars.svg(self.secret, account.person_id, account.name, address)
+        )
+        return Person(shown, drawn, picture, badges if verified else (), verified)
+
+
+def _reply_order(views: list[PostView], parents: dict[int, int | None]) -> list[PostView]:
+    """Depth-first in date order; a placeholder with replies stays (shown as a post the archive
+    never received) and one without is left out."""
+    by_id = {v.id: v for v in views}
+    roots: list[PostView] = []
+    for view in views:
+        parent = by_id.get(parents.get(view.id) or -1)
+        (parent.replies if parent is not None else roots).append(view)
+    out: list[PostView] = []
+    stack: list[tuple[PostView, int, PostView | None]] = [(r, 0, None) for r in reversed(roots)]
+    while stack:
+        view, depth, parent = stack.pop()
+        if view.placeholder and not view.replies:
+            continue
+        view.depth = min(depth, MAX_DEPTH)
+        if parent is not None:
+            view.parent = parent.url
+            view.parent_missing = parent.placeholder
+        out.append(view)
+        stack.extend((r, depth + 1, view) for r in reversed(view.replies))
+    return out
+
+
+def _marks(snippet: str) -> list[tuple[str, bool]]:
+    """FTS5's snippet with \\x02 ... \\x03 around matches, as (text, matched) runs."""
+    out: list[tuple[str, bool]] = []
+    for i, piece in enumerate(snippet.replace("\x03", "\x02").split("\x02")):
+        if piece:
+            out.append((piece, i % 2 == 1))
+    return out

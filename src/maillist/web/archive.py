@@ -1,0 +1,246 @@
+"""The web archive's routes on the Starlette app (web/app.py): pages from templates/archive/,
+the raw bytes, attachments, pictures, feeds and a thread's mbox, and signing in by email.
+
+Every response carries a strict Content-Security-Policy (no script at all, styles and images
+from this site only), `X-Content-Type-Options: nosniff` and no referrer to other sites; a private
+list's pages are never cached by anyone but the reader."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from maillist import clock, mboxes
+from maillist.db import Store
+from maillist.errors import BadToken, NotFound, SignInRequired
+from maillist.services import archive as svc
+from maillist.services import signin
+from maillist.services.notify import Notifier
+from maillist.templating import Templates, default_dir
+
+COOKIE = "maillist_session"
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+MAX_FORM = 4096
+_PART = re.compile(r"^(.*)/part/(\d{1,4})$")
+
+
+def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive) -> list[Route]:
+    stylesheet = (default_dir() / "archive" / "archive.css").read_bytes()
+
+    async def viewer_of(request: Request) -> str:
+        return await signin.viewer(db, request.cookies.get(COOKIE, ""))
+
+    def html(
+        name: str, request: Request, viewer: str, status: int = 200, **context: Any
+    ) -> Response:
+        body = pages.page(f"archive/{name}", viewer=viewer, **context)
+        return HTMLResponse(body, status_code=status, headers=_headers(viewer))
+
+    def guarded(
+        view: Callable[[Request, str], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            viewer = await viewer_of(request)
+            try:
+                return await view(request, viewer)
+            except NotFound as exc:
+                return html("message.html.j2", request, viewer, 404, heading="Not found",
+                            text=str(exc), signin=False, next="")  # fmt: skip
+            except SignInRequired as exc:
+                return html("message.html.j2", request, viewer, 403, heading="Members only",
+                            text=str(exc), signin=True, next=request.url.path)  # fmt: skip
+
+        return run
+
+    async def lists_page(request: Request, viewer: str) -> Response:
+        return html("lists.html.j2", request, viewer, lists=await archive.lists(viewer))
+
+    async def threads_page(request: Request, viewer: str) -> Response:
+        page = request.query_params.get("page", "1")
+        number = int(page) if page.isdigit() and len(page) < 7 else 1
+        found = await archive.threads(request.path_params["list"], viewer, number)
+        return html("threads.html.j2", request, viewer, page=found)
+
+    async def thread_page(request: Request, viewer: str) -> Response:
+        spec = request.path_params["spec"]
+        address = request.path_params["list"]
+        number, _, kind = spec.partition(".")
+        if not number.isdigit() or len(number) > 12:
+            raise NotFound(f"no thread {spec[:40]!r}")
+        if kind == "mbox":
+            raws = await archive.thread_raws(address, int(number), viewer)
+            return _download(
+                mboxes.mboxrd(raws), "application/mbox", f"thread-{number}.mbox", viewer
+            )
+        if kind == "atom":
+            mlist, posts = await archive.latest(address, viewer, int(number))
+            return _feed(pages, request, viewer, f"{mlist.name}: thread {number}", posts,
+                         f"{svc.thread_url(mlist.address, int(number))}")  # fmt: skip
+        if kind:
+            raise NotFound(f"no thread {spec[:40]!r}")
+        found = await archive.thread(address, int(number), viewer)
+        return html("thread.html.j2", request, viewer, page=found, highlight=0)
+
+    async def message_page(request: Request, viewer: str) -> Response:
+        address = request.path_params["list"]
+        rest = request.path_params["rest"]
+        part = _PART.match(rest)
+        if rest.endswith("/raw"):
+            raw = await archive.raw(address, rest[: -len("/raw")], viewer)
+            headers = {**_headers(viewer), "Content-Disposition": "inline"}
+            return Response(raw, media_type="text/plain; charset=utf-8", headers=headers)
+        if part is not None:
+            data, kind, name = await archive.part(
+                address, part.group(1), int(part.group(2)), viewer
+            )
+            return _download(data, kind, name, viewer)
+        thread_id, row = await archive.locate(address, rest, viewer)
+        found = await archive.thread(address, thread_id, viewer)
+        return html("thread.html.j2", request, viewer, page=found, highlight=row)
+
+    async def month_page(request: Request, viewer: str) -> Response:
+        year, month = int(request.path_params["year"]), int(request.path_params["month"])
+        if not (1 <= month <= 12 and 1970 <= year <= 9999):
+            raise NotFound("no such month")
+        mlist, posts = await archive.month(request.path_params["list"], year, month, viewer)
+        return html("month.html.j2", request, viewer, mlist=mlist, posts=posts, year=year,
+                    month=month)  # fmt: skip
+
+    async def search_page(request: Request, viewer: str) -> Response:
+        query = request.query_params.get("q", "")[:200]
+        mlist, hits = await archive.search(request.path_params["list"], query, viewer)
+        return html("search.html.j2", request, viewer, mlist=mlist, hits=hits, query=query)
+
+    async def list_feed(request: Request, viewer: str) -> Response:
+        mlist, posts = await archive.latest(request.path_params["list"], viewer)
+        return _feed(pages, request, viewer, mlist.name, posts, mlist.url)
+
+    async def picture(request: Request, viewer: str) -> Response:
+        found = await archive.picture(request.path_params["key"])
+        if found is None:
+            raise NotFound("no such picture")
+        data, kind = found
+        headers = {**SECURITY, "Cache-Control": "public, max-age=31536000, immutable"}
+        return Response(data, media_type=kind, headers=headers)
+
+    async def css(request: Request) -> Response:
+        return Response(stylesheet, media_type="text/css", headers={
+            **SECURITY, "Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+    async def badges_css(request: Request) -> Response:
+        return Response(await archive.badge_css(), media_type="text/css", headers={
+            **SECURITY, "Cache-Control": "public, max-age=300"})  # fmt: skip
+
+    async def signin_page(request: Request) -> Response:
+        viewer = await viewer_of(request)
+        next_path = _local(request.query_params.get("next", ""))
+        if request.method == "GET":
+            return html("signin.html.j2", request, viewer, state="ask", next=next_path)
+        form = await _form(request)
+        address = form.get("address", "")[:254]
+        shown = await signin.request(db, notifier, address, _local(form.get("next", "")))
+        return html("signin.html.j2", request, viewer, state="sent", address=shown,
+                    minutes=signin.LINK_MINUTES, next=next_path)  # fmt: skip
+
+    async def signin_link(request: Request) -> Response:
+        viewer = await viewer_of(request)
+        token = request.path_params["token"]
+        next_path = _local(request.query_params.get("next", ""))
+        try:
+            if request.method == "GET":
+                address = await signin.pending(db, token)
+                return html("signin.html.j2", request, viewer, state="confirm", address=address,
+                            next=next_path)  # fmt: skip
+            form = await _form(request)
+            _, cookie = await signin.sign_in(db, token)
+        except BadToken:
+            return html("signin.html.j2", request, viewer, 400, state="invalid", next="")
+        response = RedirectResponse(_local(form.get("next", "")) or "/", status_code=303)
+        response.set_cookie(COOKIE, cookie, max_age=signin.SESSION_DAYS * 86400, httponly=True,
+                            samesite="lax", secure=request.url.scheme == "https")  # fmt: skip
+        return response
+
+    async def signout(request: Request) -> Response:
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    return [
+        Route("/", guarded(lists_page)),
+        Route("/static/archive.css", css),
+        Route("/static/badges.css", badges_css),
+        Route("/pictures/{key}", guarded(picture)),
+        Route("/signin", signin_page, methods=["GET", "POST"]),
+        Route("/signin/{token}", signin_link, methods=["GET", "POST"]),
+        Route("/signout", signout, methods=["POST"]),
+        Route("/lists/{list}/", guarded(threads_page)),
+        Route("/lists/{list}/feed.atom", guarded(list_feed)),
+        Route("/lists/{list}/search", guarded(search_page)),
+        Route("/lists/{list}/thread/{spec}", guarded(thread_page)),
+        Route("/lists/{list}/msg/{rest:path}", guarded(message_page)),
+        Route("/lists/{list}/{year:int}/{month:int}/", guarded(month_page)),
+    ]
+
+
+def _headers(viewer: str) -> dict[str, str]:
+    cache = "private, no-store" if viewer else "public, max-age=60"
+    return {**SECURITY, "Cache-Control": cache}
+
+
+def _local(path: str) -> str:
+    """Only a path on this site may be a redirect target (no open redirect)."""
+    text = unquote(path)
+    if not text.startswith("/") or text.startswith("//") or "\\" in text or len(text) > 500:
+        return ""
+    return quote(text, safe="/@!$&()*+,;=:-._~?%")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            return {}
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+def _download(data: bytes, kind: str, name: str, viewer: str) -> Response:
+    safe = re.sub(r"[^A-Za-z0-9._ -]", "_", name)[:120] or "attachment"
+    headers = {
+        **_headers(viewer),
+        "Content-Disposition": f"attachment; filename=\"{safe}\"; filename*=UTF-8''{quote(name)}",
+    }
+    # Served as what it says it is, but never rendered in place (attachment, nosniff, CSP).
+    media = kind if re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+-]+", kind) else "application/octet-stream"
+    return Response(data, media_type=media, headers=headers)
+
+
+def _feed(
+    pages: Templates,
+    request: Request,
+    viewer: str,
+    title: str,
+    posts: list[svc.PostView],
+    alternate: str,
+) -> Response:
+    base = f"{request.url.scheme}://{request.url.netloc}"
+    updated = max((p.date for p in posts), default=clock.stamp())
+    body = pages.page("archive/feed.atom.j2", title=title, posts=posts, base=base,
+                      self_path=request.url.path, alternate=alternate, updated=updated)  # fmt: skip
+    headers = {**_headers(viewer)}
+    return Response(body, media_type="application/atom+xml; charset=utf-8", headers=headers)
