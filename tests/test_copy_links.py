@@ -31,7 +31,9 @@ def links(copy: EmailMessage, envelope_from: str) -> tuple[set[str], set[str]]:
     """(addresses, urls) a member could use: List-* headers, the envelope sender, the footer."""
     found: set[str] = {envelope_from}
     for name, value in copy.items():
-        if name.lower().startswith("list-") and name.lower() != "list-id":
+        if (name.lower().startswith("list-") and name.lower() != "list-id") or name.lower() == (
+            "archived-at"
+        ):
             found.update(_BRACKETED.findall(str(value)))
     body = copy.get_body(("plain",))
     assert body is not None
@@ -102,7 +104,9 @@ def test_every_address_and_url_in_a_copy_is_routable(tmp_path: Path) -> None:
             # the list, -request (help), -join, -leave, -leave+TOKEN, -bounces, -bounces+VERP
             assert any("-leave+" in a for a in every_address)
             assert any("-bounces+" in a for a in every_address)
-            assert len(every_url) == 3  # one one-click link per personalised copy
+            # one one-click link per personalised copy, the archive (List-Archive) and the post's
+            # permalink (Archived-At, RFC 5064)
+            assert len(every_url) == 5
             with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
                 client.ehlo()
                 for address in sorted(every_address):
@@ -110,10 +114,16 @@ def test_every_address_and_url_in_a_copy_is_routable(tmp_path: Path) -> None:
                     code, reply = client.rcpt(address)
                     assert code == 250, (address, reply)
                     client.rset()
-            for url in sorted(every_url):
+            archive = {f"{PUBLIC}/lists/team@example.org/",
+                       f"{PUBLIC}/lists/team@example.org/msg/links-1@example.org"}  # fmt: skip
+            assert archive <= every_url
+            for url in sorted(every_url - archive):
                 assert url.startswith(f"{PUBLIC}/unsubscribe/team@example.org/")
                 status, page = get(url.replace(PUBLIC, local))
                 assert status == 200 and "Unsubscribe from Team?" in page, (url, page)
+            for url in sorted(archive):  # a private archive (the default): members sign in
+                status, page = get(url.replace(PUBLIC, local))
+                assert status == 403 and "Members only" in page and "/signin?next=" in page
             assert members(db) >= {"anne@example.org", "bob@example.org", "erin@other.example"}
         finally:
             srv.stop()

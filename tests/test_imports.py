@@ -11,7 +11,8 @@ ROOT = Path(maillist.__file__).parent
 PURE = {
     "addresses", "listoptions", "memberfile", "mailparse", "threads", "policy",
     "clock", "models", "errors", "config", "render", "templating", "postfixmaps", "metrics",
-    "tokens", "loops", "replies", "notices", "signing", "replytext", "dmarc",
+    "tokens", "loops", "replies", "notices", "signing", "replytext", "dmarc", "bodies", "avatars",
+    "urls", "mboxes",
 }  # fmt: skip
 
 

@@ -83,7 +83,20 @@ def test_web_url_adds_one_click_for_personal_copies() -> None:
         "<mailto:team-leave+tok@example.org>, <https://lists.example.org/unsubscribe/team@example.org/tok>"
     )
     assert fields["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert "List-Archive" not in fields  # until the web archive exists, no link to it
+    assert fields["List-Archive"] == "<https://lists.example.org/lists/team@example.org/>"
+    assert "Archived-At" not in fields  # this copy carries no Message-ID the list minted
+
+
+def test_archived_at_points_at_the_posts_permalink() -> None:
+    lst = dataclasses.replace(TEAM, web_url="https://lists.example.org")
+    raw = b"From: a@example.org\r\nSubject: s\r\nMessage-ID: <a/b c@x>\r\n\r\nb\r\n"
+    fields = dict(field_list(render(raw, Copy(lst, ANNE, message_id="a/b c@x"))))
+    assert fields["Archived-At"] == (
+        "<https://lists.example.org/lists/team@example.org/msg/a%2Fb%20c@x>"
+    )
+    off = dataclasses.replace(lst, archive="none")
+    fields = dict(field_list(render(raw, Copy(off, ANNE, message_id="a/b c@x"))))
+    assert "Archived-At" not in fields and "List-Archive" not in fields
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from email.policy import compat32
 from email.utils import formataddr
 from functools import lru_cache
 
+from maillist import urls
 from maillist.models import MailingList
 
 CRLF = b"\r\n"
@@ -26,7 +27,7 @@ OWNED = frozenset(
     {
         "list-id", "list-post", "list-help", "list-subscribe", "list-unsubscribe",
         "list-unsubscribe-post", "list-archive", "list-owner", "x-loop", "precedence",
-        "x-maillist-badges", "x-maillist-author", "x-original-from",
+        "x-maillist-badges", "x-maillist-author", "x-original-from", "archived-at",
     }
 )  # fmt: skip
 _CONTENT = (
@@ -180,8 +181,11 @@ def list_headers(mlist: MailingList, author: Author, copy: Copy) -> list[tuple[s
     ]
     if copy.unsubscribe_url:
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    # No List-Archive yet: every URL a copy carries must be one maillist answers, and the web
-    # archive is not built yet.
+    if mlist.web_url and mlist.archive != "none":  # `serve --http-port` answers both
+        headers.append(("List-Archive", f"<{mlist.web_url}{urls.list_url(mlist.address)}>"))
+        if copy.message_id:  # RFC 5064
+            url = mlist.web_url + urls.message_url(mlist.address, copy.message_id)
+            headers.append(("Archived-At", f"<{url}>"))
     headers += [("Precedence", "list"), ("X-Loop", mlist.address)]
     headers.append(("X-Maillist-Author", author.address))
     if author.badges and author.verified:

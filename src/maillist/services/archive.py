@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from maillist import avatars, bodies
 from maillist.db import Store
@@ -23,6 +22,7 @@ from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
 from maillist.errors import NotFound, SignInRequired
 from maillist.models import MailingList
+from maillist.urls import list_url, message_url, thread_url
 
 THREADS_PER_PAGE = 30
 MAX_DEPTH = 6  # deeper replies are drawn at this indentation (with "in reply to")
@@ -111,18 +111,6 @@ class SearchHit:
     post: PostView
     snippet: list[tuple[str, bool]]  # (text, matched)
     thread_url: str
-
-
-def list_url(address: str) -> str:
-    return f"/lists/{quote(address, safe='@')}/"
-
-
-def message_url(address: str, message_id: str) -> str:
-    return f"{list_url(address)}msg/{quote(message_id, safe='@!$&()*+,;=:-._~')}"
-
-
-def thread_url(address: str, thread_id: int) -> str:
-    return f"{list_url(address)}thread/{thread_id}"
 
 
 def fts_query(text: str) -> str:

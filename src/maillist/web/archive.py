@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from maillist import clock, mboxes
+from maillist import clock, mboxes, urls
 from maillist.db import Store
 from maillist.errors import BadToken, NotFound, SignInRequired
 from maillist.services import archive as svc
@@ -90,7 +90,7 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
         if kind == "atom":
             mlist, posts = await archive.latest(address, viewer, int(number))
             return _feed(pages, request, viewer, f"{mlist.name}: thread {number}", posts,
-                         f"{svc.thread_url(mlist.address, int(number))}")  # fmt: skip
+                         urls.thread_url(mlist.address, int(number)))  # fmt: skip
         if kind:
             raise NotFound(f"no thread {spec[:40]!r}")
         found = await archive.thread(address, int(number), viewer)
