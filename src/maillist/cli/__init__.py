@@ -12,6 +12,7 @@ import typer
 
 from maillist import __version__
 from maillist.cli import (
+    archive,
     audit,
     badges,
     bounces,
@@ -21,6 +22,7 @@ from maillist.cli import (
     members,
     moderation,
     ops,
+    people,
     queue,
     requests,
     serve,
@@ -47,6 +49,9 @@ app.add_typer(threads.messages_app, name="messages")
 app.add_typer(queue.app, name="queue")
 app.add_typer(requests.app, name="requests")
 app.add_typer(dkim.app, name="dkim")
+app.add_typer(archive.app, name="archive")
+app.add_typer(people.app, name="people")
+app.command("search")(archive.search)
 app.command("bounces")(bounces.bounces)
 app.command("serve")(serve.serve_command)
 app.command("threads")(threads.threads)

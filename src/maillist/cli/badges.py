@@ -56,3 +56,19 @@ def list_(
         ("badge", "address", "name", "granted_at", "granted_by"),
         [(g.badge, g.address, g.name, g.granted_at, g.granted_by) for g in grants],
     )
+
+
+@app.command("set")
+def set_style(
+    ctx: typer.Context,
+    badge: BadgeArg,
+    colour: Annotated[
+        str | None, typer.Option("--colour", help="Its colour in the archive, #rrggbb.")
+    ] = None,
+    icon: Annotated[
+        str | None, typer.Option("--icon", help="A short icon before its name (an emoji).")
+    ] = None,
+) -> None:
+    """How a badge looks beside names in the web archive."""
+    new = run(ctx, lambda db, cfg: svc.style(db, badge, colour=colour, icon=icon, actor=cfg.actor))
+    say(f"{badge.strip()!r}: colour {new[0] or '(default)'}, icon {new[1] or '(none)'}")

@@ -28,6 +28,7 @@ from maillist.dmarc import OrgDomains
 from maillist.errors import MaillistError
 from maillist.mailparse import Limits
 from maillist.metrics import Metrics
+from maillist.services import search
 from maillist.services.authentication import Authenticator
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
@@ -138,6 +139,8 @@ async def serve(
         )  # fmt: skip
         handler = Handler(directory, ingestor, settings, limits, parser, metrics, authenticator)
         listener = await listen(handler, settings)
+        indexing = asyncio.create_task(search.backfill(db), name="search-backfill")
+        stack.callback(indexing.cancel)
         stack.push_async_callback(_step("sessions", lambda: listener.stop(drain.left())))
         if delivery.http_port is not None:
             web = build_web(db, metrics, Templates(delivery.templates), notifier)

@@ -92,3 +92,12 @@ def for_addresses(conn: Conn, addresses: list[str]) -> dict[str, list[str]]:
         for address, badge in cur.fetchall():
             found.setdefault(address, []).append(badge)
     return found
+
+
+def style_of(conn: Conn, name: str) -> tuple[str, str] | None:
+    row = conn.execute("SELECT colour, icon FROM badges WHERE name = ?", (name,)).fetchone()
+    return (str(row[0]), str(row[1])) if row else None
+
+
+def set_style(conn: Conn, name: str, colour: str, icon: str) -> None:
+    conn.execute("UPDATE badges SET colour = ?, icon = ? WHERE name = ?", (colour, icon, name))

@@ -58,3 +58,9 @@ def _by_address(conn: Conn, addresses: list[str], column: str, where: str = "") 
         )
         found.update(dict(cur.fetchall()))
     return found
+
+
+def set_picture(conn: Conn, person_id: int, data: bytes, kind: str) -> None:
+    conn.execute(
+        "UPDATE people SET picture = ?, picture_type = ? WHERE id = ?", (data, kind, person_id)
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from maillist.addresses import has_control, normalise
 from maillist.clock import stamp
 from maillist.db import Conn, Store
@@ -73,3 +75,32 @@ async def badges_for(db: Store, address: str) -> list[str]:
 async def summary(db: Store) -> list[Badge]:
     async with db.read() as conn:
         return db_badges.summary(conn)
+
+
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+MAX_ICON = 4
+
+
+async def style(
+    db: Store, badge: str, *, colour: str | None, icon: str | None, actor: str
+) -> tuple[str, str]:
+    """How a badge looks beside names in the archive: a colour (#rrggbb, written into a
+    stylesheet, so nothing else is accepted) and a short icon (an emoji or a few letters)."""
+    name = badge_name(badge)
+    if colour is not None and colour and not _COLOUR.match(colour.strip()):
+        raise BadgeError(f"a colour is #rrggbb (six hex digits), not {colour!r}")
+    if icon is not None and (len(icon.strip()) > MAX_ICON or has_control(icon)):
+        raise BadgeError(f"an icon is at most {MAX_ICON} printable characters")
+    async with db.write() as conn:
+        current = db_badges.style_of(conn, name)
+        if current is None:
+            raise BadgeError(f"no such badge: {name!r} (grant it to someone first)")
+        new = (
+            current[0] if colour is None else colour.strip().lower(),
+            current[1] if icon is None else icon.strip(),
+        )
+        db_badges.set_style(conn, name, *new)
+        db_audit.record(
+            conn, stamp(), actor, "badges.style", name, f"colour={new[0]} icon={new[1]}"
+        )
+    return new

@@ -32,6 +32,7 @@ from maillist.templating import Templates
 
 log = logging.getLogger("maillist.ingest")
 MAX_BATCH = 64
+IMPORTED = policy.Decision(Verdict.ACCEPT, ("imported from an mbox",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class Incoming:
     parsed: ParsedMessage
     client: str = ""  # the connecting client's IP address (rate limits for notices)
     auth: Authentication | None = None  # a post's DKIM/ARC/DMARC results (None: not checked)
+    imported: bool = False  # history from an mbox: shown in the archive, never redistributed
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     existing = known.get(p.message_id)
     if existing is not None and not existing.placeholder:
         return Outcome(existing.row_id, p.message_id, existing.verdict, (), duplicate=True)
-    at = clock.stamp()
+    at = p.date if item.imported else clock.stamp()  # imported threads keep their own times
     fields = {
         "envelope_from": item.envelope_from,
         "recipient": item.recipient,
@@ -89,19 +91,23 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
         return Outcome(row, p.message_id, result.verdict, (result.reason,))
 
     is_member = p.sender is not None and db_subs.is_member(conn, lst.id, p.sender)
-    decision = policy.decide(
-        policy.Facts(
-            mlist=lst,
-            sender=p.sender,
-            sender_problem=p.sender_problem,
-            is_member=is_member,
-            list_ids=p.list_ids,
-            x_loops=p.x_loops,
-            auto_submitted=p.auto_submitted,
-            precedence=p.precedence,
-            autoreply=p.autoreply,
-            came_back=bool(p.body_digest) and db_copies.came_back(conn, lst.id, p.body_digest),
-            auth=item.auth,
+    decision = (
+        IMPORTED
+        if item.imported
+        else policy.decide(
+            policy.Facts(
+                mlist=lst,
+                sender=p.sender,
+                sender_problem=p.sender_problem,
+                is_member=is_member,
+                list_ids=p.list_ids,
+                x_loops=p.x_loops,
+                auto_submitted=p.auto_submitted,
+                precedence=p.precedence,
+                autoreply=p.autoreply,
+                came_back=bool(p.body_digest) and db_copies.came_back(conn, lst.id, p.body_digest),
+                auth=item.auth,
+            )
         )
     )
     # Only a delivered post claims its Message-ID (fills its placeholder, makes later copies
@@ -139,7 +145,7 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     if decision.verdict is Verdict.HOLD:
         reason = "; ".join(decision.reasons)
         requests.on_hold(conn, _mail(item, row), sql.hold(conn, row, lst.id, reason, at), reason)
-    elif decision.verdict is Verdict.ACCEPT:
+    elif decision.verdict is Verdict.ACCEPT and not item.imported:
         db_outbound.enqueue(conn, row, lst.id, at)  # the fan-out job, in the verdict's transaction
     return Outcome(row, p.message_id, decision.verdict, decision.reasons)
 

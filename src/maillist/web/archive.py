@@ -48,7 +48,7 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
     def html(
         name: str, request: Request, viewer: str, status: int = 200, **context: Any
     ) -> Response:
-        body = pages.page(f"archive/{name}", viewer=viewer, **context)
+        body = pages.page(f"archive/{name}", viewer=viewer, static=False, **context)
         return HTMLResponse(body, status_code=status, headers=_headers(viewer))
 
     def guarded(
