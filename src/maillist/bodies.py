@@ -193,6 +193,9 @@ def plain_html(text: str) -> str:
     return "\n".join(x for x in out if x)
 
 
+_EMPTY_IMG = re.compile(r"<img(?: (?:alt|width|height)=\"[^\"]*\")*>")
+
+
 def clean_html(text: str, cids: dict[str, int], part_url: Callable[[int], str]) -> str:
     """An HTML body without anything that runs, tracks or submits."""
 
@@ -201,13 +204,16 @@ def clean_html(text: str, cids: dict[str, int], part_url: Callable[[int], str]) 
             if value.lower().startswith("cid:") and value[4:] in cids:
                 return part_url(cids[value[4:]])
             return None  # a remote image: a tracking pixel as often as not
+        if value.lower().startswith("cid:"):  # a cid: link anywhere else goes nowhere
+            return None
         return value
 
-    return nh3.clean(
+    cleaned = nh3.clean(
         text,
         tags=_TAGS,
         attributes=_ATTRIBUTES,
         attribute_filter=keep,
-        url_schemes={"http", "https", "mailto"},
+        url_schemes={"http", "https", "mailto", "cid"},  # cid: only survives as a part URL
         link_rel="nofollow ugc noopener",
     )
+    return _EMPTY_IMG.sub("", cleaned)

@@ -31,8 +31,9 @@ def thumbnail(data: bytes) -> bytes:
             if image.width * image.height > MAX_PIXELS:
                 raise BadInput(f"a picture is at most {MAX_PIXELS:,} pixels")
             image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError, ValueError) as exc:  # fmt: skip
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise BadInput(f"a picture is at most {MAX_PIXELS:,} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise BadInput(f"not a picture Pillow can read: {type(exc).__name__}") from None
     side = min(image.width, image.height)
     left, top = (image.width - side) // 2, (image.height - side) // 2
