@@ -24,25 +24,27 @@ def team(run_cli: CliFn) -> CliFn:
 # --- no mode that the server does not honour -----------------------------------------------------
 
 
-def test_digest_mode_is_refused_everywhere(team: CliFn, tmp_path: Path) -> None:
+def test_digest_mode_is_accepted_everywhere_and_a_bad_mode_refused(
+    team: CliFn, tmp_path: Path
+) -> None:
+    assert team("members", "add", "team@example.org", "a@example.org", "--mode", "digest").code == 0
+    assert team("members", "add", "team@example.org", "d@example.org").code == 0
+    assert team("members", "set", "team@example.org", "d@example.org", "mode", "digest").code == 0
     assert_one_line_error(
-        team("members", "add", "team@example.org", "a@example.org", "--mode", "digest"),
-        "digest delivery is not available yet",
-    )
-    assert team("members", "add", "team@example.org", "a@example.org").code == 0
-    assert_one_line_error(
-        team("members", "set", "team@example.org", "a@example.org", "mode", "digest"),
-        "digest delivery is not available yet",
+        team("members", "set", "team@example.org", "d@example.org", "mode", "weekly"),
+        "bad value 'weekly' for mode",
     )
     rows = tmp_path / "m.csv"
     rows.write_text("address,mode\nb@example.org,digest\nc@example.org,nomail\n")
-    result = team("members", "import", "team@example.org", str(rows))
-    assert "line 2: digest delivery is not available yet" in result.err
+    assert team("members", "import", "team@example.org", str(rows)).code == 0
     modes = {
         m["address"]: m["mode"]
         for m in json.loads(team("members", "list", "team@example.org", "--json").out)
     }
-    assert modes == {"a@example.org": "regular", "c@example.org": "nomail"}
+    assert modes == {
+        "a@example.org": "digest", "b@example.org": "digest", "c@example.org": "nomail",
+        "d@example.org": "digest",
+    }  # fmt: skip
 
 
 # --- CSV injection (OWASP) -------------------------------------------------------------------------

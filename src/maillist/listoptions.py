@@ -132,6 +132,13 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _hour(value: str) -> int:
+    text = value.strip()
+    if not text.isdigit() or not 0 <= int(text) <= 23:
+        raise BadOption("must be an hour from 0 to 23 (UTC)")
+    return int(text)
+
+
 def _warnings(value: str) -> int:
     text = value.strip()
     if not text.isdigit() or not 0 <= int(text) <= 10:
@@ -183,6 +190,12 @@ OPTIONS: dict[str, Option] = {
             _choice("auto", "munge", "wrap", "none"),
             "DMARC mitigation: auto (munge From when the author's domain asks p=reject or "
             "quarantine, or its DNS fails) | munge | wrap | none",
+        ),
+        Option("digest_hour", _hour, "the hour (0-23, UTC) digests are sent each day (default 6)"),
+        Option(
+            "digest_size",
+            _size,
+            "waiting posts of this size send a digest before its hour, e.g. 100K (default)",
         ),
         Option(
             "archive",

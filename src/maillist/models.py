@@ -94,6 +94,8 @@ class MailingList:
     dmarc: str = "auto"  # auto | munge | wrap | none (dmarc.py)
     unauthenticated: str = "hold"  # a post failing its author's DMARC: hold | accept | reject
     archive: str = "private"  # who reads the web archive: public | private (members) | none
+    digest_hour: int = 6  # the hour (UTC) digests go out
+    digest_size: int = 102400  # waiting posts of this many bytes send a digest sooner
 
     @property
     def local_part(self) -> str:

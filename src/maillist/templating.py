@@ -69,6 +69,10 @@ class Templates:
             raise ValueError(f"notices/{name}.txt.j2 must start with a Subject: line")
         return first.removeprefix("Subject:").strip(), body.lstrip("\n")
 
+    def text(self, name: str, **context: Any) -> str:
+        """A plain-text template (not escaped), e.g. "message/digest-contents.txt.j2"."""
+        return self.env.get_template(name).render(context)
+
     def page(self, name: str, **context: Any) -> str:
         """An HTML page (autoescaped), e.g. "web/unsubscribe.html.j2"."""
         return self.env.get_template(name).render(context)

@@ -17,6 +17,7 @@ from maillist.cli import (
     badges,
     bounces,
     demo,
+    digests,
     dkim,
     lists,
     members,
@@ -51,6 +52,7 @@ app.add_typer(requests.app, name="requests")
 app.add_typer(dkim.app, name="dkim")
 app.add_typer(archive.app, name="archive")
 app.add_typer(people.app, name="people")
+app.add_typer(digests.app, name="digests")
 app.command("search")(archive.search)
 app.command("bounces")(bounces.bounces)
 app.command("serve")(serve.serve_command)

@@ -230,3 +230,30 @@ def unindexed(conn: Conn, limit: int) -> list[tuple[int, bytes, str, str]]:
         (limit,),
     ).fetchall()
     return [(int(r[0]), bytes(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPost:
+    id: int
+    sender: str
+    subject: str
+    date: str
+    verified: bool
+    thread_subject: str
+
+
+def posts(conn: Conn, rows: Sequence[int]) -> list[DigestPost]:
+    """Posts by row, in date order, with their thread's subject (a digest's contents)."""
+    found: list[DigestPost] = []
+    ids = list(rows)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        cur = conn.execute(
+            "SELECT m.id, m.sender, m.subject, m.date, m.verified, coalesce(t.subject, m.subject) "
+            "FROM messages m LEFT JOIN threads t ON t.id = m.thread_id "
+            f"WHERE m.id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        found += [DigestPost(int(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), str(r[5]))
+                  for r in cur]  # fmt: skip
+    return sorted(found, key=lambda p: (p.date, p.id))

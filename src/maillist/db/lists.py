@@ -10,7 +10,8 @@ from maillist.models import ListSummary, MailingList, Posting
 _COLUMNS = (
     "id, address, name, description, posting, subject_prefix, max_message_size, reply_to, "
     "personalize, web_url, created_at, batch_size, footer, subscription, token_days, "
-    "bounce_threshold, bounce_stale_days, bounce_warnings, dmarc, unauthenticated, archive"
+    "bounce_threshold, bounce_stale_days, bounce_warnings, dmarc, unauthenticated, archive, "
+    "digest_hour, digest_size"
 )
 SETTABLE = frozenset(
     {
@@ -32,6 +33,8 @@ SETTABLE = frozenset(
         "dmarc",
         "unauthenticated",
         "archive",
+        "digest_hour",
+        "digest_size",
     }
 )
 
@@ -59,6 +62,8 @@ def _row(row: Any) -> MailingList:
         dmarc=row[18],
         unauthenticated=row[19],
         archive=row[20],
+        digest_hour=row[21],
+        digest_size=row[22],
     )
 
 

@@ -6,7 +6,12 @@ from maillist.db.store import Conn
 
 
 def enqueue(conn: Conn, message_row: int, list_id: int, at: str) -> int:
-    """Written in the verdict's own transaction, so an accepted post can never be forgotten."""
+    """Written in the verdict's own transaction, so an accepted post can never be forgotten;
+    the post waits for the next digest too (db/digests.py)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO digest_queue (list_id, message_row) VALUES (?, ?)",
+        (list_id, message_row),
+    )
     cur = conn.execute(
         "INSERT INTO outbound_jobs (message_id, list_id, created_at) VALUES (?, ?, ?) RETURNING id",
         (message_row, list_id, at),

@@ -20,7 +20,7 @@ from maillist import clock, replies, signing
 from maillist.db.store import Conn, Store
 from maillist.delivery.relay import Relay
 from maillist.metrics import Metrics
-from maillist.services import bounces, deliveries
+from maillist.services import bounces, deliveries, digests
 from maillist.services.deliveries import Batch, Result, SendJob
 from maillist.services.directory import ListDirectory
 from maillist.services.notify import Notifier
@@ -139,16 +139,23 @@ class DeliveryWorkers:
 
     async def _reviewer(self) -> None:
         """Hourly: warn (and probe) members whose delivery bounces disabled, enable those whose
-        probe came through, remove those past the list's warnings (services/bounces.py)."""
+        probe came through, remove those past the list's warnings (services/bounces.py); send
+        the digests that are due (services/digests.py)."""
         while not self._stopping:
             try:
                 lists = await self._directory.current()
                 async with self._store.write() as conn:
+                    now = clock.now()
                     done = [
                         line
                         for mlist in lists.values()
-                        for line in bounces.review(conn, mlist, self._notifier, clock.now())
+                        for line in bounces.review(conn, mlist, self._notifier, now)
                     ]
+                    for mlist in lists.values():
+                        sent = digests.send(conn, mlist, self._templates, now, force=False)
+                        if sent:
+                            log.info("digest for %s: %s", mlist.address, sent)
+                            done.append(sent)
                 if done:
                     self._batches_ready.set()
             except Exception:

@@ -24,10 +24,9 @@ from maillist.models import (
 from maillist.services.lists import require
 from maillist.services.validation import normalise_all
 
-# Modes the server delivers today. Digest delivery does not exist yet: a member set to it would
-# silently get nothing, so it is refused until digests are built.
-DELIVERED = (Mode.REGULAR, Mode.NOMAIL)
-NO_DIGEST = "digest delivery is not available yet; use regular or nomail"
+# Modes the server delivers (digests: services/digests.py).
+DELIVERED = (Mode.REGULAR, Mode.DIGEST, Mode.NOMAIL)
+NO_DIGEST = "unknown delivery mode; use regular, digest or nomail"
 
 Progress = Callable[[int], None]
 """Called with the number of rows just processed, so the CLI can advance a progress bar."""
@@ -163,7 +162,7 @@ def _member_from(row: ImportRow, address: str) -> NewMember:
     try:
         mode = Mode(row.mode.strip().lower() or "regular")
     except ValueError:
-        raise BadInput(f"unknown mode {row.mode!r} (regular, nomail)") from None
+        raise BadInput(f"unknown mode {row.mode!r} (regular, digest, nomail)") from None
     _deliverable(mode)
     return NewMember(address, name, role, mode)
 

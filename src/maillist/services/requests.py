@@ -336,8 +336,6 @@ class Requests:
                 return f"{address} is not a member.", False
             return self._request_by_command(conn, mail, "leave"), False
         if verb == "set" and len(words) == 2 and words[1] in {"nomail", "regular", "digest"}:
-            if words[1] == "digest":
-                return "Digests are not available on this server yet; nothing changed.", False
             if not db_subs.set_field(conn, mlist.id, address, "mode", Mode(words[1])):
                 return f"{address} is not a member.", False
             if words[1] == "regular":  # also ends a pause that bounces caused (score reset)
