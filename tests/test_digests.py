@@ -67,10 +67,10 @@ def test_digest_readers_get_one_numbered_digest_and_never_twice(tmp_path: Path) 
     assert bundle.get_content_type() == "multipart/digest"
     posts = list(bundle.iter_parts())
     assert [p.get_content_type() for p in posts] == ["message/rfc822"] * 3
-    inner = [p.get_payload() for p in posts]
-    assert [m[0]["Message-ID"] for m in inner if isinstance(m, list)] == [
-        "<d1@example.org>",
-        "<d2@example.net>",
-        "<d3@example.org>",
-    ]
+    ids = []
+    for part in posts:
+        payload = part.get_payload()
+        assert isinstance(payload, list)
+        ids.append(str(payload[0]["Message-ID"]))
+    assert ids == ["<d1@example.org>", "<d2@example.net>", "<d3@example.org>"]
     assert "set regular" in footer.get_content()
