@@ -70,7 +70,7 @@ def test_digest_readers_get_one_numbered_digest_and_never_twice(tmp_path: Path) 
     ids = []
     for part in posts:
         payload = part.get_payload()
-        assert isinstance(payload, list)
+        assert isinstance(payload, list) and isinstance(payload[0], EmailMessage)
         ids.append(str(payload[0]["Message-ID"]))
     assert ids == ["<d1@example.org>", "<d2@example.net>", "<d3@example.org>"]
     assert "set regular" in footer.get_content()
