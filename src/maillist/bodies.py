@@ -148,14 +148,24 @@ def linkify(escaped: str) -> str:
     return _URL.sub(anchor, escaped)
 
 
+WRAPPED = 60  # a line at least this long was wrapped by the sender's client: reflowed
+
+
 def _paragraphs(lines: list[str]) -> str:
+    """Blank lines separate paragraphs; inside one, a line the client wrapped joins the next
+    (so text reflows on a phone) and a short line keeps its break (addresses, lists, poems)."""
     out: list[str] = []
     block: list[str] = []
     for line in [*lines, ""]:
         if line.strip():
-            block.append(linkify(html.escape(line)))
+            block.append(line)
         elif block:
-            out.append("<p>" + "<br>\n".join(block) + "</p>")
+            text = ""
+            for n, part in enumerate(block):
+                if n:
+                    text += " " if len(block[n - 1].rstrip()) >= WRAPPED else "<br>\n"
+                text += linkify(html.escape(part.rstrip() if n < len(block) - 1 else part))
+            out.append(f"<p>{text}</p>")
             block = []
     return "\n".join(out)
 

@@ -67,6 +67,7 @@ class PostView:
     depth: int = 0
     parent: str = ""  # the permalink of the post this one answers
     parent_missing: bool = False
+    parent_author: str = ""
     body: bodies.Body | None = None
     replies: list[PostView] = field(default_factory=list)
 
@@ -278,7 +279,7 @@ class Archive:
         async with self.db.read() as conn:
             styles = sql.badge_styles(conn)
         return "".join(
-            f".{badge_class(name)} {{ background: {colour}; }}\n"
+            f"li.badge.{badge_class(name)} {{ background: {colour}; }}\n"
             for name, (colour, _) in sorted(styles.items())
             if colour
         )
@@ -365,6 +366,7 @@ def _reply_order(views: list[PostView], parents: dict[int, int | None]) -> list[
         if parent is not None:
             view.parent = parent.url
             view.parent_missing = parent.placeholder
+            view.parent_author = parent.author.name if parent.author is not None else ""
         out.append(view)
         stack.extend((r, depth + 1, view) for r in reversed(view.replies))
     return out
