@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from maillist import clock, mboxes, urls
-from maillist.db import Store
+from maillist.db.store import Store
 from maillist.errors import BadToken, NotFound, SignInRequired
 from maillist.services import archive as svc
 from maillist.services import signin
