@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import sqlite3
 import statistics
@@ -26,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from fanout import free_port
 from ingest import Proc  # also points every server at a loopback resolver
 
 LIST = "history@example.org"
@@ -152,19 +152,10 @@ def main() -> None:
         )  # fmt: skip
         total = grow(db, args.posts)
         print(f"archive grown to {total:,} posts", flush=True)
-        server = Proc([*cli, "serve", "--port", "0", "--http-port", "0", "--outbox",
+        http = free_port()
+        server = Proc([*cli, "serve", "--port", "0", "--http-port", str(http), "--outbox",
                        str(tmp / "out")], tmp / "serve.log")  # fmt: skip
         try:
-            http = 0
-            deadline = time.monotonic() + 30
-            while not http and time.monotonic() < deadline:
-                found = re.search(
-                    r"http listening on [\d.]+:(\d+)", (tmp / "serve.log").read_text()
-                )
-                assert server.proc.stdout is not None
-                line = server.proc.stdout.readline().decode()
-                found = found or re.search(r"http listening on [\d.]+:(\d+)", line)
-                http = int(found.group(1)) if found else 0
             base = f"http://127.0.0.1:{http}/lists/{LIST}"
             conn = sqlite3.connect(db)
             [(thread,)] = conn.execute(

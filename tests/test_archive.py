@@ -26,6 +26,7 @@ from test_smtp_receive import admin
 
 TEAM, INNER = "team@example.org", "inner@example.org"
 ANNE, BOB, CAROL = "anne@example.org", "bob@example.net", "carol@example.net"
+MOD = "molly@example.org"
 XSS = '<script>alert("x")</script>'
 
 
@@ -72,6 +73,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         ("members", "add", TEAM, ANNE, "--name", "Anne Author"),
         ("members", "add", TEAM, BOB, "--name", f"Bob {XSS}"),
         ("members", "add", INNER, ANNE, "--name", "Anne Author"),
+        ("members", "add", TEAM, MOD, "--name", "Molly Moderator", "--role", "moderator"),
         ("badges", "grant", ANNE, "Licensee Badge"),
         ("badges", "set", "Licensee Badge", "--colour", "#1a7f37", "--icon", "★"),
     ):
@@ -80,7 +82,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with RunningSink(Sink()) as sink:
         server = Server(db, "--relay", f"127.0.0.1:{sink.port}", "--http-port", "0")
         base = f"http://127.0.0.1:{server.http_port}"
-        assert admin(db, "lists", "set", INNER, "web_url", base).returncode == 0
+        for mlist in (TEAM, INNER):
+            assert admin(db, "lists", "set", mlist, "web_url", base).returncode == 0
         try:
             with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
                 client.sendmail(ANNE, [TEAM], mail(ANNE, "q1@example.org", "Rotations?",
@@ -97,6 +100,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                     extra="In-Reply-To: <never@example.org>\r\n"))  # fmt: skip
                 client.sendmail(BOB, [TEAM], mail(BOB, "xss@example.net", f"Hello {XSS}",
                     HOSTILE_HTML[1], extra=HOSTILE_HTML[0]))  # fmt: skip
+                client.sendmail(BOB, [TEAM], mail(BOB, "held@example.net", "Re: Rotations?",
+                    "A reply that waits for a moderator.\r\n", extra="Precedence: bulk\r\n"
+                    "In-Reply-To: <q1@example.org>\r\n"))  # fmt: skip
                 client.sendmail(ANNE, [INNER], mail(ANNE, "secret@example.org", "Private plans",
                     "The secret word is marmalade.\r\n", to=INNER))  # fmt: skip
             sink.wait(lambda s: len(s.received) >= 6)
@@ -359,3 +365,28 @@ def test_pictures_are_resized_served_long_and_bombs_refused(site: Site, tmp_path
     assert refused.returncode != 0 and "pixels" in refused.stderr
     bad = admin(site.db, "badges", "set", "Licensee Badge", "--colour", "red;}body{x")
     assert bad.returncode != 0 and "#rrggbb" in bad.stderr
+
+
+def sign_in(site: Site, address: str, next_path: str) -> httpx.Client:
+    """The emailed link, as its reader follows it: a client with the session cookie."""
+    before = len(site.sink.received)
+    assert site.web.post("/signin", data={"address": address, "next": next_path}).status_code == 200
+    site.sink.wait(lambda s: any(
+        address in r.rcpts and b"sign-in link" in r.data for r in s.received[before:]))  # fmt: skip
+    notice = next(r for r in site.sink.received[before:] if address in r.rcpts)
+    [link] = re.findall(rf"{re.escape(site.base)}(/signin/[\w-]+)", notice.data.decode())
+    signed = site.web.post(link, data={"next": next_path}, follow_redirects=False)
+    assert signed.status_code == 303
+    return httpx.Client(base_url=site.base, cookies=signed.cookies, timeout=10)
+
+
+def test_moderators_see_held_posts_marked_and_nobody_else_does(site: Site) -> None:
+    thread = "/lists/team@example.org/msg/q1@example.org"
+    assert "waits for a moderator" not in page(site, thread)
+    with sign_in(site, MOD, thread) as moderator:
+        text = moderator.get(thread).text
+        assert "A reply that waits for a moderator." in text
+        assert "Held for moderation" in text, re.findall(r"<article[^>]*>", text)
+        assert "post depth-1 held" in text, re.findall(r"<article[^>]*>", text)
+    with sign_in(site, ANNE, thread) as member:  # a member, not a moderator
+        assert "waits for a moderator" not in member.get(thread).text

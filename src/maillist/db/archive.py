@@ -40,11 +40,12 @@ class PostRow:
     placeholder: bool
     verified: bool
     verdict: str
+    received: bool = True  # False: a placeholder for an id only referred to
 
 
 _POST = (
     "m.id, m.message_id, m.parent_id, m.thread_id, m.sender, m.sender_name, m.subject, m.date, "
-    f"m.raw IS NULL OR m.verdict NOT IN {_VISIBLE}, m.verified, m.verdict"
+    f"m.raw IS NULL OR m.verdict NOT IN {_VISIBLE}, m.verified, m.verdict, m.raw IS NOT NULL"
 )
 
 
@@ -52,7 +53,7 @@ def _post(row: Sequence[Any]) -> PostRow:
     return PostRow(
         int(row[0]), str(row[1]), None if row[2] is None else int(row[2]),
         None if row[3] is None else int(row[3]), str(row[4]), str(row[5]), str(row[6]),
-        str(row[7]), bool(row[8]), bool(row[9]), str(row[10]),
+        str(row[7]), bool(row[8]), bool(row[9]), str(row[10]), bool(row[11]),
     )  # fmt: skip
 
 
@@ -181,7 +182,7 @@ def search(conn: Conn, list_id: int, match: str, limit: int) -> list[Hit]:
         "ORDER BY rank LIMIT ?",
         (match, list_id, limit),
     ).fetchall()
-    return [Hit(_post(r[:11]), str(r[11])) for r in rows]
+    return [Hit(_post(r[:12]), str(r[12])) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

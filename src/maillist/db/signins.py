@@ -35,12 +35,13 @@ def forget(conn: Conn, before: str) -> None:
     conn.execute("DELETE FROM sign_ins WHERE expires_at < ?", (before,))
 
 
-def private_lists_of(conn: Conn, address: str) -> list[int]:
-    """Ids of the private-archive lists with a web address that `address` belongs to."""
+def lists_of(conn: Conn, address: str) -> list[int]:
+    """Ids of the lists with an archive and a web address that `address` belongs to (members
+    of private lists read them; moderators of any list see its held posts)."""
     rows = conn.execute(
         "SELECT l.id FROM lists l JOIN subscriptions s ON s.list_id = l.id "
-        "JOIN people p ON p.id = s.person_id WHERE p.address = ? AND l.archive = 'private' "
-        "AND l.web_url <> '' ORDER BY l.id",
+        "JOIN people p ON p.id = s.person_id WHERE p.address = ? AND l.archive <> 'none' "
+        "AND l.web_url <> '' ORDER BY l.archive = 'private' DESC, l.id",
         (address,),
     ).fetchall()
     return [int(r[0]) for r in rows]

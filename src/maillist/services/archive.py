@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from maillist import avatars, bodies
 from maillist.db import Store
@@ -70,6 +70,7 @@ class PostView:
     parent_author: str = ""
     body: bodies.Body | None = None
     replies: list[PostView] = field(default_factory=list)
+    held: bool = False  # waiting for a moderator: shown to the list's moderators only
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,11 @@ class Archive:
             if found is None or all(p.placeholder for p in found[1]):
                 raise NotFound(f"no thread {thread_id} in {mlist.address}")
             subject, rows = found
+            if _moderates(conn, mlist, viewer):  # held posts, marked, for their moderators
+                rows = [
+                    replace(r, placeholder=False) if r.verdict == "hold" and r.received else r
+                    for r in rows
+                ]
             people = _People(conn, [r.sender for r in rows if not r.placeholder])
             raws = sql.raws(
                 conn, [r.id for r in rows if not r.placeholder and r.id not in self._bodies]
@@ -307,8 +313,15 @@ class Archive:
             self._bodies.move_to_end(row.id)
         author = people.get(row.sender, row.verified)
         return PostView(
-            row.id, row.message_id, url, row.subject, row.date, author, False, body=body
-        )
+            row.id, row.message_id, url, row.subject, row.date, author, False, body=body,
+            held=row.verdict == "hold",
+        )  # fmt: skip
+
+
+def _moderates(conn: Conn, mlist: MailingList, viewer: str) -> bool:
+    if not viewer or viewer == ADMIN:
+        return False
+    return db_subs.role_of(conn, mlist.id, viewer) in {"moderator", "owner"}
 
 
 def _entry(mlist: MailingList) -> ListEntry:

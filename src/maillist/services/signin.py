@@ -27,14 +27,14 @@ def _hash(token: str) -> str:
 
 
 async def request(db: Store, notifier: Notifier, address: str, next_path: str) -> str:
-    """Mail a link if `address` belongs to a private list with a web address; the same answer
+    """Mail a link if `address` belongs to a list with an archive and a web address; the same answer
     either way (the page never says who is a member). Returns the normalised address."""
     try:
         canonical = normalise(address)
     except BadAddress:
         return address.strip()[:200]
     async with db.write() as conn:
-        lists = sql.private_lists_of(conn, canonical)
+        lists = sql.lists_of(conn, canonical)
         mlist = db_lists.by_id(conn, lists[0]) if lists else None
         if mlist is None:
             return canonical
