@@ -175,6 +175,10 @@ def main() -> None:
                 f"(target < 100 ms); server peak RSS {rss_peak_mb(server.proc.pid):.0f} MB",
                 flush=True,
             )
+        except Exception:
+            print(f"http {http}, server {server.port}, alive {server.proc.poll()}", file=sys.stderr)
+            print((tmp / "serve.log").read_text()[-3000:], file=sys.stderr)
+            raise
         finally:
             server.stop()
     os.sync()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,19 @@ def test_a_signal_during_start_up_still_ends_the_process(tmp_path: Path, sig: in
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_http_port_accepts_as_soon_as_it_is_announced(tmp_path: Path) -> None:
+    """`http listening` is printed after the socket listens: a client that connects at once is
+    served, not refused (uvicorn starts accepting a moment later)."""
+    db = tmp_path / "h.db"
+    assert admin(db, "lists", "create", "team@example.org").returncode == 0
+    for _ in range(3):
+        srv = Server(db, "--http-port", "0")
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{srv.http_port}/healthz", timeout=10
+            ) as r:
+                assert r.status == 200
+        finally:
+            assert srv.stop() == 0

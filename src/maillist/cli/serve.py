@@ -90,6 +90,9 @@ async def start_http(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening before "http listening" is printed: a client that connects at once waits in
+        # the backlog for uvicorn instead of being refused.
+        sock.listen(128)
     except OSError as exc:
         sock.close()
         raise ListenError(f"cannot listen on {host}:{port} (http): {exc.strerror}") from None
