@@ -9,7 +9,9 @@ import io
 import json
 import mailbox
 import re
+import shutil
 import smtplib
+import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -291,6 +293,15 @@ def test_mbox_export_reads_back_and_imports_as_history(site: Site, tmp_path: Pat
         raw = stored[mid]
         assert isinstance(raw, bytes) and data == raw.replace(b"\r\n", b"\n"), mid
     box.close()
+    if shutil.which("s-nail"):  # a real mail client reads it and copies every message out again
+        copied = tmp_path / "copied.mbox"
+        subprocess.run(
+            ["s-nail", "-#", "-N", "-R", "-f", str(out)], input=f"copy * {copied}\n".encode(),
+            check=True, timeout=30, capture_output=True,
+        )  # fmt: skip
+        again = mailbox.mbox(copied)
+        assert {m["Message-ID"].strip("<>"): again.get_bytes(k) for k, m in again.items()} == read
+        again.close()
     # Into a new list: threaded as live mail, never redistributed.
     assert admin(site.db, "lists", "create", "history@example.org").returncode == 0
     dry = admin(site.db, "archive", "import", "history@example.org", str(out), "--dry-run")
