@@ -299,9 +299,10 @@ def test_mbox_export_reads_back_and_imports_as_history(site: Site, tmp_path: Pat
             ["s-nail", "-#", "-N", "-R", "-f", str(out)], input=f"copy * {copied}\n".encode(),
             check=True, timeout=30, capture_output=True,
         )  # fmt: skip
-        again = mailbox.mbox(copied)
-        assert {m["Message-ID"].strip("<>"): again.get_bytes(k) for k, m in again.items()} == read
-        again.close()
+        client_box = mailbox.mbox(copied)
+        got = {m["Message-ID"].strip("<>"): client_box.get_bytes(k) for k, m in client_box.items()}
+        assert got == read
+        client_box.close()
     # Into a new list: threaded as live mail, never redistributed.
     assert admin(site.db, "lists", "create", "history@example.org").returncode == 0
     dry = admin(site.db, "archive", "import", "history@example.org", str(out), "--dry-run")
