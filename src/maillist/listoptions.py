@@ -76,13 +76,6 @@ def _reply_to(value: str) -> str:
         raise BadOption("must be 'author', 'list' or an email address") from None
 
 
-def _batch(value: str) -> int:
-    text = value.strip()
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
-        raise BadOption("must be a whole number from 1 to 1000")
-    return int(text)
-
-
 # RFC 3986 characters, less the ones that end or split a URL inside RFC 2369's `<...>, <...>`
 # (`>` `,`), quotes, and the percent sign's stray uses: a web_url can never add a URI to a header.
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&()*+;=:@/%-]*)?$")
@@ -105,13 +98,6 @@ def _subscription(value: str) -> str:
     return text
 
 
-def _days(value: str) -> int:
-    text = value.strip()
-    if not text.isdigit() or not 1 <= int(text) <= 30:
-        raise BadOption("must be a whole number of days from 1 to 30")
-    return int(text)
-
-
 def _threshold(value: str) -> float:
     try:
         number = float(value.strip())
@@ -132,18 +118,20 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-def _hour(value: str) -> int:
-    text = value.strip()
-    if not text.isdigit() or not 0 <= int(text) <= 23:
-        raise BadOption("must be an hour from 0 to 23 (UTC)")
-    return int(text)
+def _whole(low: int, high: int, says: str) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        text = value.strip()
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise BadOption(f"must be {says} from {low} to {high}")
+        return int(text)
+
+    return parse
 
 
-def _warnings(value: str) -> int:
-    text = value.strip()
-    if not text.isdigit() or not 0 <= int(text) <= 10:
-        raise BadOption("must be a whole number from 0 to 10")
-    return int(text)
+_batch = _whole(1, 1000, "a whole number")
+_days = _whole(1, 30, "a whole number of days")
+_hour = _whole(0, 23, "an hour (UTC)")
+_warnings = _whole(0, 10, "a whole number")
 
 
 @dataclass(frozen=True, slots=True)
