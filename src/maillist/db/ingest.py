@@ -177,9 +177,9 @@ def hold(conn: Conn, message_row: int, list_id: int, reason: str, at: str) -> in
 
 
 def index_post(conn: Conn, row_id: int, subject: str, text: str, author: str) -> None:
-    """The post's search entry (FTS5, rowid = its row), replacing any older one."""
-    conn.execute("DELETE FROM search WHERE rowid = ?", (row_id,))
+    """The post's search entry (FTS5, rowid = its row). A row is indexed once: placeholders
+    never are, and the post that fills one is indexed then."""
     conn.execute(
-        "INSERT INTO search (rowid, subject, body, author) VALUES (?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO search (rowid, subject, body, author) VALUES (?, ?, ?, ?)",
         (row_id, subject, text, author),
     )
