@@ -176,10 +176,12 @@ def hold(conn: Conn, message_row: int, list_id: int, reason: str, at: str) -> in
     return int(row[0])
 
 
-def index_post(conn: Conn, row_id: int, subject: str, text: str, author: str) -> None:
-    """The post's search entry (FTS5, rowid = its row). A row is indexed once: placeholders
-    never are, and the post that fills one is indexed then."""
-    conn.execute(
+SearchEntry = tuple[int, str, str, str]  # (row, subject, body text, author)
+
+
+def index_posts(conn: Conn, entries: list[SearchEntry]) -> None:
+    """The posts' search entries (FTS5, rowid = the post's row)."""
+    conn.executemany(
         "INSERT OR REPLACE INTO search (rowid, subject, body, author) VALUES (?, ?, ?, ?)",
-        (row_id, subject, text, author),
+        entries,
     )

@@ -171,6 +171,12 @@ class Store:
                 if not durable:
                     conn.execute("PRAGMA synchronous = FULL")
 
+    async def in_writer(self, fn: Callable[[Conn], T]) -> T:
+        """`fn(conn)` on the writer thread, inside the transaction the caller holds (it is in
+        `write()`): for statements whose work is C code (FTS5 tokenising), which then runs
+        beside the event loop instead of on it."""
+        return await self._call(partial(fn, self._writer))
+
     async def write_in_thread(self, fn: Callable[[Conn], T], *, durable: bool = True) -> T:
         async with self._write_lock.hold(urgent=False):
             return await self._call(partial(_in_transaction, self._writer, fn, durable))

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from maillist import clock, dmarc, policy, threads
 from maillist.db import copies as db_copies
@@ -58,6 +59,7 @@ class Outcome:
     verdict: str
     reasons: tuple[str, ...]
     duplicate: bool = False
+    search: sql.SearchEntry | None = None  # the post's search entry, for the caller to write
 
 
 def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
@@ -139,7 +141,7 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     else:  # the placeholder that earlier replies hang from becomes this message
         row = existing.row_id
         sql.update_message(conn, row, fields)
-    sql.index_post(conn, row, p.subject, p.text, _author_name(conn, p))
+    entry = (row, p.subject, p.text, _author_name(conn, p))
     if not fresh:  # a thread made just now for this message already has its name and time
         sql.touch_thread(conn, thread_id, at, p.subject, key, rename=parent_row is None)
     if decision.verdict is Verdict.HOLD:
@@ -147,7 +149,7 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
         requests.on_hold(conn, _mail(item, row), sql.hold(conn, row, lst.id, reason, at), reason)
     elif decision.verdict is Verdict.ACCEPT and not item.imported:
         db_outbound.enqueue(conn, row, lst.id, at)  # the fan-out job, in the verdict's transaction
-    return Outcome(row, p.message_id, decision.verdict, decision.reasons)
+    return Outcome(row, p.message_id, decision.verdict, decision.reasons, search=entry)
 
 
 def _author_name(conn: Conn, p: ParsedMessage) -> str:
@@ -268,7 +270,11 @@ class Ingestor:
         message is tried in a transaction of its own, so only the bad one gets a 451."""
         try:
             async with self._db.write(urgent=True) as conn:
-                return list(ingest_each(conn, items, self._requests))
+                outcomes = ingest_each(conn, items, self._requests)
+                entries = [o.search for o in outcomes if o.search is not None]
+                if entries:  # FTS5's tokenising is C: in the writer thread, beside the loop
+                    await self._db.in_writer(partial(sql.index_posts, entries=entries))
+                return list(outcomes)
         except Exception as exc:
             if len(items) == 1 or isinstance(exc, StoreBusy):
                 # One message, or the database held by someone else past the wait: trying each

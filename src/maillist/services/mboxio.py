@@ -20,6 +20,7 @@ from pathlib import Path
 from maillist import mailparse, mboxes
 from maillist.db import Store
 from maillist.db import archive as db_archive
+from maillist.db import ingest as db_ingest
 from maillist.db import lists as db_lists
 from maillist.errors import BadInput, MessageRefused, UnknownList
 from maillist.mailparse import Limits
@@ -159,6 +160,8 @@ async def _store(
                     report.duplicates += 1
                 else:
                     report.imported += 1
+                if outcome.search is not None:
+                    db_ingest.index_posts(conn, [outcome.search])
             conn.execute("RELEASE one")
 
 

@@ -40,8 +40,9 @@ async def backfill(db: Store) -> int:
             break
         texts = await asyncio.to_thread(_texts, [raw for _, raw, _, _ in rows])
         async with db.write(durable=False) as conn:
-            for (row, _, subject, author), text in zip(rows, texts, strict=True):
-                db_ingest.index_post(conn, row, subject, text, author)
+            entries = [(row, subject, text, author)
+                       for (row, _, subject, author), text in zip(rows, texts, strict=True)]  # fmt: skip
+            db_ingest.index_posts(conn, entries)
         done += len(rows)
     if done:
         log.info("search: indexed %d post(s) stored before search existed", done)
