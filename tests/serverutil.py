@@ -206,3 +206,13 @@ def relayed(
         finally:
             assert server.stop() == 0
         return list(sink.received)
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `check` until it holds (bounded): for states only the server's own process changes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -38,6 +38,7 @@ from maillist.services.resolver import Resolver, parse_server
 from maillist.smtp.handler import Handler
 from maillist.smtp.parsepool import ParsePool
 from maillist.smtp.server import ListenError, ServerSettings, listen
+from maillist.smtp.tls import Certificates, TlsError
 from maillist.templating import Templates
 from maillist.web.app import build as build_web
 
@@ -114,6 +115,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if settings.tls is not None:  # a renewed certificate: new sessions get it, no restart
+        loop.add_signal_handler(signal.SIGHUP, settings.tls.reload)
     drain = _Drain(delivery.drain_seconds)
     async with contextlib.AsyncExitStack() as stack:
         db = await Store.open(cfg.db, create=True, cache_kib=SERVER_CACHE_KIB)
@@ -385,6 +388,18 @@ def serve_command(
             help="An ARC sealer domain whose passing chain proves a post (repeatable).",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MAILLIST_TLS_CERT",
+            help="Offer STARTTLS with this certificate chain (PEM), when maillist is the MX "
+            "itself; re-read on SIGHUP.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(envvar="MAILLIST_TLS_KEY", help="The private key (PEM) of --tls-cert."),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(envvar="MAILLIST_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -395,7 +410,16 @@ def serve_command(
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("--tls-cert and --tls-key go together")
+    certificates = None
+    if tls_cert is not None and tls_key is not None:
+        try:
+            certificates = Certificates(tls_cert, tls_key)
+        except TlsError as exc:
+            raise typer.BadParameter(str(exc)) from None
     settings = ServerSettings(
+        tls=certificates,
         host=host,
         port=port,
         lmtp=lmtp,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
@@ -18,6 +19,7 @@ from maillist.models import Authentication, Kind, MailingList, Verdict
 from maillist.services.authentication import Authenticator
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
+from maillist.smtp import tls
 from maillist.smtp.parsepool import ParsePool, ParserBusy
 from maillist.smtp.server import ServerSettings
 
@@ -90,8 +92,24 @@ class Handler:
         envelope.rcpt_tos.append(address)
         return replies.RECIPIENT_OK()
 
+    async def handle_EHLO(
+        self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """aiosmtpd's EHLO reply, less its AUTH line: this server takes no submissions (and
+        offers no mechanism), so it never invites a password."""
+        session.host_name = hostname
+        return [r for r in responses if not r[4:].upper().startswith("AUTH")]
+
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
+        if self.settings.tls is not None:  # the MX itself: this hop's trace field, TLS recorded
+            peer = session.peer[0] if isinstance(session.peer, tuple) else "unknown"
+            ssl_object = server.transport.get_extra_info("ssl_object")
+            trace = tls.received(
+                str(session.host_name or ""), str(peer), self.settings.hostname,
+                ssl_object, format_datetime(datetime.now(UTC)),
+            )  # fmt: skip
+            raw = trace + raw
         lmtp = isinstance(server, LMTP)
         targets: list[tuple[str, MailingList | None, Kind, str]] = []
         for rcpt in envelope.rcpt_tos:

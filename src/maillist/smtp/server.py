@@ -31,6 +31,7 @@ from aiosmtpd.smtp import SMTP, syntax
 from maillist import replies
 from maillist.errors import MaillistError
 from maillist.smtp.data import DataState, read_data
+from maillist.smtp.tls import Certificates
 
 log = logging.getLogger("maillist.smtp")
 
@@ -69,6 +70,7 @@ class ServerSettings:
     idle_timeout: float = 60.0
     session_seconds: float = 600.0
     default_max_size: int = 10 * 1024 * 1024
+    tls: Certificates | None = None  # STARTTLS for direct use as an MX (smtp/tls.py)
 
 
 class SessionGate:
@@ -153,6 +155,9 @@ class _Limited:
             ident="maillist",
             timeout=settings.session_seconds,
             enable_SMTPUTF8=True,
+            tls_context=settings.tls.context if settings.tls is not None else None,
+            # No submission service: no AUTH mechanism is offered, none is accepted.
+            auth_exclude_mechanism=("LOGIN", "PLAIN"),
         )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
