@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
+from email.errors import NonASCIILocalPartDefect
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -241,11 +242,15 @@ def _shape(msg: Message) -> tuple[int, int]:
 
 
 def _all(msg: Message, name: str) -> list[object]:
-    return list(msg.get_all(name) or [])
+    """The field's values as the parser kept them: 8-bit bytes as surrogate escapes (compat32's
+    get_all would turn them into U+FFFD before we could read them as UTF-8, RFC 6532)."""
+    wanted = name.lower()
+    return [value for key, value in msg.raw_items() if key.lower() == wanted]
 
 
 def _text_value(value: object) -> str:
-    """A header value as text; undecodable 8-bit bytes become U+FFFD, never an exception."""
+    """A header value as text: UTF-8 (RFC 6532) read as UTF-8, anything else undecodable
+    becomes U+FFFD, never an exception."""
     text = str(value)
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
@@ -305,7 +310,8 @@ def _parse_from(raw: str) -> tuple[str | None, str, str]:
         return None, "", "From header must hold exactly one address"
     address = addresses[0]
     name = " ".join(str(address.display_name).split())[:200]
-    if header.defects:
+    # A UTF-8 local part is what RFC 6532 allows (the stdlib flags it, as RFC 5322 would).
+    if any(not isinstance(d, NonASCIILocalPartDefect) for d in header.defects):
         return None, name, "From header is malformed"
     try:
         return normalise(address.addr_spec), name, ""
