@@ -24,6 +24,7 @@ class Received:
     mail_from: str
     rcpts: list[str]
     data: bytes
+    mail_options: tuple[str, ...] = ()
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Sink:
                     envelope.mail_from or "",
                     list(envelope.rcpt_tos),
                     envelope.original_content or b"",
+                    tuple(envelope.mail_options),
                 )
             )
             self.cond.notify_all()
@@ -92,10 +94,12 @@ class Sink:
 
 
 class RunningSink:
-    def __init__(self, sink: Sink, port: int | None = None) -> None:
+    def __init__(self, sink: Sink, port: int | None = None, *, smtputf8: bool = False) -> None:
         self.sink = sink
         self.port = port or free_port()
-        self.controller = Controller(sink, hostname="127.0.0.1", port=self.port, ready_timeout=10)
+        self.controller = Controller(
+            sink, hostname="127.0.0.1", port=self.port, ready_timeout=10, enable_SMTPUTF8=smtputf8
+        )
 
     def __enter__(self) -> Sink:
         self.controller.start()

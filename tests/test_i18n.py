@@ -1,14 +1,22 @@
 """Internationalised mail (RFC 6530-6533), as far as it is built: a member with a UTF-8 address
 posts with SMTPUTF8 and an RFC 6532 header, and the post is accepted as his, with its id and
-subject as he wrote them; an A-label and a U-label domain are one member."""
+subject as he wrote them; an A-label and a U-label domain are one member; copies go out with
+SMTPUTF8 through a relay that offers it, and through one that does not the ASCII members get a
+downgraded copy while the others wait with the reason shown in `maillist queue`."""
 
 from __future__ import annotations
 
 import json
 import smtplib
+from email.header import decode_header, make_header
 from pathlib import Path
 
-from serverutil import running
+import pytest
+
+from maillist.delivery.relay import NO_SMTPUTF8
+from maillist.downgrade import ascii_id, downgrade
+from serverutil import running, wait_for
+from sink import RunningSink, Sink
 from test_smtp_receive import admin
 
 LIST = "intl@l.example.org"
@@ -44,3 +52,60 @@ def test_a_utf8_member_posts_with_smtputf8_and_is_recognised(tmp_path: Path) -> 
     assert shown.returncode == 0 and "Grüße aus Köln" in shown.stdout
     members = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
     assert [m["address"] for m in members] == [JURGEN]
+
+
+def test_downgrade_rewrites_utf8_fields_in_ascii_and_leaves_the_body() -> None:
+    raw = (
+        f"From: Jürgen <{JURGEN}>\r\nTo: Bob <bob@bücher.example>\r\nSubject: Grüße\r\n"
+        "Message-ID: <i1@bücher.example>\r\nReferences: <a@x> <i0@bücher.example>\r\n"
+        "List-Id: intl <intl.l.example.org>\r\n\r\nKöln\r\n"
+    ).encode()
+    out = downgrade(raw)
+    head, body = out.split(b"\r\n\r\n", 1)
+    assert head.isascii() and body == "Köln\r\n".encode()
+    fields = dict(line.split(": ", 1) for line in head.decode().replace("\r\n ", " ").split("\r\n"))
+    assert fields["From"].endswith(" :;") and fields["From"].startswith("=?utf-8?")
+    assert fields["To"] == "Bob <bob@xn--bcher-kva.example>"
+    assert str(make_header(decode_header(fields["Subject"]))) == "Grüße"
+    assert fields["Message-ID"] == f"<{ascii_id('i1@bücher.example')}>"
+    assert fields["References"] == f"<a@x> <{ascii_id('i0@bücher.example')}>"
+    assert fields["List-Id"] == "intl <intl.l.example.org>"
+    plain = b"From: a@example.org\r\nSubject: s\r\n\r\nb\r\n"
+    assert downgrade(plain) == plain
+
+
+@pytest.mark.parametrize("smtputf8", [True, False], ids=["relay-with-smtputf8", "without"])
+def test_copies_go_out_with_smtputf8_or_downgraded(tmp_path: Path, smtputf8: bool) -> None:
+    db = tmp_path / "d.db"
+    for args in (
+        ("lists", "create", LIST, "--name", "Intl"),
+        ("members", "add", LIST, JURGEN, "--name", "Jürgen"),
+        ("members", "add", LIST, "bob@example.net"),
+    ):
+        assert admin(db, *args).returncode == 0
+    raw = (
+        f"From: Jürgen <{JURGEN}>\r\nTo: {LIST}\r\nSubject: Grüße\r\n"
+        "Message-ID: <i18n2@bücher.example>\r\n\r\nHallo.\r\n"
+    ).encode()
+    with (
+        RunningSink(Sink(), smtputf8=smtputf8) as sink,
+        running(db, "--relay", f"127.0.0.1:{sink.port}") as srv,
+    ):
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+            client.sendmail(JURGEN, [LIST], raw, mail_options=["SMTPUTF8"])
+        sink.wait(lambda s: "bob@example.net" in s.rcpts())
+        if smtputf8:
+            sink.wait(lambda s: JURGEN in s.rcpts())
+        else:
+            wait_for(lambda: NO_SMTPUTF8[:40] in admin(db, "queue", "--json").stdout,
+                     "the reason in maillist queue")  # fmt: skip
+    bob = next(r for r in sink.received if "bob@example.net" in r.rcpts)
+    if smtputf8:
+        assert "SMTPUTF8" in bob.mail_options
+        assert f"From: Jürgen <{JURGEN}>".encode() in bob.data  # the author's field as written
+        assert any(JURGEN in r.rcpts for r in sink.received)
+    else:
+        head = bob.data.split(b"\r\n\r\n", 1)[0]
+        assert head.isascii() and "SMTPUTF8" not in bob.mail_options
+        assert bob.data.endswith(b"Hallo.\r\n") or b"Hallo." in bob.data
+        assert JURGEN not in sink.rcpts()

@@ -29,6 +29,7 @@ class PipelinedConnection:
         self._reader = reader
         self._writer = writer
         self._timeout = timeout
+        self.smtputf8 = False  # the relay offers SMTPUTF8 (RFC 6531)
 
     @classmethod
     async def open(
@@ -51,6 +52,7 @@ class PipelinedConnection:
         if not any(line.upper().startswith("PIPELINING") for line in lines):
             conn.close()
             return None
+        conn.smtputf8 = any(line.upper().startswith("SMTPUTF8") for line in lines)
         return conn
 
     async def _reply(self) -> tuple[int, list[str]]:
@@ -73,12 +75,17 @@ class PipelinedConnection:
                 lines = []
         return replies
 
-    async def transaction(self, sender: str, recipients: Sequence[str], data: bytes) -> Result:
+    async def transaction(
+        self, sender: str, recipients: Sequence[str], data: bytes, *, utf8: bool = False
+    ) -> Result:
+        """One pipelined transaction; `utf8`: MAIL FROM carries SMTPUTF8 (the caller checked
+        that the relay offers it) and the addresses go as UTF-8."""
         for address in (sender, *recipients):
-            if any(c in address for c in "\r\n<> "):
+            if any(c in address for c in "\r\n<> ") or (not utf8 and not address.isascii()):
                 raise UnsafeAddress(f"unsafe envelope address {address[:100]!r}")
-        commands = [f"MAIL FROM:<{sender}>\r\n"] + [f"RCPT TO:<{r}>\r\n" for r in recipients]
-        self._writer.write("".join(commands).encode() + b"DATA\r\n")
+        mail_from = f"MAIL FROM:<{sender}>{' SMTPUTF8' if utf8 else ''}\r\n"
+        commands = [mail_from] + [f"RCPT TO:<{r}>\r\n" for r in recipients]
+        self._writer.write("".join(commands).encode("utf-8") + b"DATA\r\n")
         mail, *replies, data_reply = await self._replies(len(recipients) + 2)
         refused = {
             r: (code, " ".join(lines))

@@ -13,6 +13,7 @@ from typing import Protocol
 import aiosmtplib
 
 from maillist.delivery.pipelining import PipelinedConnection, UnsafeAddress
+from maillist.downgrade import downgrade, needs_smtputf8
 from maillist.services.deliveries import Result, classify, everyone
 
 log = logging.getLogger("maillist.relay")
@@ -87,16 +88,41 @@ class SmtpRelay:
     async def _attempt(
         self, envelope_from: str, recipients: Sequence[str], data: bytes
     ) -> tuple[Result, bool]:
-        """(result, whether the connection was found dead rather than answering)."""
+        """(result, whether the connection was found dead rather than answering). A copy that
+        needs SMTPUTF8 through a relay without it: ASCII recipients get it downgraded
+        (downgrade.py), the others wait with the reason."""
         try:
             client = self._idle.pop() if self._idle else await self._connect()
         except Exception as exc:  # refused, unreachable, TLS or AUTH failure, a garbled greeting
             return everyone(recipients, f"relay unreachable: {_text(exc)}", temporary=True), False
+        utf8 = needs_smtputf8(envelope_from, list(recipients), data)
+        if not utf8 or _offers_smtputf8(client):
+            return await self._on(client, envelope_from, recipients, data, utf8)
+        wide = [r for r in recipients if not r.isascii() or not envelope_from.isascii()]
+        narrow = [r for r in recipients if r not in wide]
+        waiting = everyone(wide, NO_SMTPUTF8, temporary=True)
+        if not narrow:
+            self._idle.append(client)
+            return waiting, False
+        result, dead = await self._on(client, envelope_from, narrow, downgrade(data), False)
+        return Result(result.sent, result.deferred + waiting.deferred, result.failed), dead
+
+    async def _on(
+        self,
+        client: aiosmtplib.SMTP | PipelinedConnection,
+        envelope_from: str,
+        recipients: Sequence[str],
+        data: bytes,
+        utf8: bool,
+    ) -> tuple[Result, bool]:
         if isinstance(client, PipelinedConnection):
-            return await self._pipelined(client, envelope_from, recipients, data)
+            return await self._pipelined(client, envelope_from, recipients, data, utf8)
         keep = True
         try:
-            refused, _ = await client.sendmail(envelope_from, list(recipients), data)
+            options = ["SMTPUTF8"] if utf8 else []
+            refused, _ = await client.sendmail(
+                envelope_from, list(recipients), data, mail_options=options
+            )
             return classify(recipients, {r: (e.code, e.message) for r, e in refused.items()}), False
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return classify(
@@ -120,10 +146,15 @@ class SmtpRelay:
                 client.close()
 
     async def _pipelined(
-        self, conn: PipelinedConnection, envelope_from: str, recipients: Sequence[str], data: bytes
+        self,
+        conn: PipelinedConnection,
+        envelope_from: str,
+        recipients: Sequence[str],
+        data: bytes,
+        utf8: bool,
     ) -> tuple[Result, bool]:
         try:
-            result = await conn.transaction(envelope_from, recipients, data)
+            result = await conn.transaction(envelope_from, recipients, data, utf8=utf8)
         except UnsafeAddress as exc:  # cannot be written into a command: retrying cannot help
             return everyone(recipients, f"not sent: {exc}", temporary=False), False
         except (OSError, EOFError) as exc:  # EOFError: asyncio.IncompleteReadError
@@ -148,6 +179,18 @@ class SmtpRelay:
                 await asyncio.wait_for(client.quit(), QUIT_SECONDS)
             except Exception:  # EOF, reset, timeout, a garbled reply: it is going away anyway
                 client.close()
+
+
+NO_SMTPUTF8 = (
+    "454 the relay does not offer SMTPUTF8 (RFC 6531), which this address needs: waiting for a "
+    "relay that does (Postfix: smtputf8_enable = yes)"
+)
+
+
+def _offers_smtputf8(client: aiosmtplib.SMTP | PipelinedConnection) -> bool:
+    if isinstance(client, PipelinedConnection):
+        return client.smtputf8
+    return bool(client.supports_extension("smtputf8"))
 
 
 def _text(exc: BaseException) -> str:
