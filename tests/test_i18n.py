@@ -109,3 +109,24 @@ def test_copies_go_out_with_smtputf8_or_downgraded(tmp_path: Path, smtputf8: boo
         assert head.isascii() and "SMTPUTF8" not in bob.mail_options
         assert bob.data.endswith(b"Hallo.\r\n") or b"Hallo." in bob.data
         assert JURGEN not in sink.rcpts()
+
+
+def test_look_alike_addresses_are_refused_unless_allowed(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    assert admin(db, "lists", "create", LIST).returncode == 0
+    assert admin(db, "members", "add", LIST, "anne@example.org", JURGEN).returncode == 0
+    cyrillic = "\u0430nne@example.org"  # the first letter is CYRILLIC SMALL LETTER A
+    refused = admin(db, "members", "add", LIST, cyrillic)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "looks like the existing address anne@example.org" in refused.stderr
+    mixed = admin(db, "members", "add", LIST, "p\u0430ypal@example.org")
+    assert mixed.returncode == 1 and "mixes scripts (local part: CYRILLIC, LATIN)" in mixed.stderr
+    umlaut = admin(db, "members", "add", LIST, "jurgen@bucher.example")  # plain ASCII: allowed
+    assert umlaut.returncode == 0, umlaut.stderr
+    allowed = admin(db, "members", "add", LIST, cyrillic, "--allow-confusable")
+    assert allowed.returncode == 0, allowed.stderr
+    badge = admin(db, "badges", "grant", cyrillic, "Licensee Badge")
+    assert badge.returncode == 1 and "anne@example.org" in badge.stderr
+    assert admin(db, "badges", "grant", "anne@example.org", "Licensee Badge").returncode == 0
+    forced = admin(db, "badges", "grant", cyrillic, "Licensee Badge", "--allow-confusable")
+    assert forced.returncode == 0, forced.stderr

@@ -71,3 +71,7 @@ class NotFound(MaillistError):
 
 class SignInRequired(MaillistError):
     """A private archive: its members sign in by email first."""
+
+
+class Confusable(MaillistError):
+    """An address that could pass for another person's (Unicode TR 39)."""

@@ -21,9 +21,25 @@ BadgeArg = Annotated[str, typer.Argument(help="The badge's name, e.g. 'Training 
 
 
 @app.command("grant")
-def grant(ctx: typer.Context, address: AddressArg, badge: BadgeArg) -> None:
+def grant(
+    ctx: typer.Context,
+    address: AddressArg,
+    badge: BadgeArg,
+    allow_confusable: Annotated[
+        bool,
+        typer.Option(
+            "--allow-confusable",
+            help="Grant it even if the address mixes scripts or looks like another person's.",
+        ),
+    ] = False,
+) -> None:
     """Give a person a badge; it appears with their posts on every list."""
-    g = run(ctx, lambda db, cfg: svc.grant(db, address, badge, actor=cfg.actor))
+    g = run(
+        ctx,
+        lambda db, cfg: svc.grant(
+            db, address, badge, actor=cfg.actor, allow_confusable=allow_confusable
+        ),
+    )
     say(f"granted {g.badge!r} to {g.address}")
 
 

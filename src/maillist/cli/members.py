@@ -34,14 +34,23 @@ def add(
         Role, typer.Option(case_sensitive=False, help="Role on this list.")
     ] = Role.MEMBER,
     mode: Annotated[Mode, typer.Option(case_sensitive=False, help="Delivery mode.")] = Mode.REGULAR,
+    allow_confusable: Annotated[
+        bool,
+        typer.Option(
+            "--allow-confusable",
+            help="Add an address that mixes scripts or looks like an existing one (checked by you).",
+        ),
+    ] = False,
 ) -> None:
-    """Subscribe addresses. If any address is invalid or already a member, nothing is added."""
+    """Subscribe addresses. If any address is invalid, already a member, or could pass for
+    another person's (mixed scripts, a look-alike: Unicode TR 39), nothing is added."""
     added = run(
         ctx,
         lambda db, cfg: svc.add(
-            db, list_address, addresses, name=name, role=role, mode=mode, actor=cfg.actor
+            db, list_address, addresses, name=name, role=role, mode=mode, actor=cfg.actor,
+            allow_confusable=allow_confusable,
         ),
-    )
+    )  # fmt: skip
     for address in added:
         say(f"added {address} to {list_address} as {role.value} ({mode.value})")
 

@@ -64,3 +64,21 @@ def set_picture(conn: Conn, person_id: int, data: bytes, kind: str) -> None:
     conn.execute(
         "UPDATE people SET picture = ?, picture_type = ? WHERE id = ?", (data, kind, person_id)
     )
+
+
+def without_skeleton(conn: Conn, limit: int) -> list[tuple[int, str]]:
+    rows = conn.execute(
+        "SELECT id, address FROM people WHERE skeleton = '' LIMIT ?", (limit,)
+    ).fetchall()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def set_skeletons(conn: Conn, rows: Iterable[tuple[str, int]]) -> None:
+    conn.executemany("UPDATE people SET skeleton = ? WHERE id = ?", rows)
+
+
+def with_skeleton(conn: Conn, skeleton: str) -> list[tuple[int, str]]:
+    rows = conn.execute(
+        "SELECT id, address FROM people WHERE skeleton = ? ORDER BY id", (skeleton,)
+    ).fetchall()
+    return [(int(r[0]), str(r[1])) for r in rows]

@@ -12,6 +12,7 @@ from maillist.db import badges as db_badges
 from maillist.db import people as db_people
 from maillist.errors import BadgeError, UnknownPerson
 from maillist.models import Badge, BadgeGrant, Person
+from maillist.services import lookalikes
 
 MAX_BADGE = 64
 
@@ -36,10 +37,14 @@ def _person(conn: Conn, address: str) -> Person:
     return person
 
 
-async def grant(db: Store, address: str, badge: str, *, actor: str) -> BadgeGrant:
+async def grant(
+    db: Store, address: str, badge: str, *, actor: str, allow_confusable: bool = False
+) -> BadgeGrant:
     name = badge_name(badge)
     async with db.write() as conn:
         person = _person(conn, address)
+        if not allow_confusable:  # a badge is a claim of trust: not for a look-alike address
+            lookalikes.check(conn, [person.address])
         at = stamp()
         badge_id = db_badges.ensure(conn, name, at)
         if not db_badges.grant(conn, person.id, badge_id, at, actor):

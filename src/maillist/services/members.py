@@ -21,6 +21,7 @@ from maillist.models import (
     RowProblem,
     Status,
 )
+from maillist.services import lookalikes
 from maillist.services.lists import require
 from maillist.services.validation import normalise_all
 
@@ -43,8 +44,10 @@ async def add(
     role: Role = Role.MEMBER,
     mode: Mode = Mode.REGULAR,
     actor: str,
+    allow_confusable: bool = False,
 ) -> list[str]:
-    """Subscribe every address or none: one bad or existing address changes nothing."""
+    """Subscribe every address or none: one bad, existing or look-alike address (see
+    services/lookalikes.py) changes nothing."""
     _deliverable(mode)
     canonical = _unique([normalise(a) for a in addresses])
     if name and has_control(name):
@@ -55,6 +58,8 @@ async def add(
         already = [a for a in canonical if a.lower() in present]
         if already:
             raise AlreadyMember(f"already a member of {mlist.address}: {', '.join(already)}")
+        if not allow_confusable:
+            lookalikes.check(conn, canonical)
         at = stamp()
         db_people.upsert_many(conn, ((a, name.strip()) for a in canonical), at)
         db_subs.insert_many(conn, mlist.id, (NewMember(a, name, role, mode) for a in canonical), at)
