@@ -7,7 +7,10 @@ downgraded copy while the others wait with the reason shown in `maillist queue`.
 from __future__ import annotations
 
 import json
+import mailbox
+import re
 import smtplib
+import urllib.request
 from email.header import decode_header, make_header
 from pathlib import Path
 
@@ -130,3 +133,50 @@ def test_look_alike_addresses_are_refused_unless_allowed(tmp_path: Path) -> None
     assert admin(db, "badges", "grant", "anne@example.org", "Licensee Badge").returncode == 0
     forced = admin(db, "badges", "grant", cyrillic, "Licensee Badge", "--allow-confusable")
     assert forced.returncode == 0, forced.stderr
+
+
+def test_join_bounces_and_the_archive_work_for_a_utf8_address(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    assert admin(db, "lists", "create", LIST, "--name", "Intl").returncode == 0
+    assert admin(db, "lists", "set", LIST, "archive", "public").returncode == 0
+    outbox = tmp_path / "outbox"
+    with running(db, "--outbox", str(outbox), "--http-port", "0") as srv:
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+            client.sendmail(JURGEN, ["intl-join@l.example.org"], (
+                f"From: Jürgen <{JURGEN}>\r\nTo: intl-join@l.example.org\r\nSubject: join\r\n"
+                "Message-ID: <j1@bücher.example>\r\n\r\nPlease.\r\n"
+            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
+        box = mailbox.Maildir(str(outbox))
+        wait_for(lambda: len(box) == 1, "the confirmation")
+        [confirm] = [box.get_bytes(k) for k in box.keys()]
+        assert f"Delivered-To: {JURGEN}\n".encode() in confirm
+        assert f"To: {JURGEN}\n".encode() in confirm  # UTF-8, never encoded words
+        [token] = re.findall(r"intl-confirm\+([\w-]+)@l\.example\.org", confirm.decode())
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+            client.sendmail(JURGEN, [f"intl-confirm+{token}@l.example.org"], (
+                f"From: Jürgen <{JURGEN}>\r\nTo: intl-confirm+{token}@l.example.org\r\n"
+                "Subject: Re: confirm\r\nMessage-ID: <j2@bücher.example>\r\n\r\nyes\r\n"
+            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
+            wait_for(lambda: JURGEN in admin(db, "members", "list", LIST).stdout, "the join")
+            client.sendmail(JURGEN, [LIST], (
+                f"From: Jürgen <{JURGEN}>\r\nTo: {LIST}\r\nSubject: Grüße\r\n"
+                "Message-ID: <j3@bücher.example>\r\n\r\nHallo.\r\n"
+            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
+            client.sendmail("", ["intl-bounces+jürgen=bücher.example@l.example.org"], (
+                "From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n"
+                'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+                "--b\r\nContent-Type: text/plain\r\n\r\nGone.\r\n--b\r\n"
+                "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+                f"Final-Recipient: utf-8; {JURGEN}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b--\r\n"
+            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
+        listed = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
+        assert [(m["address"], m["bounce_score"]) for m in listed] == [(JURGEN, 1.0)]
+        page = (
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{srv.http_port}/lists/{LIST}/msg/j3@b%C3%BCcher.example",
+                timeout=10,
+            )
+            .read()
+            .decode()
+        )
+        assert "Grüße" in page and "Hallo." in page and "jürgen" in page

@@ -70,7 +70,7 @@ def normalise_each(addresses: list[str]) -> list[str | BadAddress]:
 # A +tag on a sub-address: a VERP-encoded member address (bounces), or a token (leave, confirm).
 # Checked on its own, so a long member address in a VERP tag does not trip the 64-octet limit
 # that email-validator applies to the local part of the list's own address.
-_TAG = re.compile(r"^[A-Za-z0-9=._-]{1,200}$")
+_TAG = re.compile(r"^[\w=.-]{1,200}$")  # \w: a VERP tag names a member, who may be jürgen
 TAGGED = frozenset({Kind.BOUNCES, Kind.CONFIRM, Kind.LEAVE})
 
 

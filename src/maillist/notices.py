@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
 from maillist.models import MailingList
@@ -31,7 +31,9 @@ def build(
     in_reply_to: str = "",
     attach: bytes | None = None,
 ) -> bytes:
-    msg = EmailMessage(policy=SMTP)
+    # An address that is not ASCII is written as UTF-8 (RFC 6532; it goes with SMTPUTF8), never
+    # as encoded words, which an address cannot hold.
+    msg = EmailMessage(policy=SMTP if to.isascii() else SMTPUTF8)
     msg["From"] = f"{mlist.name} <{sub_address(mlist, 'request')}>"
     msg["To"] = to
     msg["Subject"] = " ".join(subject.split())[:200]
