@@ -42,6 +42,7 @@ pytestmark = [
 
 LIST = "team@lists.example.org"
 MEMBERS = ("anne", "bob", "carl")
+JURGEN = "jürgen@members.example.net"  # an internationalised member (Postfix: smtputf8_enable)
 DOMAIN = "members.example.net"
 WAIT = 30.0
 
@@ -101,6 +102,7 @@ myhostname = mx.lists.example.org
 mydomain = lists.example.org
 myorigin = lists.example.org
 mydestination =
+smtputf8_enable = yes
 inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
@@ -144,7 +146,9 @@ virtual_minimum_uid = 100
     )
     subprocess.run(["postmap", f"hash:{root}/unreachable"], check=True, timeout=60)
     mailboxes = (*MEMBERS, "dora")  # dora is not a member: she joins by email
-    (root / "vmailbox").write_text("".join(f"{m}@{DOMAIN} {m}/\n" for m in mailboxes))
+    (root / "vmailbox").write_text(
+        "".join(f"{m}@{DOMAIN} {m}/\n" for m in mailboxes) + f"{JURGEN} jurgen/\n"
+    )
     subprocess.run(["postmap", f"hash:{root}/vmailbox"], check=True, timeout=60)
 
 
@@ -161,6 +165,7 @@ def site() -> Iterator[Site]:
     assert admin(db, "lists", "create", LIST, "--name", "Team").returncode == 0
     assert admin(db, "members", "add", LIST, f"anne@{DOMAIN}", "--name", "Anne").returncode == 0
     assert admin(db, "members", "add", LIST, f"bob@{DOMAIN}", f"carl@{DOMAIN}").returncode == 0
+    assert admin(db, "members", "add", LIST, JURGEN, "--name", "Jürgen").returncode == 0
     assert admin(db, "badges", "grant", f"anne@{DOMAIN}", "Licensee Badge").returncode == 0
     maps = admin(db, "postfix-maps", "--out", str(root / "maps"), "--lmtp-port", str(lmtp_port))
     assert maps.returncode == 0, maps.stderr
@@ -200,6 +205,11 @@ def test_post_reply_and_bounce_through_real_postfix(site: Site) -> None:
         "--body", "Should I ask for broader management roles?",
     )  # fmt: skip
     wait_for(lambda: all(site.count(m) == 1 for m in MEMBERS), "the post in three Maildirs")
+    # The internationalised member's copy went through Postfix with SMTPUTF8.
+    wait_for(lambda: site.count("jurgen") == 1, "the post in jürgen's Maildir")
+    [utf8_copy] = [m.as_bytes() for m in site.maildir("jurgen")]
+    assert f"Delivered-To: {JURGEN}".encode() in utf8_copy
+    assert b"<rotations-1@members.example.net>" in utf8_copy
     # 4. Read it as the members' mail store has it.
     for member in MEMBERS:
         [copy] = list(site.maildir(member))
