@@ -77,8 +77,11 @@ def test_downgrade_rewrites_utf8_fields_in_ascii_and_leaves_the_body() -> None:
     assert downgrade(plain) == plain
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "aiosmtplib"])
 @pytest.mark.parametrize("smtputf8", [True, False], ids=["relay-with-smtputf8", "without"])
-def test_copies_go_out_with_smtputf8_or_downgraded(tmp_path: Path, smtputf8: bool) -> None:
+def test_copies_go_out_with_smtputf8_or_downgraded(
+    tmp_path: Path, smtputf8: bool, pipelining: bool
+) -> None:
     db = tmp_path / "d.db"
     for args in (
         ("lists", "create", LIST, "--name", "Intl"),
@@ -91,7 +94,7 @@ def test_copies_go_out_with_smtputf8_or_downgraded(tmp_path: Path, smtputf8: boo
         "Message-ID: <i18n2@bücher.example>\r\n\r\nHallo.\r\n"
     ).encode()
     with (
-        RunningSink(Sink(), smtputf8=smtputf8) as sink,
+        RunningSink(Sink(pipelining=pipelining), smtputf8=smtputf8) as sink,
         running(db, "--relay", f"127.0.0.1:{sink.port}") as srv,
     ):
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
@@ -148,7 +151,7 @@ def test_join_bounces_and_the_archive_work_for_a_utf8_address(tmp_path: Path) ->
             ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
         box = mailbox.Maildir(str(outbox))
         wait_for(lambda: len(box) == 1, "the confirmation")
-        [confirm] = [box.get_bytes(k) for k in box.keys()]
+        [confirm] = [box.get_bytes(k) for k in box.iterkeys()]
         assert f"Delivered-To: {JURGEN}\n".encode() in confirm
         assert f"To: {JURGEN}\n".encode() in confirm  # UTF-8, never encoded words
         [token] = re.findall(r"intl-confirm\+([\w-]+)@l\.example\.org", confirm.decode())
@@ -171,6 +174,24 @@ def test_join_bounces_and_the_archive_work_for_a_utf8_address(tmp_path: Path) ->
             ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
         listed = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
         assert [(m["address"], m["bounce_score"]) for m in listed] == [(JURGEN, 1.0)]
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:  # and he leaves
+            client.sendmail(JURGEN, ["intl-leave@l.example.org"], (
+                f"From: Jürgen <{JURGEN}>\r\nTo: intl-leave@l.example.org\r\nSubject: leave\r\n"
+                "Message-ID: <j4@bücher.example>\r\n\r\nBye.\r\n"
+            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
+
+            def confirmations() -> list[bytes]:
+                found = [box.get_bytes(k) for k in box.iterkeys()]
+                return [m for m in found if b"intl-confirm+" in m and m != confirm]
+
+            wait_for(lambda: len(confirmations()) == 1, "the leave confirmation")
+            [leave] = confirmations()
+            [token] = re.findall(r"intl-confirm\+([\w-]+)@l\.example\.org", leave.decode())
+            client.sendmail(JURGEN, [f"intl-confirm+{token}@l.example.org"], (
+                f"From: Jürgen <{JURGEN}>\r\nTo: intl-confirm+{token}@l.example.org\r\n"
+                "Subject: Re: confirm\r\nMessage-ID: <j5@bücher.example>\r\n\r\nyes\r\n"
+            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
+            wait_for(lambda: JURGEN not in admin(db, "members", "list", LIST).stdout, "the leave")
         page = (
             urllib.request.urlopen(
                 f"http://127.0.0.1:{srv.http_port}/lists/{LIST}/msg/j3@b%C3%BCcher.example",

@@ -69,6 +69,8 @@ class SmtpRelay:
             use_tls=False, validate_certs=True,
         )  # fmt: skip
         await client.connect()
+        if client.is_ehlo_or_helo_needed:  # what it offers (SMTPUTF8) is known before a send
+            await client.ehlo()
         if s.username:
             await client.login(s.username, s.password)
         return client
