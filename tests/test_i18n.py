@@ -201,3 +201,33 @@ def test_join_bounces_and_the_archive_work_for_a_utf8_address(tmp_path: Path) ->
             .decode()
         )
         assert "Grüße" in page and "Hallo." in page and "jürgen" in page
+
+
+def test_a_look_alike_joining_by_email_waits_for_a_moderator(tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+    assert admin(db, "lists", "create", LIST).returncode == 0
+    assert admin(db, "members", "add", LIST, "anne@example.org").returncode == 0
+    twin = "\u0430nne@example.org"  # CYRILLIC SMALL LETTER A, then "nne"
+    outbox = tmp_path / "outbox"
+    with running(db, "--outbox", str(outbox)) as srv:
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+            client.sendmail(twin, ["intl-join@l.example.org"], (
+                f"From: {twin}\r\nTo: intl-join@l.example.org\r\nSubject: join\r\n"
+                "Message-ID: <t1@example.org>\r\n\r\nPlease.\r\n"
+            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
+            box = mailbox.Maildir(str(outbox))
+            wait_for(lambda: len(box) == 1, "the confirmation")
+            [confirm] = [box.get_bytes(k) for k in box.iterkeys()]
+            [token] = re.findall(r"intl-confirm\+([\w-]+)@l\.example\.org", confirm.decode())
+            client.sendmail(twin, [f"intl-confirm+{token}@l.example.org"], (
+                f"From: {twin}\r\nTo: intl-confirm+{token}@l.example.org\r\nSubject: Re: x\r\n"
+                "Message-ID: <t2@example.org>\r\n\r\nyes\r\n"
+            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
+        wait_for(lambda: bool(srv.rows("SELECT 1 FROM messages WHERE message_id = 't2@example.org'")),
+                 "the confirmation reply")  # fmt: skip
+        [(reasons,)] = srv.rows("SELECT reasons FROM messages WHERE message_id = 't2@example.org'")
+    assert "awaits a moderator" in str(reasons)
+    assert "looks like the existing address anne@example.org" in str(reasons)
+    members = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
+    assert [m["address"] for m in members] == ["anne@example.org"]
+    assert twin in admin(db, "requests", "list", LIST).stdout

@@ -22,28 +22,25 @@ def fill(conn: Conn) -> None:
         db_people.set_skeletons(conn, [(lookalikes.skeleton(a), i) for i, a in rows])
 
 
+def why(conn: Conn, address: str) -> str:
+    """'' if `address` may be added, else why not: it resembles an older person's address (one
+    TR 39 skeleton, one side not plain ASCII), or it mixes scripts."""
+    fill(conn)
+    known = db_people.by_address(conn, address)
+    before = known.id if known is not None else None  # the address resembles older ones
+    for person_id, other in db_people.with_skeleton(conn, lookalikes.skeleton(address)):
+        if before is not None and person_id >= before:
+            continue
+        if other.lower() != address.lower() and not (other.isascii() and address.isascii()):
+            return f"{address} looks like the existing address {other}"
+    mixed = lookalikes.mixed_script(address)
+    return f"{address} mixes scripts ({mixed})" if mixed else ""
+
+
 def check(conn: Conn, addresses: Sequence[str]) -> None:
     """Raise Confusable for the first address that mixes scripts or resembles another
     person's (one who was there first, when the address is already a person's)."""
-    fill(conn)
     for address in addresses:
-        known = db_people.by_address(conn, address)
-        before = known.id if known is not None else None  # the address resembles older ones
-        twins = [
-            other
-            for person_id, other in db_people.with_skeleton(conn, lookalikes.skeleton(address))
-            if (before is None or person_id < before)
-            and other.lower() != address.lower()
-            and not (other.isascii() and address.isascii())
-        ]
-        if twins:
-            raise Confusable(
-                f"{address} looks like the existing address {twins[0]}; if they are two people, "
-                "add it with --allow-confusable"
-            )
-        mixed = lookalikes.mixed_script(address)
-        if mixed:
-            raise Confusable(
-                f"{address} mixes scripts ({mixed}); if that is really its address, add it "
-                "with --allow-confusable"
-            )
+        reason = why(conn, address)
+        if reason:
+            raise Confusable(f"{reason}; if that is right, add it with --allow-confusable")

@@ -31,7 +31,7 @@ from maillist.errors import AlreadyDelivered, MaillistError, UnknownHeld
 from maillist.mailparse import ParsedMessage
 from maillist.models import Kind, MailingList, Mode, NewMember, Verdict
 from maillist.render import sub_address
-from maillist.services import bounces
+from maillist.services import bounces, lookalikes
 from maillist.services.notify import Notifier
 
 log = logging.getLogger("maillist.requests")
@@ -209,12 +209,14 @@ class Requests:
             if db_subs.is_member(conn, mlist.id, address):
                 db_requests.decide(conn, request.id, "done", now, address)
                 return Result(Verdict.DISCARD, f"confirm: {address} is already a member")
-            if mlist.subscription == "approve":
+            lookalike = lookalikes.why(conn, address)  # an impersonation: a moderator decides
+            if mlist.subscription == "approve" or lookalike:
                 db_requests.decide(conn, request.id, "awaiting", now, address)
                 self.notifier.send(
                     conn, mlist, mail.row, address, "awaiting-approval", capped=False
                 )
-                return Result(Verdict.ACCEPT, f"confirm: {address} awaits a moderator")
+                note = f" ({lookalike})" if lookalike else ""
+                return Result(Verdict.ACCEPT, f"confirm: {address} awaits a moderator{note}")
             subscribe(conn, mlist, address, f"email:{address}", now)
             db_requests.decide(conn, request.id, "done", now, address)
             self.notifier.send(conn, mlist, mail.row, address, "welcome", capped=False)
