@@ -138,33 +138,46 @@ def test_look_alike_addresses_are_refused_unless_allowed(tmp_path: Path) -> None
     assert forced.returncode == 0, forced.stderr
 
 
+def utf8_mail(port: int, sender: str, to: str, subject: str, mid: str, body: str = "") -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.sendmail(sender, [to], (
+            f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\n\r\n"
+            f"{body or subject}\r\n"
+        ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
+
+
+def by_email(port: int, box: mailbox.Maildir, sender: str, action: str, mid: str) -> bytes:
+    """Ask to join or leave by email and answer the confirmation, as a member would; returns
+    the confirmation as it arrived."""
+
+    wanted = {"join": b"subject: confirm your subscription", "leave": b"subject: confirm leaving"}
+
+    def confirmations() -> list[bytes]:
+        found = [box.get_bytes(k) for k in box.iterkeys()]
+        return [m for m in found if wanted[action] in m.lower()]
+
+    before = len(confirmations())
+    utf8_mail(port, sender, f"intl-{action}@l.example.org", action, f"{mid}.ask")
+    wait_for(lambda: len(confirmations()) > before, f"the {action} confirmation")
+    confirm = confirmations()[-1]
+    [token] = re.findall(r"intl-confirm\+([\w-]+)@l\.example\.org", confirm.decode())
+    utf8_mail(port, sender, f"intl-confirm+{token}@l.example.org", "Re: confirm", f"{mid}.yes")
+    return confirm
+
+
 def test_join_bounces_and_the_archive_work_for_a_utf8_address(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     assert admin(db, "lists", "create", LIST, "--name", "Intl").returncode == 0
     assert admin(db, "lists", "set", LIST, "archive", "public").returncode == 0
     outbox = tmp_path / "outbox"
     with running(db, "--outbox", str(outbox), "--http-port", "0") as srv:
-        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
-            client.sendmail(JURGEN, ["intl-join@l.example.org"], (
-                f"From: Jürgen <{JURGEN}>\r\nTo: intl-join@l.example.org\r\nSubject: join\r\n"
-                "Message-ID: <j1@bücher.example>\r\n\r\nPlease.\r\n"
-            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
         box = mailbox.Maildir(str(outbox))
-        wait_for(lambda: len(box) == 1, "the confirmation")
-        [confirm] = [box.get_bytes(k) for k in box.iterkeys()]
+        confirm = by_email(srv.port, box, JURGEN, "join", "j1@bücher.example")
         assert f"Delivered-To: {JURGEN}\n".encode() in confirm
         assert f"To: {JURGEN}\n".encode() in confirm  # UTF-8, never encoded words
-        [token] = re.findall(r"intl-confirm\+([\w-]+)@l\.example\.org", confirm.decode())
+        wait_for(lambda: JURGEN in admin(db, "members", "list", LIST).stdout, "the join")
+        utf8_mail(srv.port, JURGEN, LIST, "Grüße", "j3@bücher.example", "Hallo.")
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
-            client.sendmail(JURGEN, [f"intl-confirm+{token}@l.example.org"], (
-                f"From: Jürgen <{JURGEN}>\r\nTo: intl-confirm+{token}@l.example.org\r\n"
-                "Subject: Re: confirm\r\nMessage-ID: <j2@bücher.example>\r\n\r\nyes\r\n"
-            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
-            wait_for(lambda: JURGEN in admin(db, "members", "list", LIST).stdout, "the join")
-            client.sendmail(JURGEN, [LIST], (
-                f"From: Jürgen <{JURGEN}>\r\nTo: {LIST}\r\nSubject: Grüße\r\n"
-                "Message-ID: <j3@bücher.example>\r\n\r\nHallo.\r\n"
-            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
             client.sendmail("", ["intl-bounces+jürgen=bücher.example@l.example.org"], (
                 "From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n"
                 'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
@@ -174,24 +187,6 @@ def test_join_bounces_and_the_archive_work_for_a_utf8_address(tmp_path: Path) ->
             ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
         listed = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
         assert [(m["address"], m["bounce_score"]) for m in listed] == [(JURGEN, 1.0)]
-        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:  # and he leaves
-            client.sendmail(JURGEN, ["intl-leave@l.example.org"], (
-                f"From: Jürgen <{JURGEN}>\r\nTo: intl-leave@l.example.org\r\nSubject: leave\r\n"
-                "Message-ID: <j4@bücher.example>\r\n\r\nBye.\r\n"
-            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
-
-            def confirmations() -> list[bytes]:
-                found = [box.get_bytes(k) for k in box.iterkeys()]
-                return [m for m in found if b"intl-confirm+" in m and m != confirm]
-
-            wait_for(lambda: len(confirmations()) == 1, "the leave confirmation")
-            [leave] = confirmations()
-            [token] = re.findall(r"intl-confirm\+([\w-]+)@l\.example\.org", leave.decode())
-            client.sendmail(JURGEN, [f"intl-confirm+{token}@l.example.org"], (
-                f"From: Jürgen <{JURGEN}>\r\nTo: intl-confirm+{token}@l.example.org\r\n"
-                "Subject: Re: confirm\r\nMessage-ID: <j5@bücher.example>\r\n\r\nyes\r\n"
-            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
-            wait_for(lambda: JURGEN not in admin(db, "members", "list", LIST).stdout, "the leave")
         page = (
             urllib.request.urlopen(
                 f"http://127.0.0.1:{srv.http_port}/lists/{LIST}/msg/j3@b%C3%BCcher.example",
@@ -201,6 +196,8 @@ def test_join_bounces_and_the_archive_work_for_a_utf8_address(tmp_path: Path) ->
             .decode()
         )
         assert "Grüße" in page and "Hallo." in page and "jürgen" in page
+        by_email(srv.port, box, JURGEN, "leave", "j4@bücher.example")  # and he leaves
+        wait_for(lambda: JURGEN not in admin(db, "members", "list", LIST).stdout, "the leave")
 
 
 def test_a_look_alike_joining_by_email_waits_for_a_moderator(tmp_path: Path) -> None:
@@ -208,24 +205,12 @@ def test_a_look_alike_joining_by_email_waits_for_a_moderator(tmp_path: Path) -> 
     assert admin(db, "lists", "create", LIST).returncode == 0
     assert admin(db, "members", "add", LIST, "anne@example.org").returncode == 0
     twin = "\u0430nne@example.org"  # CYRILLIC SMALL LETTER A, then "nne"
-    outbox = tmp_path / "outbox"
-    with running(db, "--outbox", str(outbox)) as srv:
-        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
-            client.sendmail(twin, ["intl-join@l.example.org"], (
-                f"From: {twin}\r\nTo: intl-join@l.example.org\r\nSubject: join\r\n"
-                "Message-ID: <t1@example.org>\r\n\r\nPlease.\r\n"
-            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
-            box = mailbox.Maildir(str(outbox))
-            wait_for(lambda: len(box) == 1, "the confirmation")
-            [confirm] = [box.get_bytes(k) for k in box.iterkeys()]
-            [token] = re.findall(r"intl-confirm\+([\w-]+)@l\.example\.org", confirm.decode())
-            client.sendmail(twin, [f"intl-confirm+{token}@l.example.org"], (
-                f"From: {twin}\r\nTo: intl-confirm+{token}@l.example.org\r\nSubject: Re: x\r\n"
-                "Message-ID: <t2@example.org>\r\n\r\nyes\r\n"
-            ).encode(), mail_options=["SMTPUTF8"])  # fmt: skip
-        wait_for(lambda: bool(srv.rows("SELECT 1 FROM messages WHERE message_id = 't2@example.org'")),
-                 "the confirmation reply")  # fmt: skip
-        [(reasons,)] = srv.rows("SELECT reasons FROM messages WHERE message_id = 't2@example.org'")
+    with running(db, "--outbox", str(tmp_path / "outbox")) as srv:
+        box = mailbox.Maildir(str(tmp_path / "outbox"))
+        by_email(srv.port, box, twin, "join", "t1@example.org")
+        query = "SELECT reasons FROM messages WHERE message_id = 't1@example.org.yes'"
+        wait_for(lambda: bool(srv.rows(query)), "the confirmation reply")
+        [(reasons,)] = srv.rows(query)
     assert "awaits a moderator" in str(reasons)
     assert "looks like the existing address anne@example.org" in str(reasons)
     members = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
