@@ -52,9 +52,13 @@ def test_trimmed_dir_finds_the_same_commands_and_auth_methods() -> None:
         pairs: list[tuple[object, object]] = []
         for ours, theirs in ((ListSMTP, SMTP), (ListLMTP, LMTP)):
             a = ours(_Handler(), SessionGate(1, 1), ServerSettings())
-            b = theirs(_Handler())
+            # Built as ours is: no AUTH mechanism (there is no submission service).
+            b = theirs(_Handler(), auth_exclude_mechanism=("LOGIN", "PLAIN"))
+            stock = theirs(_Handler())
             pairs.append((sorted(a._smtp_methods), sorted(b._smtp_methods)))
             pairs.append((sorted(a._auth_methods), sorted(b._auth_methods)))
+            assert sorted(stock._auth_methods) == ["LOGIN", "PLAIN"]  # what we exclude
+            assert a._auth_methods == {}
         return pairs
 
     for found, expected in asyncio.run(build()):
