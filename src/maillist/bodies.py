@@ -46,7 +46,6 @@ class Attachment:
 @dataclass(frozen=True, slots=True)
 class Body:
     html: str  # safe to put in a page as it is
-    text: str  # plain text (feeds, digests' previews)
     attachments: tuple[Attachment, ...]
 
 
@@ -75,7 +74,7 @@ def render(raw: bytes, part_url: Callable[[int], str]) -> Body:
         parts = leaves(message)
     except Exception:  # the parser gave up: show the bytes as text
         text = raw.decode("utf-8", "replace")
-        return Body(plain_html(text), text, ())
+        return Body(plain_html(text), ())
     chosen = _choose(message, parts)
     attachments = tuple(
         Attachment(i, filename(p, i), p.get_content_type(), _size(p))
@@ -83,7 +82,7 @@ def render(raw: bytes, part_url: Callable[[int], str]) -> Body:
         if p is not chosen and not _twin(chosen, p)
     )
     if chosen is None:
-        return Body("", "", attachments)
+        return Body("", attachments)
     text = _text(chosen)[:MAX_TEXT]
     if chosen.get_content_type() == "text/html":
         cids = {
@@ -91,8 +90,8 @@ def render(raw: bytes, part_url: Callable[[int], str]) -> Body:
             for i, p in enumerate(parts)
             if p.get("Content-ID")
         }
-        return Body(clean_html(text, cids, part_url), nh3.clean_text(text), attachments)
-    return Body(plain_html(text), text, attachments)
+        return Body(clean_html(text, cids, part_url), attachments)
+    return Body(plain_html(text), attachments)
 
 
 def _choose(message: Message, parts: list[Message]) -> Message | None:

@@ -302,11 +302,10 @@ class DeliveryWorkers:
                 base=job.base,
             )  # fmt: skip
             sender = deliveries.verp(job.mlist, member)
-            if job.dkim is not None:  # RSA in pure Python: in a worker process, off the loop
+            if job.dkim is not None:  # 2 ms of sealing per copy: in a worker process, off the loop
                 data = await asyncio.get_running_loop().run_in_executor(
-                    self._signer(), signing.sign, data, job.dkim,
-                    job.results or deliveries.NO_RESULTS,
-                )  # fmt: skip
+                    self._signer(), signing.sign, data, job.dkim, job.results
+                )
             personal = data
         else:
             data = job.copy.rendered or b""

@@ -90,11 +90,6 @@ def shared_edits(post: sql.Post, mlist: MailingList, author: render.Author) -> r
     return render.edited(post.raw, mlist, post.message_id, mitigation=how, author=author)
 
 
-def seal(data: bytes, keys: signing.Keys, results: str) -> bytes:
-    """ARC set and DKIM signature(s) of the list's domain on a copy (signing.py)."""
-    return signing.sign(data, keys, results or NO_RESULTS)
-
-
 NO_RESULTS = dmarc.summary(Authentication())  # posts received before results were recorded
 
 
@@ -212,7 +207,7 @@ def _plan(
         copy = build_copy(post.raw, post.message_id, mlist, author, templates, base=base)
         key = db_dkim.key_for(conn, mlist.domain)
         if key is not None:  # sealed once here, outside the write lock (3 RSA signatures)
-            copy = seal(copy, key, post.auth)
+            copy = signing.sign(copy, key, post.auth or NO_RESULTS)
     # Personalised copies are made (and remembered, loops.py) one by one as they are sent.
     groups = [(m,) for m in members] if mlist.personalize else batches(members, mlist.batch_size)
     return Slice(
@@ -354,7 +349,7 @@ class SendJob:
     base: render.Parts
     person_ids: dict[str, int]  # lower-cased address -> person id, filled as batches are claimed
     dkim: signing.Keys | None = None  # the keys that sign personalised copies
-    results: str = ""  # the post's authentication results on receipt (ARC)
+    results: str = NO_RESULTS  # the post's authentication results on receipt (ARC)
 
 
 def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob | None:
@@ -371,7 +366,7 @@ def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob 
     key = db_dkim.key_for(conn, mlist.domain) if copy.personalized else None
     return SendJob(
         mlist, copy, post.raw, post.message_id, author, db_site.secret(conn), base, people, key,
-        post.auth,
+        post.auth or NO_RESULTS,
     )  # fmt: skip
 
 

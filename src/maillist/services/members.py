@@ -25,10 +25,6 @@ from maillist.services import lookalikes
 from maillist.services.lists import require
 from maillist.services.validation import normalise_all
 
-# Modes the server delivers (digests: services/digests.py).
-DELIVERED = (Mode.REGULAR, Mode.DIGEST, Mode.NOMAIL)
-NO_DIGEST = "unknown delivery mode; use regular, digest or nomail"
-
 Progress = Callable[[int], None]
 """Called with the number of rows just processed, so the CLI can advance a progress bar."""
 
@@ -48,7 +44,6 @@ async def add(
 ) -> list[str]:
     """Subscribe every address or none: one bad, existing or look-alike address (see
     services/lookalikes.py) changes nothing."""
-    _deliverable(mode)
     canonical = _unique([normalise(a) for a in addresses])
     if name and has_control(name):
         raise BadInput("a name must be one line without control characters")
@@ -168,13 +163,7 @@ def _member_from(row: ImportRow, address: str) -> NewMember:
         mode = Mode(row.mode.strip().lower() or "regular")
     except ValueError:
         raise BadInput(f"unknown mode {row.mode!r} (regular, digest, nomail)") from None
-    _deliverable(mode)
     return NewMember(address, name, role, mode)
-
-
-def _deliverable(mode: Mode) -> None:
-    if mode not in DELIVERED:
-        raise BadInput(NO_DIGEST)
 
 
 def _unique(addresses: list[str]) -> list[str]:
@@ -189,18 +178,12 @@ def _unique(addresses: list[str]) -> list[str]:
 
 _MEMBER_OPTIONS: dict[str, Callable[[str], object]] = {
     "role": lambda v: Role(v.strip().lower()).value,
-    "mode": lambda v: _delivered_mode(v).value,
+    "mode": lambda v: Mode(v.strip().lower()).value,
     "status": lambda v: Status(v.strip().lower()).value,
     "receive_own": lambda v: {"yes": 1, "true": 1, "on": 1, "no": 0, "false": 0, "off": 0}[
         v.strip().lower()
     ],
 }
-
-
-def _delivered_mode(value: str) -> Mode:
-    mode = Mode(value.strip().lower())
-    _deliverable(mode)
-    return mode
 
 
 async def set_option(
