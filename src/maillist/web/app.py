@@ -22,6 +22,7 @@ from maillist.services import unsubscribe as unsubscribe_service
 from maillist.services.archive import Archive
 from maillist.services.notify import Notifier
 from maillist.templating import Templates
+from maillist.web.archive import bounded_body
 from maillist.web.archive import routes as archive_routes
 
 MAX_FORM_BYTES = 8192
@@ -81,11 +82,9 @@ def build(
 
 async def _one_click(request: Request) -> bool:
     """Whether the POST body carries List-Unsubscribe=One-Click (urlencoded or multipart)."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return False
+    body = await bounded_body(request, MAX_FORM_BYTES)
+    if body is None:
+        return False
     kind = request.headers.get("content-type", "").lower()
     if kind.startswith("multipart/form-data"):
         head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode("latin-1")

@@ -210,12 +210,20 @@ def _local(path: str) -> str:
     return quote(text, safe="/@!$&()*+,;=:-._~?%")
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None past `limit` bytes (read no further)."""
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM:
-            return {}
+        if len(body) > limit:
+            return None
+    return body
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = await bounded_body(request, MAX_FORM)
+    if body is None:
+        return {}
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
