@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+import dbutil
 from maillist.cli import main
-from maillist.db import Store
+from maillist.db import Store, open_store
+from pgserver import PgCluster, unavailable_reason
 
 CLI_TIMEOUT = 120
 
@@ -26,6 +27,25 @@ class Result:
 
 
 CliFn = Callable[..., Result]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLite files, or (MAILLIST_TEST_BACKEND=postgresql) one PostgreSQL cluster for the
+    session with a database per test database (tests/dbutil.py)."""
+    if not dbutil.POSTGRES:
+        yield "sqlite"
+        return
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.exit(f"MAILLIST_TEST_BACKEND=postgresql, but {reason}", returncode=3)
+    cluster = PgCluster.start(tmp_path_factory.mktemp("postgresql"))
+    dbutil.DATABASES.cluster = cluster
+    try:
+        yield "postgresql"
+    finally:
+        dbutil.DATABASES.cluster = None
+        cluster.stop()
 
 
 @pytest.fixture
@@ -44,7 +64,7 @@ def cli(db_path: Path) -> CliFn:
     """Run the real `maillist` command as a subprocess on the temporary database."""
 
     def run(*args: str, stdin: str | None = None, db: Path | None = db_path) -> Result:
-        prefix = ["--db", str(db)] if db is not None else []
+        prefix = ["--db", dbutil.location(db)] if db is not None else []
         proc = subprocess.run(
             [sys.executable, "-m", "maillist", *prefix, *args],
             input=stdin,
@@ -69,7 +89,7 @@ def run_cli(
 
     def run(*args: str) -> Result:
         capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["maillist", "--db", str(db_path), *args])
+        monkeypatch.setattr(sys, "argv", ["maillist", "--db", dbutil.location(db_path), *args])
         code: int = 0
         try:
             main()
@@ -83,20 +103,14 @@ def run_cli(
 
 @pytest.fixture
 async def db(db_path: Path) -> AsyncIterator[Store]:
-    database = await Store.open(db_path)
+    database = await open_store(dbutil.location(db_path))
     try:
         yield database
     finally:
         await database.close()
 
 
-def dump(path: Path) -> list[str]:
-    """Every row of every table, to prove a failed command changed nothing."""
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
+dump = dbutil.dump
 
 
 def assert_one_line_error(result: Result, *fragments: str) -> None:

@@ -9,7 +9,6 @@ import select
 import signal
 import smtplib
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dbutil
 from dnsserver import DnsServer
 from sink import Received, RunningSink, Sink
 
@@ -53,7 +53,7 @@ class Server:
                 "-m",
                 "maillist",
                 "--db",
-                str(db),
+                dbutil.location(db),
                 "serve",
                 "--port",
                 "0",
@@ -113,9 +113,9 @@ class Server:
         self._log_handle.close()
 
     def rows(self, sql: str, *args: object) -> list[tuple[object, ...]]:
-        conn = sqlite3.connect(self.db, timeout=10)
+        conn = dbutil.connect(self.db)
         try:
-            return conn.execute(sql, args).fetchall()
+            return list(conn.execute(sql, args).fetchall())
         finally:
             conn.close()
 

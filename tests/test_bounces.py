@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import smtplib
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+import dbutil
 from maillist import clock
-from maillist.db import Store
 from maillist.db import bounces as db_bounces
 from maillist.db import lists as db_lists
+from maillist.db import open_store
 from maillist.services import bounces, lists, members
 from maillist.services.notify import Notifier
 from maillist.templating import Templates
@@ -75,7 +75,7 @@ def member(db: Path, address: str) -> dict[str, object]:
 
 def back_a_day(db: Path) -> None:
     """As if the last bounce had come yesterday (one scored bounce per member per day)."""
-    conn = sqlite3.connect(db, timeout=10)
+    conn = dbutil.connect(db)
     with conn:
         conn.execute(
             "UPDATE subscriptions SET last_bounce_at = '2026-11-30T10:00:00.000000Z' "
@@ -263,7 +263,7 @@ def test_a_returned_personalised_copy_names_its_member_by_token(tmp_path: Path) 
 async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
     """The weekly round on an injected clock: a probe that does not bounce enables delivery a
     week on; a member whose probes keep bouncing is removed after the list's warnings (3)."""
-    store = await Store.open(tmp_path / "w.db", create=True)
+    store = await open_store(dbutil.location(tmp_path / "w.db"), create=True)
     try:
         await lists.create(store, LIST, actor="test")
         await members.add(store, LIST, ["anne@example.org", "bob@example.net"], actor="test")

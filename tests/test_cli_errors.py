@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import dbutil
 from conftest import CliFn, assert_one_line_error, dump
 
 
@@ -67,17 +68,19 @@ def test_bad_input(seeded: CliFn, db_path: Path, args: tuple[str, ...], message:
     assert dump(db_path) == before
 
 
+@dbutil.sqlite_only
 def test_file_that_is_not_a_database(run_cli: CliFn, db_path: Path) -> None:
     db_path.write_bytes(b"this is not an SQLite database at all" * 200)
     assert_one_line_error(run_cli("lists", "list"), "cannot use database", str(db_path))
 
 
 def test_database_newer_than_code(run_cli: CliFn, db_path: Path) -> None:
-    import sqlite3
-
     assert run_cli("lists", "create", "team@example.org").code == 0
-    conn = sqlite3.connect(db_path)
-    conn.execute("PRAGMA user_version = 999")
+    conn = dbutil.connect(db_path)
+    if dbutil.POSTGRES:
+        conn.execute("UPDATE maillist_schema SET version = 999")
+    else:
+        conn.execute("PRAGMA user_version = 999")
     conn.close()
     assert_one_line_error(run_cli("lists", "list"), "newer than this maillist supports")
 
@@ -96,14 +99,15 @@ def test_commands_refuse_a_database_that_does_not_exist(
     run_cli: CliFn, db_path: Path, args: tuple[str, ...]
 ) -> None:
     """A mistyped --db must not create an empty database and report "lists 0"."""
-    assert_one_line_error(run_cli(*args), f"no database at {db_path}")
-    assert not db_path.exists() and not db_path.parent.joinpath("var").exists()
+    assert_one_line_error(run_cli(*args), f"no database at {dbutil.location(db_path)}")
+    assert not dbutil.exists(db_path) and not db_path.parent.joinpath("var").exists()
 
 
 def test_lists_create_and_demo_start_a_database(run_cli: CliFn, db_path: Path) -> None:
-    assert run_cli("demo").code == 0 and db_path.exists()
+    assert run_cli("demo").code == 0 and dbutil.exists(db_path)
 
 
+@dbutil.sqlite_only
 def test_directory_as_database(run_cli: CliFn, db_path: Path) -> None:
     db_path.mkdir()
     assert_one_line_error(run_cli("lists", "list"), "is a directory")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import smtplib
-import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import dbutil
 from serverutil import Server, message
 from sink import RunningSink, Sink, free_port
 from test_smtp_receive import admin
@@ -324,7 +324,7 @@ def test_a_copy_that_comes_back_without_loop_markers_is_discarded(
                 [b"From: bob@example.org", b"Message-ID: <fwd-1@example.org>", *kept]
             )
             post(srv.port, back + b"\r\n\r\n" + body, sender="bob@example.org")
-            conn = sqlite3.connect(db)
+            conn = dbutil.connect(db)
             verdict = conn.execute(
                 "SELECT verdict, reasons FROM messages WHERE message_id = 'fwd-1@example.org'"
             ).fetchone()

@@ -6,11 +6,11 @@ placeholder a thread's replies hang from. Now a held or discarded post is stored
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
 
+import dbutil
 from maillist.db import Store
 from maillist.errors import AlreadyDelivered
 from maillist.models import Posting
@@ -28,7 +28,7 @@ async def team(db: Store) -> AsyncIterator[Ingestor]:
 
 
 def jobs(db: Store) -> list[str]:
-    conn = sqlite3.connect(db.path)
+    conn = dbutil.connect(db.path)
     try:
         return [
             r[0]
@@ -83,7 +83,7 @@ async def test_approval_adopts_the_placeholder_and_its_replies(db: Store, team: 
     await moderation.decide(db, held.id, "approved", actor="t")
     assert await forest(db) == [[("p", [("r1", ["r2"])])]]
     assert jobs(db) == ["r1@x", "r2@x", "p@x"]
-    conn = sqlite3.connect(db.path)
+    conn = dbutil.connect(db.path)
     claims = conn.execute("SELECT COUNT(*) FROM messages WHERE message_id = 'p@x'").fetchone()
     conn.close()
     assert claims == (1,)  # the placeholder went; the approved post stands for the id

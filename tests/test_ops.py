@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+import dbutil
 from conftest import CliFn, assert_one_line_error
 
 
@@ -30,7 +30,7 @@ def test_check_passes_then_fails_clearly(run_cli: CliFn, db_path: Path, tmp_path
     assert_one_line_error(
         run_cli("check", "--templates", str(tmp_path / "templates")), "templates do not render"
     )
-    conn = sqlite3.connect(db_path)
+    conn = dbutil.connect(db_path)
     conn.execute("DELETE FROM site")
     conn.commit()
     conn.close()

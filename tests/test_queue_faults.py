@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import dbutil
 from conftest import CliFn
 from maillist import clock
 from maillist.db import Store
@@ -65,9 +66,9 @@ async def serving(db: Store, relay: Flaky) -> AsyncIterator[Ingestor]:
 
 
 def rows(db: Store, sql: str, *args: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db.path)
+    conn = dbutil.connect(db.path)
     try:
-        return conn.execute(sql, args).fetchall()
+        return list(conn.execute(sql, args).fetchall())
     finally:
         conn.close()
 
@@ -130,7 +131,9 @@ async def test_an_exception_while_sending_defers_the_batch(
 async def test_a_batch_whose_post_is_gone_fails_with_the_reason(db: Store, tmp_path: Path) -> None:
     await make_team(db, personalize=True)
     relay = Flaky(tmp_path / "outbox", bad="nobody")
-    conn = sqlite3.connect(db.path)
+    conn = dbutil.connect(db.path)
+    if dbutil.POSTGRES:  # as SQLite's connection here: no foreign keys (a superuser's switch)
+        conn.execute("SET session_replication_role = replica")
     conn.execute(
         "INSERT INTO outbound_jobs (id, message_id, list_id, state, personalized, created_at) "
         "VALUES (77, 9999, 1, 'expanded', 1, 't')"
@@ -176,9 +179,9 @@ async def test_a_job_that_cannot_expand_fails_alone(
 
 
 def claim_at(db: Store, when: datetime) -> list[int]:
-    conn = sqlite3.connect(db.path, isolation_level=None)
+    conn = dbutil.connect(db.path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN")
         got = [b.id for b in deliveries.claim(conn, 10, now=when)]
         conn.execute("COMMIT")
         return got
@@ -188,9 +191,10 @@ def claim_at(db: Store, when: datetime) -> list[int]:
 
 async def test_a_claim_past_its_lease_is_stuck_shown_and_retried(db: Store, cli: CliFn) -> None:
     await make_team(db, personalize=False)
-    conn = sqlite3.connect(db.path)
+    conn = dbutil.connect(db.path)
     conn.execute(
-        "INSERT INTO messages (list_id, message_id, raw, verdict) VALUES (1, 'm@x', X'00', 'accept')"
+        "INSERT INTO messages (list_id, message_id, raw, verdict) VALUES (1, 'm@x', ?, 'accept')",
+        (b"\x00",),
     )
     conn.execute(
         "INSERT INTO outbound_jobs (message_id, list_id, state, created_at) VALUES (1, 1, 'expanded', 't')"
@@ -209,7 +213,7 @@ async def test_a_claim_past_its_lease_is_stuck_shown_and_retried(db: Store, cli:
     later = now + timedelta(seconds=deliveries.LEASE_SECONDS + 1)
     assert claim_at(db, later) == [1]  # its sender hung: due again
     # An operator sees it as stuck once the lease is over, and `queue retry` makes it due.
-    conn = sqlite3.connect(db.path)
+    conn = dbutil.connect(db.path)
     conn.execute("UPDATE outbound_batches SET next_attempt_at = '2000-01-01'")
     conn.commit()
     conn.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import smtplib
-import sqlite3
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import dbutil
 from serverutil import Server
 from sink import RunningSink, Sink, free_port
 from test_smtp_receive import admin
@@ -193,7 +193,7 @@ def test_a_forged_or_expired_token_does_nothing(site: tuple[Server, Sink, Path])
         "yan@example.net",
     )
     [notice] = wait_for(sink, "yan@example.net")
-    conn = sqlite3.connect(db, timeout=10)
+    conn = dbutil.connect(db)
     with conn:
         conn.execute("UPDATE requests SET expires_at = '2000-01-01T00:00:00.000000Z'")
     conn.close()

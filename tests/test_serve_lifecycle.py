@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import dbutil
 from conftest import clean_env
 from serverutil import Server, default_dns, message
 from test_delivery import post
@@ -27,7 +28,7 @@ EXIT_WITHIN = 15.0
 
 def start(db: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "maillist", "--db", str(db), "serve", "--dns", default_dns(), *args],
+        [sys.executable, "-m", "maillist", "--db", dbutil.location(db), "serve", "--dns", default_dns(), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=clean_env(),

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DB = Path("var/maillist.db")
 
 
+def database(location: str) -> Path | str:
+    """A `postgresql://` (or `postgres://`) URL as it is, anything else a SQLite file's path."""
+    return location if location.startswith(("postgresql://", "postgres://")) else Path(location)
+
+
+def describe(location: Path | str) -> str:
+    """The location for messages: a URL without its password."""
+    text = str(location)
+    return re.sub(r"^(postgres(?:ql)?://[^:/@]*):[^@/]*@", r"\1:***@", text)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
-    db: Path = DEFAULT_DB
+    db: Path | str = DEFAULT_DB  # a SQLite file, or a PostgreSQL URL
     actor: str = "cli"
 
     @classmethod
-    def from_env(cls, db: Path | None = None, actor: str = "cli") -> Config:
+    def from_env(cls, db: str | None = None, actor: str = "cli") -> Config:
         """--db wins, then MAILLIST_DB, then ./var/maillist.db."""
         if db is None:
-            env = os.environ.get("MAILLIST_DB")
-            db = Path(env) if env else DEFAULT_DB
-        return cls(db=db, actor=actor)
+            db = os.environ.get("MAILLIST_DB") or str(DEFAULT_DB)
+        return cls(db=database(db), actor=actor)

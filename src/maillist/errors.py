@@ -75,3 +75,7 @@ class SignInRequired(MaillistError):
 
 class Confusable(MaillistError):
     """An address that could pass for another person's (Unicode TR 39)."""
+
+
+class StoreConflict(StoreError):
+    """Another process changed the same rows at the same moment (PostgreSQL): redo the work."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -74,11 +73,13 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--db",
             envvar="MAILLIST_DB",
-            help=f"SQLite database file (default {DEFAULT_DB}; env MAILLIST_DB).",
+            metavar="<path|url>",
+            help=f"SQLite database file (default {DEFAULT_DB}), or a postgresql:// URL; env "
+            "MAILLIST_DB.",
             show_default=False,
         ),
     ] = None,

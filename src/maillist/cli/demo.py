@@ -8,7 +8,7 @@ import typer
 
 from maillist.cli.output import say
 from maillist.cli.runtime import run
-from maillist.config import Config
+from maillist.config import Config, describe
 from maillist.db.store import Store
 from maillist.errors import DuplicateList
 from maillist.models import Role
@@ -45,7 +45,7 @@ def demo(
 
     cfg = ctx.find_root().obj
     created = run(ctx, build, create=True)
-    where = cfg.db if isinstance(cfg, Config) else "the database"
+    where = describe(cfg.db) if isinstance(cfg, Config) else "the database"
     if created:
         say(f"created demo list {address} in {where} with {len(PEOPLE)} members:")
     else:

@@ -9,7 +9,7 @@ from typing import TypeVar
 import typer
 
 from maillist.config import Config
-from maillist.db.store import Store
+from maillist.db import Store, open_store
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ def run(
     cfg = config(ctx)
 
     async def go() -> T:
-        db = await Store.open(cfg.db, create=create)
+        db = await open_store(cfg.db, create=create)
         try:
             return await call(db, cfg)
         finally:

@@ -20,8 +20,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 from maillist.cli.runtime import config
-from maillist.config import Config
-from maillist.db.store import SERVER_CACHE_KIB, Store
+from maillist.config import Config, describe
+from maillist.db import open_store
+from maillist.db.store import SERVER_CACHE_KIB
 from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRelay
 from maillist.delivery.worker import DeliveryWorkers
 from maillist.dmarc import OrgDomains
@@ -30,6 +31,7 @@ from maillist.mailparse import Limits
 from maillist.metrics import Metrics
 from maillist.services import search
 from maillist.services.authentication import Authenticator
+from maillist.services.deliveries import LEASE_SECONDS
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
 from maillist.services.notify import NoticeLimits, Notifier
@@ -58,6 +60,7 @@ class DeliverySettings:
     parse_workers: int = 2
     notice_limits: NoticeLimits = field(default_factory=NoticeLimits)
     auth: AuthSettings = field(default_factory=lambda: AuthSettings())
+    lease: float = LEASE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,7 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, settings.tls.reload)
     drain = _Drain(delivery.drain_seconds)
     async with contextlib.AsyncExitStack() as stack:
-        db = await Store.open(cfg.db, create=True, cache_kib=SERVER_CACHE_KIB)
+        db = await open_store(cfg.db, create=True, cache_kib=SERVER_CACHE_KIB)
         stack.push_async_callback(_step("database", db.close))
         directory = ListDirectory(db)
         await directory.refresh()
@@ -130,6 +133,7 @@ async def serve(
         workers = DeliveryWorkers(
             db, directory, relay, Templates(delivery.templates),
             connections=delivery.connections, give_up_after=delivery.give_up_after, metrics=metrics,
+            lease=delivery.lease,
         )  # fmt: skip
         stack.push_async_callback(_step("delivery", lambda: workers.stop(drain.left())))
         await workers.start()
@@ -163,7 +167,7 @@ async def serve(
         protocol = "LMTP" if settings.lmtp else "SMTP"
         log.info(
             "%s listening on %s:%d, database %s, delivering to %s",
-            protocol, settings.host, listener.port, cfg.db, target,
+            protocol, settings.host, listener.port, describe(cfg.db), target,
         )  # fmt: skip
         print(
             f"maillist {protocol} server listening on {settings.host}:{listener.port}", flush=True
@@ -342,6 +346,15 @@ def serve_command(
     http_host: Annotated[
         str, typer.Option(envvar="MAILLIST_HTTP_HOST", help="Address for --http-port.")
     ] = "127.0.0.1",
+    lease: Annotated[
+        float,
+        typer.Option(
+            envvar="MAILLIST_LEASE",
+            min=5,
+            help="Seconds a claimed batch is this process's: if it dies, another process "
+            "(sharing a PostgreSQL database) sends the batch after this long.",
+        ),
+    ] = LEASE_SECONDS,
     drain_seconds: Annotated[
         float,
         typer.Option(
@@ -447,6 +460,6 @@ def serve_command(
     delivery = DeliverySettings(
         relay_settings, outbox, connections, give_up * 3600.0, templates, http_host, http_port,
         drain_seconds, parse_workers, NoticeLimits(notices_per_address, notices_per_client),
-        AuthSettings(dns, trusted_authserv, tuple(trusted_arc or ())),
+        AuthSettings(dns, trusted_authserv, tuple(trusted_arc or ())), lease,
     )  # fmt: skip
     asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds), delivery))

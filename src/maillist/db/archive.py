@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from maillist.db import engine
 from maillist.db.store import Conn
 
 _VISIBLE = "('accept', 'approved')"
@@ -167,14 +168,30 @@ def latest(conn: Conn, list_id: int, limit: int, thread_id: int | None = None) -
     return [_post(r) for r in rows]
 
 
+_HEADLINE = (
+    "StartSel=\x02, StopSel=\x03, MaxWords=16, MinWords=6, MaxFragments=1, FragmentDelimiter=…"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     post: PostRow
     snippet: str  # with \x02 ... \x03 around the matched terms
 
 
-def search(conn: Conn, list_id: int, match: str, limit: int) -> list[Hit]:
-    """Delivered posts of the list matching an FTS5 query, best first (bm25)."""
+def search(conn: Conn, list_id: int, words: Sequence[str], limit: int) -> list[Hit]:
+    """Delivered posts of the list with all these words, best first: FTS5's bm25 and snippet on
+    SQLite, the tsvector's rank and ts_headline on PostgreSQL."""
+    if engine.postgres(conn):
+        rows = conn.execute(
+            f"SELECT {_POST}, ts_headline('simple', s.body, q, ?) "
+            "FROM search s JOIN messages m ON m.id = s.rowid, plainto_tsquery('simple', ?) q "
+            f"WHERE s.document @@ q AND m.list_id = ? AND m.verdict IN {_VISIBLE} "
+            "ORDER BY ts_rank(s.document, q) DESC, m.id DESC LIMIT ?",
+            (_HEADLINE, " ".join(words), list_id, limit),
+        ).fetchall()
+        return [Hit(_post(r[:12]), str(r[12])) for r in rows]
+    match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
     rows = conn.execute(
         f"SELECT {_POST}, snippet(search, 1, char(2), char(3), '…', 16) FROM search "
         "JOIN messages m ON m.id = search.rowid "

@@ -9,7 +9,8 @@ from maillist.db.store import Conn
 
 def remember(conn: Conn, list_id: int, digests: Iterable[bytes], at: str) -> None:
     conn.executemany(
-        "INSERT OR REPLACE INTO sent_copies (list_id, digest, at) VALUES (?, ?, ?)",
+        "INSERT INTO sent_copies (list_id, digest, at) VALUES (?, ?, ?) "
+        "ON CONFLICT (list_id, digest) DO UPDATE SET at = excluded.at",
         [(list_id, d, at) for d in digests],
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from maillist.db import engine
 from maillist.db.store import Conn
 
 
@@ -78,7 +79,7 @@ def advance_job(
     (then the slice's batches must not be written). `shared` (personalized, envelope sender,
     rendered copy) is what every slice of the job uses, written with its first."""
     sets = "expanded_domain = ?, expanded_to = ?, recipients = recipients + ?, "
-    sets += "state = CASE WHEN ? THEN 'expanded' ELSE state END"
+    sets += "state = CASE WHEN ? <> 0 THEN 'expanded' ELSE state END"
     values: list[object] = [*expanded_to, recipients, done]
     if shared is not None:
         sets += ", personalized = ?, envelope_from = ?, rendered = ?"
@@ -99,7 +100,7 @@ def claim(conn: Conn, now: str, lease_until: str, limit: int) -> list[Batch]:
     rows = conn.execute(
         "SELECT id, job_id, recipients, attempts, created_at FROM outbound_batches "
         "WHERE state IN ('pending', 'deferred', 'sending') AND next_attempt_at <= ? "
-        "ORDER BY next_attempt_at, id LIMIT ?",
+        f"ORDER BY next_attempt_at, id LIMIT ?{engine.skip_locked(conn)}",
         (now, limit),
     ).fetchall()
     if rows:
@@ -196,8 +197,11 @@ def fail_job(conn: Conn, job_id: int, error: str) -> None:
 
 
 def reset_sending(conn: Conn, now: str) -> int:
-    """After a crash or at a stop: a batch that was being sent may or may not have arrived; it
-    is due again at once (its lease no longer means anything: its sender is gone)."""
+    """At start-up after a crash: a batch that was being sent may or may not have arrived; it
+    is due again at once (its lease no longer means anything: its sender is gone). On
+    PostgreSQL other live processes may be sending theirs: there a lease runs out instead."""
+    if engine.postgres(conn):
+        return 0
     return conn.execute(
         "UPDATE outbound_batches SET state = 'pending', next_attempt_at = ? WHERE state = 'sending'",
         (now,),

@@ -9,7 +9,7 @@ from maillist.db.store import Conn
 
 def queue_post(conn: Conn, list_id: int, message_row: int) -> None:
     conn.execute(
-        "INSERT OR IGNORE INTO digest_queue (list_id, message_row) VALUES (?, ?)",
+        "INSERT INTO digest_queue (list_id, message_row) VALUES (?, ?) ON CONFLICT DO NOTHING",
         (list_id, message_row),
     )
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from maillist.db import engine
 from maillist.db.store import Conn
 
 
@@ -129,8 +130,8 @@ def merge_threads(conn: Conn, into: int, source: int) -> None:
     """Move every message of `source` into `into`, keeping the later activity, and drop `source`."""
     conn.execute("UPDATE messages SET thread_id = ? WHERE thread_id = ?", (into, source))
     conn.execute(
-        "UPDATE threads SET last_activity_at = max(last_activity_at, "
-        "(SELECT last_activity_at FROM threads WHERE id = ?)) WHERE id = ?",
+        "UPDATE threads SET last_activity_at = (SELECT MAX(t.last_activity_at) FROM threads t "
+        "WHERE t.id IN (threads.id, ?)) WHERE id = ?",
         (source, into),
     )
     conn.execute("DELETE FROM threads WHERE id = ?", (source,))
@@ -142,11 +143,12 @@ def touch_thread(
     """Record activity; name the thread after this message if it is the root (`rename`) or if
     the thread has no name yet (its root is still a placeholder)."""
     conn.execute(
-        """UPDATE threads SET last_activity_at = max(last_activity_at, ?),
-               subject = CASE WHEN ? OR subject_key = '' THEN ? ELSE subject END,
-               subject_key = CASE WHEN ? OR subject_key = '' THEN ? ELSE subject_key END
+        """UPDATE threads SET
+               last_activity_at = CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END,
+               subject = CASE WHEN ? <> 0 OR subject_key = '' THEN ? ELSE subject END,
+               subject_key = CASE WHEN ? <> 0 OR subject_key = '' THEN ? ELSE subject_key END
            WHERE id = ?""",
-        (at, rename, subject, rename, key, thread_id),
+        (at, at, rename, subject, rename, key, thread_id),
     )
 
 
@@ -180,7 +182,16 @@ SearchEntry = tuple[int, str, str, str]  # (row, subject, body text, author)
 
 
 def index_posts(conn: Conn, entries: list[SearchEntry]) -> None:
-    """The posts' search entries (FTS5, rowid = the post's row)."""
+    """The posts' search entries (rowid = the post's row): FTS5 on SQLite, a row whose tsvector
+    PostgreSQL computes on PostgreSQL."""
+    if engine.postgres(conn):
+        conn.executemany(
+            "INSERT INTO search (rowid, subject, body, author) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (rowid) DO UPDATE SET subject = excluded.subject, "
+            "body = excluded.body, author = excluded.author",
+            entries,
+        )
+        return
     conn.executemany(
         "INSERT OR REPLACE INTO search (rowid, subject, body, author) VALUES (?, ?, ?, ?)",
         entries,

@@ -101,8 +101,8 @@ def all_lists(conn: Conn) -> list[ListSummary]:
     cur = conn.execute(
         f"""SELECT {", ".join("l." + c.strip() for c in _COLUMNS.split(","))},
                    COUNT(s.person_id),
-                   COALESCE(SUM(s.role = 'moderator'), 0),
-                   COALESCE(SUM(s.role = 'owner'), 0)
+                   COUNT(*) FILTER (WHERE s.role = 'moderator'),
+                   COUNT(*) FILTER (WHERE s.role = 'owner')
             FROM lists l LEFT JOIN subscriptions s ON s.list_id = l.id
             GROUP BY l.id ORDER BY l.address"""
     )
@@ -113,7 +113,8 @@ def all_lists(conn: Conn) -> list[ListSummary]:
 
 def summary(conn: Conn, mlist: MailingList) -> ListSummary:
     cur = conn.execute(
-        """SELECT COUNT(*), COALESCE(SUM(role = 'moderator'), 0), COALESCE(SUM(role = 'owner'), 0)
+        """SELECT COUNT(*), COUNT(*) FILTER (WHERE role = 'moderator'),
+                  COUNT(*) FILTER (WHERE role = 'owner')
            FROM subscriptions WHERE list_id = ?""",
         (mlist.id,),
     )

@@ -97,8 +97,8 @@ def claim(conn: Conn, row_id: int) -> str:
                 "UPDATE messages SET thread_id = ? WHERE thread_id = ?", (thread_id, old_thread)
             )
             conn.execute(
-                "UPDATE threads SET last_activity_at = max(last_activity_at, "
-                "(SELECT last_activity_at FROM threads WHERE id = ?)) WHERE id = ?",
+                "UPDATE threads SET last_activity_at = (SELECT MAX(t.last_activity_at) FROM threads t "
+                "WHERE t.id IN (threads.id, ?)) WHERE id = ?",
                 (old_thread, thread_id),
             )
             conn.execute("DELETE FROM threads WHERE id = ?", (old_thread,))

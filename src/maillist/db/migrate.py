@@ -14,15 +14,16 @@ from maillist.errors import StoreError
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-def available() -> list[tuple[int, str]]:
-    """(version, sql) for every migration shipped with this maillist, in order."""
+def available(package: str = "maillist.db.migrations", first: int = 1) -> list[tuple[int, str]]:
+    """(version, sql) for every migration shipped with this maillist, in order. PostgreSQL's
+    set (db/pgmigrations) starts at the SQLite version its first file brings it level with."""
     found = []
-    for entry in resources.files("maillist.db.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
     found.sort()
-    for expected, (version, _) in enumerate(found, start=1):
+    for expected, (version, _) in enumerate(found, start=first):
         if version != expected:
             raise StoreError(f"migration {expected:04d} is missing from this installation")
     return found

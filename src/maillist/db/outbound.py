@@ -9,7 +9,7 @@ def enqueue(conn: Conn, message_row: int, list_id: int, at: str) -> int:
     """Written in the verdict's own transaction, so an accepted post can never be forgotten;
     the post waits for the next digest too (db/digests.py)."""
     conn.execute(
-        "INSERT OR IGNORE INTO digest_queue (list_id, message_row) VALUES (?, ?)",
+        "INSERT INTO digest_queue (list_id, message_row) VALUES (?, ?) ON CONFLICT DO NOTHING",
         (list_id, message_row),
     )
     cur = conn.execute(

@@ -22,7 +22,8 @@ class QueueRow:
 def counts(conn: Conn) -> dict[str, tuple[int, int]]:
     """state -> (batches, recipients)."""
     cur = conn.execute(
-        "SELECT state, COUNT(*), SUM(length(recipients) - length(replace(recipients, char(10), '')) + 1) "
+        "SELECT state, COUNT(*), "
+        "CAST(SUM(length(recipients) - length(replace(recipients, char(10), '')) + 1) AS BIGINT) "
         "FROM outbound_batches GROUP BY state"
     )
     return {row[0]: (int(row[1]), int(row[2] or 0)) for row in cur.fetchall()}

@@ -13,8 +13,8 @@ on the writer, one at a time (an asyncio lock, fair: FIFO). Two ways to write:
 
 Reads run in a snapshot (BEGIN ... COMMIT) on the reader connection: in WAL mode they never wait
 for the writer and see one committed state. db/ functions take the `Conn` they are given; nothing
-outside db/ runs SQL or knows the connection's type. A PostgreSQL backend would be another class
-with these same four methods."""
+outside db/ runs SQL or knows the connection's type. The PostgreSQL store (db/postgres.py) is this
+class with its transaction statements replaced; `maillist.db.open_store` picks one by location."""
 
 from __future__ import annotations
 
@@ -22,19 +22,36 @@ import asyncio
 import collections
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from maillist.db import migrate
 from maillist.errors import StoreBusy, StoreError
 
 T = TypeVar("T")
-Conn = sqlite3.Connection
-"""What services hand to db/ functions without using it themselves."""
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """What services hand to db/ functions without using it themselves: a sqlite3 connection,
+    or db/postgres.py's connection shaped like one."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
+
 
 LOCK_WAIT_SECONDS = 10.0
 SERVER_CACHE_KIB = 8 * 1024
@@ -99,8 +116,12 @@ class _WriteLock:
 
 
 class Store:
+    """The SQLite store; db/postgres.py's PgStore replaces the hooks marked "engine"."""
+
+    READ_BEGIN = "BEGIN"
+
     def __init__(
-        self, path: Path, writer: Conn, reader: Conn, executor: ThreadPoolExecutor
+        self, path: Path | str, writer: Any, reader: Any, executor: ThreadPoolExecutor
     ) -> None:
         self.path = path
         self._writer = writer
@@ -135,6 +156,14 @@ class Store:
             raise
         return cls(path, writer, reader, executor)
 
+    @property
+    def engine(self) -> str:
+        return "sqlite"
+
+    def describe(self) -> str:
+        """Where the data is, for messages (no password)."""
+        return str(self.path)
+
     async def close(self) -> None:
         async with self._write_lock.hold(urgent=False):
             await self._call(self._writer.close)
@@ -152,24 +181,21 @@ class Store:
         waits for their commit) go before waiting background ones."""
         conn = self._writer
         async with self._write_lock.hold(urgent):
-            if not durable:
-                conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                await self._begin(conn)
+                await self._begin(conn, durable)
                 try:
                     yield conn
                 except BaseException:
                     await self._call(partial(conn.execute, "ROLLBACK"))
                     raise
                 try:
-                    await self._call(partial(conn.execute, "COMMIT"))
+                    await self._call(partial(self._commit, conn))
                 except BaseException:
                     if conn.in_transaction:
                         await self._call(partial(conn.execute, "ROLLBACK"))
                     raise
             finally:
-                if not durable:
-                    conn.execute("PRAGMA synchronous = FULL")
+                self._after(conn, durable)
 
     async def in_writer(self, fn: Callable[[Conn], T]) -> T:
         """`fn(conn)` on the writer thread, inside the transaction the caller holds (it is in
@@ -179,20 +205,20 @@ class Store:
 
     async def write_in_thread(self, fn: Callable[[Conn], T], *, durable: bool = True) -> T:
         async with self._write_lock.hold(urgent=False):
-            return await self._call(partial(_in_transaction, self._writer, fn, durable))
+            return await self._call(partial(self._in_transaction, self._writer, fn, durable))
 
     async def read_in_thread(self, fn: Callable[[Conn], T]) -> T:
         """`fn(conn)` in a snapshot on the reader connection, in a thread of its own: for reads
         long enough that they must neither run on the loop nor hold the write lock."""
         async with self._read_lock:
             return await asyncio.get_running_loop().run_in_executor(
-                self._read_executor, partial(_snapshot, self._reader, fn)
+                self._read_executor, partial(_snapshot, self._reader, fn, self.READ_BEGIN)
             )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Conn]:
         async with self._read_lock:
-            self._reader.execute("BEGIN")
+            self._reader.execute(self.READ_BEGIN)
             try:
                 yield self._reader
             finally:
@@ -200,9 +226,16 @@ class Store:
 
     async def schema_version(self) -> int:
         async with self.read() as conn:
-            return migrate.current_version(conn)
+            return self._version(conn)
 
-    async def _begin(self, conn: Conn) -> None:
+    # engine: the schema's version, and how a write transaction starts, commits and ends
+
+    def _version(self, conn: Any) -> int:
+        return migrate.current_version(conn)
+
+    async def _begin(self, conn: Any, durable: bool) -> None:
+        if not durable:
+            conn.execute("PRAGMA synchronous = NORMAL")
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         pause = 0.001
         while True:
@@ -217,19 +250,29 @@ class Store:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
 
+    def _commit(self, conn: Any) -> None:
+        conn.execute("COMMIT")
+
+    def _after(self, conn: Any, durable: bool) -> None:
+        if not durable:
+            conn.execute("PRAGMA synchronous = FULL")
+
+    def _in_transaction(self, conn: Any, fn: Callable[[Conn], T], durable: bool) -> T:
+        return _in_transaction(conn, fn, durable)
+
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
 
-def _snapshot(conn: Conn, fn: Callable[[Conn], T]) -> T:
-    conn.execute("BEGIN")
+def _snapshot(conn: Any, fn: Callable[[Conn], T], begin: str) -> T:
+    conn.execute(begin)
     try:
         return fn(conn)
     finally:
         conn.execute("COMMIT")
 
 
-def _in_transaction(conn: Conn, fn: Callable[[Conn], T], durable: bool) -> T:
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[[Conn], T], durable: bool) -> T:
     """In the writer thread: here waiting for another process's lock blocks nothing else."""
     if not durable:
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -253,7 +296,9 @@ def _in_transaction(conn: Conn, fn: Callable[[Conn], T], durable: bool) -> T:
             conn.execute("PRAGMA synchronous = FULL")
 
 
-def _connect(path: Path, create: bool, migrate_to: int | None, cache_kib: int) -> tuple[Conn, Conn]:
+def _connect(
+    path: Path, create: bool, migrate_to: int | None, cache_kib: int
+) -> tuple[sqlite3.Connection, sqlite3.Connection]:
     if not create and not path.exists():
         raise StoreError(
             f"no database at {path} (create a list with `maillist lists create`, or point "
@@ -266,7 +311,7 @@ def _connect(path: Path, create: bool, migrate_to: int | None, cache_kib: int) -
     if path.is_dir():
         raise StoreError(f"cannot open database {path}: it is a directory")
     new = not path.exists()
-    opened: list[Conn] = []
+    opened: list[sqlite3.Connection] = []
     try:
         for _ in range(2):
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

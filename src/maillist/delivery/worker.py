@@ -45,7 +45,9 @@ class DeliveryWorkers:
         connections: int = 4,
         give_up_after: float = 5 * 86400.0,
         metrics: Metrics | None = None,
+        lease: float = deliveries.LEASE_SECONDS,
     ) -> None:
+        self._lease = lease
         self._metrics = metrics or Metrics()
         self._store = store
         self._directory = directory
@@ -62,6 +64,7 @@ class DeliveryWorkers:
         ] = asyncio.Queue()
         self._stopping = False
         self._stop_event = asyncio.Event()
+        self._claimed: set[int] = set()  # batches this process holds and has not recorded
         self._signers: ProcessPoolExecutor | None = None  # DKIM for personalised copies
         self._notifier = Notifier(templates)  # tells a member whose bounces disabled delivery
 
@@ -99,8 +102,8 @@ class DeliveryWorkers:
         self._recorder_task.cancel()  # every sender has stopped: nothing is left to record
         with contextlib.suppress(asyncio.CancelledError):
             await self._recorder_task
-        async with self._store.write() as conn:
-            deliveries.reset_sending(conn)  # claimed but not sent: due again at the next start
+        async with self._store.write() as conn:  # claimed but not sent: due again at once
+            deliveries.release(conn, sorted(self._claimed))
         await self._relay.close()
         if self._signers is not None:
             self._signers.shutdown(wait=False, cancel_futures=True)
@@ -168,9 +171,10 @@ class DeliveryWorkers:
             try:
                 # A claim lost in a crash is reset at start-up anyway: no fsync of its own.
                 async with self._store.write(durable=False) as conn:
-                    claimed = deliveries.claim(conn, CLAIM)
+                    claimed = deliveries.claim(conn, CLAIM, lease=self._lease)
                     jobs = {b.job_id: self._job(conn, b.job_id) for b in claimed}
                     deliveries.member_ids(conn, jobs, claimed)
+                self._claimed.update(b.id for b in claimed)
             except Exception:
                 log.exception("claiming batches failed; retrying")
                 claimed, jobs = [], {}
@@ -179,10 +183,10 @@ class DeliveryWorkers:
                 await self._wait(self._batches_ready, IDLE_POLL)
                 continue
             self._batches_ready.set()  # there may be more: let the other senders look too
-            lease_ends = time.monotonic() + deliveries.LEASE_SECONDS / 2
+            lease_ends = time.monotonic() + self._lease / 2
             for n, batch in enumerate(claimed):
                 if self._stopping:
-                    break  # the rest stay `sending` and are reset by stop()
+                    break  # the rest stay `sending` and are released by stop()
                 if time.monotonic() > lease_ends:  # a slow relay: let others have the rest
                     await self._release(claimed[n:])
                     break
@@ -208,6 +212,7 @@ class DeliveryWorkers:
         try:
             async with self._store.write() as conn:
                 deliveries.fail_batch(conn, batch, error)
+            self._claimed.discard(batch.id)
         except Exception:
             log.exception("marking batch %d failed did not work; its lease will expire", batch.id)
 
@@ -215,6 +220,7 @@ class DeliveryWorkers:
         try:
             async with self._store.write() as conn:
                 deliveries.release(conn, [b.id for b in batches])
+            self._claimed.difference_update(b.id for b in batches)
         except Exception:
             log.exception("releasing %d batch(es) failed; their lease will expire", len(batches))
 
@@ -271,7 +277,8 @@ class DeliveryWorkers:
                     if not done.done():
                         done.set_exception(exc)
                 continue
-            for (*_, done), state in zip(pending, states, strict=True):
+            for (b, *_, done), state in zip(pending, states, strict=True):
+                self._claimed.discard(b.id)
                 if not done.done():
                     done.set_result(state)
 

@@ -116,11 +116,9 @@ class SearchHit:
     thread_url: str
 
 
-def fts_query(text: str) -> str:
-    """What a reader typed as an FTS5 query: each word a quoted term (no syntax errors, no
-    column filters or NEAR tricks), all of them required."""
-    words = [w for w in text.replace("\x00", " ").split() if w][:20]
-    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+def search_words(text: str) -> list[str]:
+    """What a reader typed: its words (at most 20), all of them required, none of them syntax."""
+    return [w for w in text.replace("\x00", " ").split() if w][:20]
 
 
 class Archive:
@@ -243,7 +241,7 @@ class Archive:
     async def search(
         self, address: str, text: str, viewer: str, limit: int = 50
     ) -> tuple[ListEntry, list[SearchHit]]:
-        query = fts_query(text)
+        query = search_words(text)
         async with self.db.read() as conn:
             mlist = self._readable(conn, address, viewer)
             hits = sql.search(conn, mlist.id, query, limit) if query else []

@@ -250,9 +250,13 @@ def apply_slices(conn: Conn, slices: Sequence[Slice]) -> int:
     return made
 
 
-def claim(conn: Conn, limit: int = 1, now: datetime | None = None) -> list[sql.Batch]:
+def claim(
+    conn: Conn, limit: int = 1, now: datetime | None = None, lease: float = LEASE_SECONDS
+) -> list[sql.Batch]:
+    """Due batches for this sender until `lease` runs out; another process's live claims are
+    passed over (db/deliveries.py), an expired one is taken over."""
     at = now or clock.now()
-    return sql.claim(conn, clock.iso(at), clock.iso(at + timedelta(seconds=LEASE_SECONDS)), limit)
+    return sql.claim(conn, clock.iso(at), clock.iso(at + timedelta(seconds=lease)), limit)
 
 
 def release(conn: Conn, batch_ids: Sequence[int]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +25,7 @@ from maillist.db import outbound as db_outbound
 from maillist.db import people as db_people
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn, Store
-from maillist.errors import StoreBusy
+from maillist.errors import StoreBusy, StoreConflict
 from maillist.mailparse import ParsedMessage
 from maillist.models import Authentication, Kind, MailingList, Verdict
 from maillist.services.notify import Notifier
@@ -232,6 +233,9 @@ def ingest_each(conn: Conn, items: list[Incoming], requests: Requests) -> list[O
     return [ingest_one(conn, item, requests) for item in items]
 
 
+CONFLICT_RETRIES = 5
+
+
 class Ingestor:
     """Batches concurrent submissions into shared commits."""
 
@@ -265,16 +269,31 @@ class Ingestor:
         self._queue.put_nowait((item, future))
         return await future
 
+    async def _attempt(self, items: list[Incoming]) -> list[Outcome]:
+        """The batch in one transaction. Another process (sharing a PostgreSQL database) may
+        store the same Message-ID, or a post of the same thread, at the same moment: the unique
+        keys refuse the loser's rows, and the redone transaction sees the winner's (a duplicate,
+        a parent) and decides from them."""
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                async with self._db.write(urgent=True) as conn:
+                    outcomes = ingest_each(conn, items, self._requests)
+                    entries = [o.search for o in outcomes if o.search is not None]
+                    if entries:  # FTS5's tokenising is C: in the writer thread, beside the loop
+                        await self._db.in_writer(partial(sql.index_posts, entries=entries))
+                    return list(outcomes)
+            except StoreConflict:
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                log.info("storing %d message(s) met another process's; redoing", len(items))
+                await asyncio.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
+        raise AssertionError("unreachable")
+
     async def _store(self, items: list[Incoming]) -> list[Outcome | Exception]:
         """One transaction for the batch; if anything fails, the batch is rolled back and each
         message is tried in a transaction of its own, so only the bad one gets a 451."""
         try:
-            async with self._db.write(urgent=True) as conn:
-                outcomes = ingest_each(conn, items, self._requests)
-                entries = [o.search for o in outcomes if o.search is not None]
-                if entries:  # FTS5's tokenising is C: in the writer thread, beside the loop
-                    await self._db.in_writer(partial(sql.index_posts, entries=entries))
-                return list(outcomes)
+            return list(await self._attempt(items))
         except Exception as exc:
             if len(items) == 1 or isinstance(exc, StoreBusy):
                 # One message, or the database held by someone else past the wait: trying each
