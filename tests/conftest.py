@@ -29,23 +29,34 @@ class Result:
 CliFn = Callable[..., Result]
 
 
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL cluster for the session (tests/pgserver.py), started by the
+    first test that needs it; those tests are skipped, with the reason, where it cannot run."""
+    reason = unavailable_reason()
+    if reason is not None:
+        if dbutil.POSTGRES:
+            pytest.exit(f"MAILLIST_TEST_BACKEND=postgresql, but {reason}", returncode=3)
+        pytest.skip(reason)
+    cluster = PgCluster.start(tmp_path_factory.mktemp("postgresql"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """SQLite files, or (MAILLIST_TEST_BACKEND=postgresql) one PostgreSQL cluster for the
-    session with a database per test database (tests/dbutil.py)."""
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """SQLite files, or (MAILLIST_TEST_BACKEND=postgresql) a database of the session's cluster
+    for each database a test names (tests/dbutil.py)."""
     if not dbutil.POSTGRES:
         yield "sqlite"
         return
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.exit(f"MAILLIST_TEST_BACKEND=postgresql, but {reason}", returncode=3)
-    cluster = PgCluster.start(tmp_path_factory.mktemp("postgresql"))
-    dbutil.DATABASES.cluster = cluster
+    dbutil.DATABASES.cluster = request.getfixturevalue("pg_cluster")
     try:
         yield "postgresql"
     finally:
         dbutil.DATABASES.cluster = None
-        cluster.stop()
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ class _PgTestConn:
 
 def connect(path: Path | str) -> Any:
     """The test's own connection to the database at `path` (each statement commits)."""
-    if POSTGRES:
+    if POSTGRES or str(path).startswith("postgresql://"):
         return _PgTestConn(pg_connect(location(path)))
     return sqlite3.connect(path, timeout=10)
 
@@ -102,7 +102,12 @@ def dump(path: Path) -> list[str]:
             return list(conn.iterdump())
         finally:
             conn.close()
-    pg = pg_connect(location(path))
+    return dump_url(location(path))
+
+
+def dump_url(url: str) -> list[str]:
+    """Every row of every table of a PostgreSQL database."""
+    pg = pg_connect(url)
     try:
         tables = [
             r[0]

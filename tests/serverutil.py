@@ -41,9 +41,10 @@ IO_TIMEOUT = 10.0
 
 
 class Server:
-    def __init__(self, db: Path, *args: str) -> None:
+    def __init__(self, db: Path | str, *args: str, log: Path | None = None) -> None:
+        """`db` a SQLite file (or what dbutil maps it to), or a PostgreSQL URL (then `log`)."""
         self.db = db
-        self.log = db.with_suffix(".log")
+        self.log = log or Path(db).with_suffix(".log")
         self.http_port: int | None = None
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILLIST_")}
         self._log_handle = self.log.open("wb")
@@ -57,7 +58,7 @@ class Server:
                 "serve",
                 "--port",
                 "0",
-                *(() if "--relay" in args else ("--outbox", str(db.parent / "outbox"))),
+                *(() if "--relay" in args else ("--outbox", str(Path(db).parent / "outbox"))),
                 *(() if "--dns" in args else ("--dns", default_dns())),
                 *args,
             ],

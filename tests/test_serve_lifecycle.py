@@ -28,7 +28,17 @@ EXIT_WITHIN = 15.0
 
 def start(db: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "maillist", "--db", dbutil.location(db), "serve", "--dns", default_dns(), *args],
+        [
+            sys.executable,
+            "-m",
+            "maillist",
+            "--db",
+            dbutil.location(db),
+            "serve",
+            "--dns",
+            default_dns(),
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=clean_env(),

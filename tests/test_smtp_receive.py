@@ -16,7 +16,7 @@ from conftest import CLI_TIMEOUT, clean_env
 from serverutil import Raw, Server, message, running
 
 
-def admin(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def admin(db: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "maillist", "--db", dbutil.location(db), *args],
         capture_output=True, text=True, timeout=CLI_TIMEOUT, env=clean_env(), check=False,

@@ -15,6 +15,7 @@ from maillist.cli import (
     audit,
     badges,
     bounces,
+    database,
     demo,
     digests,
     dkim,
@@ -52,6 +53,7 @@ app.add_typer(dkim.app, name="dkim")
 app.add_typer(archive.app, name="archive")
 app.add_typer(people.app, name="people")
 app.add_typer(digests.app, name="digests")
+app.add_typer(database.app, name="db")
 app.command("search")(archive.search)
 app.command("bounces")(bounces.bounces)
 app.command("serve")(serve.serve_command)
