@@ -104,9 +104,11 @@ def claim(conn: Conn, now: str, lease_until: str, limit: int) -> list[Batch]:
         (now, limit),
     ).fetchall()
     if rows:
+        owner = engine.owner(conn)
         conn.executemany(
-            "UPDATE outbound_batches SET state = 'sending', next_attempt_at = ? WHERE id = ?",
-            [(lease_until, r[0]) for r in rows],
+            "UPDATE outbound_batches SET state = 'sending', next_attempt_at = ?, claimed_by = ? "
+            "WHERE id = ?",
+            [(lease_until, owner, r[0]) for r in rows],
         )
     return [Batch(r[0], r[1], tuple(r[2].split("\n")), r[3], r[4]) for r in rows]
 
@@ -197,12 +199,31 @@ def fail_job(conn: Conn, job_id: int, error: str) -> None:
 
 
 def reset_sending(conn: Conn, now: str) -> int:
-    """At start-up after a crash: a batch that was being sent may or may not have arrived; it
-    is due again at once (its lease no longer means anything: its sender is gone). On
-    PostgreSQL other live processes may be sending theirs: there a lease runs out instead."""
+    """At start-up: a batch whose sender died may or may not have arrived; it is due again at
+    once (its lease no longer means anything). On SQLite the one process is the one that died:
+    every claim is reset. On PostgreSQL, the claims of the processes that are gone."""
     if engine.postgres(conn):
-        return 0
+        return reclaim_dead(conn, now)
     return conn.execute(
         "UPDATE outbound_batches SET state = 'pending', next_attempt_at = ? WHERE state = 'sending'",
         (now,),
     ).rowcount
+
+
+def reclaim_dead(conn: Conn, now: str) -> int:
+    """While running, on PostgreSQL: the claims of processes that died (their advisory lock is
+    free) are due again at once; live ones keep theirs. A process that hangs but lives loses
+    its claims only when their lease runs out. Nothing to do on SQLite (one process)."""
+    if not engine.postgres(conn):
+        return 0
+    owners = [int(r[0]) for r in conn.execute(
+        "SELECT DISTINCT claimed_by FROM outbound_batches WHERE state = 'sending'"
+    ).fetchall()]  # fmt: skip
+    return sum(
+        conn.execute(
+            "UPDATE outbound_batches SET state = 'pending', next_attempt_at = ? "
+            "WHERE state = 'sending' AND claimed_by = ?",
+            (now, number),
+        ).rowcount
+        for number in engine.dead_owners(conn, owners)
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -96,6 +97,7 @@ class PgConn:
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self.owner = 0  # the writer's: this process's number on the claims it takes
 
     @property
     def in_transaction(self) -> bool:
@@ -174,6 +176,7 @@ def _rollback(conn: PgConn) -> None:
         conn.raw.execute("ROLLBACK")
 
 
+OWNER_LOCKS = 0x6D6C  # advisory locks (class, owner): held by each process while it lives
 MIGRATIONS = "maillist.db.pgmigrations"
 FIRST_VERSION = 11  # the first PostgreSQL migration brings a database level with SQLite's 0011
 _MIGRATE_LOCK = 0x6D61696C6C697374  # pg_advisory_lock key: 'maillist'
@@ -288,6 +291,8 @@ def _open(url: str, create: bool, migrate_to: int | None) -> tuple[PgConn, PgCon
                 "`maillist lists create`, or point --db / MAILLIST_DB at your database)"
             )
         upgrade(writer, migrate_to)
+        writer.owner = secrets.randbits(31) + 1
+        writer.execute("SELECT pg_advisory_lock(?, ?)", (OWNER_LOCKS, writer.owner))
         reader = connect(url, read_only=True)
     except BaseException:
         writer.close()

@@ -31,6 +31,7 @@ SIGNERS = 2  # processes signing personalised copies (DKIM)
 CLAIM = 20  # batches a sender takes at once; only the one in flight can be sent twice
 IDLE_POLL = 1.0
 EXPAND_GATHER = 0.005  # seconds for a burst of accepted posts to gather before expanding them
+RECLAIM_EVERY = 5.0  # seconds between looks for batches a dead process held (PostgreSQL)
 REVIEW_EVERY = 3600.0  # seconds between rounds of bounce warnings, probes and removals
 
 
@@ -81,6 +82,7 @@ class DeliveryWorkers:
             )
         self._tasks.append(asyncio.create_task(self._expander(), name="expander"))
         self._tasks.append(asyncio.create_task(self._reviewer(), name="bounce-review"))
+        self._tasks.append(asyncio.create_task(self._reclaimer(), name="reclaim"))
         self._recorder_task = asyncio.create_task(self._recorder(), name="recorder")
         for n in range(self._connections):
             self._tasks.append(asyncio.create_task(self._sender(), name=f"sender-{n}"))
@@ -165,6 +167,22 @@ class DeliveryWorkers:
                 log.exception("reviewing disabled members failed; trying again later")
             with contextlib.suppress(TimeoutError):  # stop() ends this wait at once
                 await asyncio.wait_for(self._stop_event.wait(), REVIEW_EVERY)
+
+    async def _reclaimer(self) -> None:
+        """Another process on the same database died holding batches: send them now."""
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):  # stop() ends this wait at once
+                await asyncio.wait_for(self._stop_event.wait(), RECLAIM_EVERY)
+            if self._stopping:
+                return
+            try:
+                async with self._store.write(durable=False) as conn:
+                    again = deliveries.reclaim_dead(conn)
+                if again:
+                    log.warning("%d batch(es) of a process that died: sending them", again)
+                    self._batches_ready.set()
+            except Exception:
+                log.exception("looking for a dead process's batches failed; trying again later")
 
     async def _sender(self) -> None:
         while not self._stopping:

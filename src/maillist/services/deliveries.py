@@ -396,3 +396,8 @@ def member_ids(
 
 def reset_sending(conn: Conn) -> int:
     return sql.reset_sending(conn, clock.iso(clock.now()))
+
+
+def reclaim_dead(conn: Conn) -> int:
+    """Batches claimed by a process that died since (several processes on one database)."""
+    return sql.reclaim_dead(conn, clock.iso(clock.now()))
