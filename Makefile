@@ -12,7 +12,7 @@ DB      ?= ./var/maillist.db
 PIP     := -m pip install -q --disable-pip-version-check
 SOURCES := pyproject.toml $(shell find src -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: install serve test check bench smoke clean
+.PHONY: install serve test test-postgresql check bench smoke clean
 
 $(VENV)/.installed: $(SOURCES)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ serve: install
 
 test: $(DEVVENV)/.installed
 	$(PY) -m pytest -q
+
+# The same suite on PostgreSQL: a throwaway cluster from Debian's postgresql package (initdb and
+# pg_ctl in a temporary directory, loopback only, as an unprivileged user; tests/pgserver.py).
+test-postgresql: $(DEVVENV)/.installed
+	MAILLIST_TEST_BACKEND=postgresql $(PY) -m pytest -q
 
 check: $(DEVVENV)/.dev
 	$(DEVVENV)/bin/ruff format --check src tests bench

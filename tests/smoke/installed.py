@@ -3,7 +3,9 @@
 It uses the installed `maillist` command only: create a list, serve it on its embedded defaults
 (SQLite file, Maildir outbox), post over SMTP, read the copy back with `mailbox` (the footer with
 the author's badge must be there, so the templates were shipped), see the post in `maillist
-threads`, and stop the server with SIGTERM (it must exit 0)."""
+threads`, and stop the server with SIGTERM (it must exit 0). Where PostgreSQL is installed, the
+site then moves to a throwaway PostgreSQL cluster with `maillist db migrate` (the wheel's
+PostgreSQL migrations) and reads the same there."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import smtplib
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nxdns import nxdomain_resolver
@@ -92,7 +95,31 @@ def main(work: Path) -> None:
             server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=TIMEOUT)
     assert code == 0, f"serve exited {code}: {(work / 'serve.log').read_text()[-2000:]}"
+    _postgresql(work, cli, maillist, env, threads)
     print(f"smoke: ok ({where.parent})")
+
+
+def _postgresql(
+    work: Path, cli: Callable[..., str], maillist: str, env: dict[str, str], threads: str
+) -> None:
+    from pgserver import PgCluster, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        print(f"smoke: PostgreSQL part skipped: {reason}")
+        return
+    cluster = PgCluster.start(work / "pg")
+    try:
+        url = cluster.new_database()
+        cli("db", "migrate", "--to", url)
+        cli("db", "check", "--to", url)
+        done = subprocess.run(
+            [maillist, "--db", url, "threads", "smoke@example.org"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0 and done.stdout == threads, (done.stdout, done.stderr)
+    finally:
+        cluster.stop()
 
 
 def _port(server: subprocess.Popen[bytes]) -> int:

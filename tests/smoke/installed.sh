@@ -9,6 +9,6 @@ python="${PYTHON:-python3}"
 "$python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$work/dist" "$repo"
 "$python" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "$work"/dist/maillist-*.whl
-cp "$repo/tests/smoke/installed.py" "$repo/tests/smoke/nxdns.py" "$work/"
+cp "$repo/tests/smoke/installed.py" "$repo/tests/smoke/nxdns.py" "$repo/tests/pgserver.py" "$work/"
 cd "$work"
 "$work/venv/bin/python" "$work/installed.py" "$work"

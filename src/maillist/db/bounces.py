@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from maillist.db import engine
 from maillist.db.store import Conn
 
 
@@ -44,9 +45,12 @@ def recent(conn: Conn, list_id: int, limit: int) -> list[Bounce]:
 
 
 def score_of(conn: Conn, list_id: int, address: str) -> Score | None:
+    """The member's score, locked until the transaction ends (the new score is computed from
+    it: two bounces at two processes add up, neither overwrites the other)."""
     row = conn.execute(
         "SELECT s.bounce_score, s.last_bounce_at, s.status FROM subscriptions s "
-        "JOIN people p ON p.id = s.person_id WHERE s.list_id = ? AND p.address = ?",
+        "JOIN people p ON p.id = s.person_id WHERE s.list_id = ? AND p.address = ?"
+        + engine.for_update(conn),
         (list_id, address),
     ).fetchone()
     return Score(float(row[0]), str(row[1]), str(row[2])) if row else None
@@ -80,6 +84,9 @@ class Disabled:
 
 
 def disabled_by_bounces(conn: Conn, list_id: int) -> list[Disabled]:
+    """The members bounces disabled; the list's review is this transaction's until it ends
+    (several processes: one reviews, the next sees what it did)."""
+    engine.exclusive(conn, f"bounce-review:{list_id}")
     rows = conn.execute(
         "SELECT p.address, p.id, s.warnings_sent, s.last_warning_at, s.probe_bounced "
         "FROM subscriptions s JOIN people p ON p.id = s.person_id "

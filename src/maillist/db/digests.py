@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from maillist.db import engine
 from maillist.db.store import Conn
 
 
@@ -21,6 +22,9 @@ class Waiting:
 
 
 def waiting(conn: Conn, list_id: int) -> list[Waiting]:
+    """The posts waiting for the list's next digest; the digest is this transaction's to make
+    until it ends (several processes: never two digests of the same posts)."""
+    engine.exclusive(conn, f"digest:{list_id}")
     rows = conn.execute(
         "SELECT q.message_row, m.size FROM digest_queue q JOIN messages m ON m.id = q.message_row "
         "WHERE q.list_id = ? ORDER BY m.date, m.id",

@@ -39,6 +39,11 @@ def dead_owners(conn: Conn, owners: Iterable[int]) -> list[int]:
     return gone
 
 
+def for_update(conn: Conn) -> str:
+    """Appended to a SELECT whose rows the transaction goes on to change (PostgreSQL)."""
+    return " FOR UPDATE" if postgres(conn) else ""
+
+
 def exclusive(conn: Conn, name: str) -> None:
     """Serialise this transaction with every other one that names the same thing (PostgreSQL's
     transaction-level advisory lock); SQLite's single writer already does."""

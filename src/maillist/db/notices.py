@@ -3,6 +3,7 @@ limits (notices_sent)."""
 
 from __future__ import annotations
 
+from maillist.db import engine
 from maillist.db.store import Conn
 
 
@@ -40,6 +41,7 @@ def log(conn: Conn, at: str, list_id: int, address: str, client: str, kind: str)
 def count_to(
     conn: Conn, address: str, since: str, list_id: int | None = None, kind: str = ""
 ) -> int:
+    engine.exclusive(conn, f"notices-to:{address.lower()}")  # count, then log: one at a time
     sql = "SELECT COUNT(*) FROM notices_sent WHERE address = ? AND at >= ?"
     args: list[object] = [address.lower(), since]
     if list_id is not None:
@@ -52,6 +54,7 @@ def count_to(
 
 
 def count_for_client(conn: Conn, client: str, since: str) -> int:
+    engine.exclusive(conn, f"notices-client:{client}")
     row = conn.execute(
         "SELECT COUNT(*) FROM notices_sent WHERE client = ? AND at >= ?", (client, since)
     ).fetchone()

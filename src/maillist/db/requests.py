@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from maillist.db import engine
 from maillist.db.store import Conn
 
 
@@ -45,8 +46,11 @@ def insert(
 
 
 def by_hash(conn: Conn, token_hash: bytes) -> Request | None:
+    """The request this token confirms, locked until the transaction ends: a confirmation
+    that reaches two processes at once is acted on once."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM requests WHERE token_hash = ?", (token_hash,)
+        f"SELECT {_COLUMNS} FROM requests WHERE token_hash = ?{engine.for_update(conn)}",
+        (token_hash,),
     ).fetchone()
     return Request(*row) if row else None
 
@@ -57,7 +61,9 @@ def by_id(conn: Conn, request_id: int) -> Request | None:
 
 
 def open_for(conn: Conn, list_id: int, address: str, action: str, now: str) -> Request | None:
-    """The pending, unexpired request of this kind for this address, if any."""
+    """The pending, unexpired request of this kind for this address, if any; a new one for
+    it is this transaction's to make until it ends."""
+    engine.exclusive(conn, f"request:{list_id}:{action}:{address.lower()}")
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM requests WHERE list_id = ? AND address = ? AND action = ? "
         "AND state = 'pending' AND expires_at > ? ORDER BY id DESC LIMIT 1",
