@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import dbutil
 from maillist.db import Store, migrate
 from maillist.errors import StoreError
 from maillist.services import badges, lists, members
@@ -72,6 +73,7 @@ async def test_newer_database_is_refused(db_path: Path) -> None:
         await Store.open(db_path)
 
 
+@dbutil.sqlite_only
 async def test_pragmas(db: Store, db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)

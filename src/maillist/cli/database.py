@@ -10,7 +10,7 @@ import typer
 from maillist.cli.output import note, say, table
 from maillist.cli.runtime import run
 from maillist.config import Config, database, describe
-from maillist.db import Store
+from maillist.db.store import Store
 from maillist.services import transfer
 
 app = typer.Typer(

@@ -9,7 +9,8 @@ from typing import TypeVar
 import typer
 
 from maillist.config import Config
-from maillist.db import Store, open_store
+from maillist.db.store import Store
+from maillist.services.database import open_site
 
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ def run(
     cfg = config(ctx)
 
     async def go() -> T:
-        db = await open_store(cfg.db, create=create)
+        db = await open_site(cfg.db, create=create)
         try:
             return await call(db, cfg)
         finally:

@@ -21,7 +21,6 @@ from starlette.applications import Starlette
 
 from maillist.cli.runtime import config
 from maillist.config import Config, describe
-from maillist.db import open_store
 from maillist.db.store import SERVER_CACHE_KIB
 from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRelay
 from maillist.delivery.worker import DeliveryWorkers
@@ -31,6 +30,7 @@ from maillist.mailparse import Limits
 from maillist.metrics import Metrics
 from maillist.services import search
 from maillist.services.authentication import Authenticator
+from maillist.services.database import open_site
 from maillist.services.deliveries import LEASE_SECONDS
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
@@ -122,7 +122,7 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, settings.tls.reload)
     drain = _Drain(delivery.drain_seconds)
     async with contextlib.AsyncExitStack() as stack:
-        db = await open_store(cfg.db, create=True, cache_kib=SERVER_CACHE_KIB)
+        db = await open_site(cfg.db, create=True, cache_kib=SERVER_CACHE_KIB)
         stack.push_async_callback(_step("database", db.close))
         directory = ListDirectory(db)
         await directory.refresh()

@@ -59,8 +59,13 @@ _SPELLING = {"?": "%s", "%": "%%", "char(": "chr(", "instr(": "strpos("}
 
 @lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
-    """SQLite spelling -> PostgreSQL spelling; quoted literals are left as they are."""
-    return _PLACEHOLDER.sub(lambda m: _SPELLING.get(m.group(0), m.group(0)), sql)
+    """SQLite spelling -> PostgreSQL spelling. Quoted literals keep their text; a `%` in them
+    is doubled all the same (psycopg reads every `%` of a query with parameters)."""
+    return _PLACEHOLDER.sub(lambda m: _SPELLING.get(m.group(0), _literal(m.group(0))), sql)
+
+
+def _literal(text: str) -> str:
+    return text.replace("%", "%%")
 
 
 def _value(value: object) -> object:
