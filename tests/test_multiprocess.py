@@ -169,3 +169,38 @@ def test_two_claims_at_once_never_take_the_same_batch(
         second.close()
     assert len(mine) == 10 and len(theirs) == 10 and not mine & theirs
     assert waited < 2.0  # passed over, not waited for (the lock timeout is 10 s)
+
+
+def test_a_server_outlives_its_database_sessions(
+    site: tuple[str, Sink], tmp_path: Path, pg_cluster: PgCluster
+) -> None:
+    """The database drops every session of a running server (a restart, a failover, an admin's
+    pg_terminate_backend): at most the transaction in flight fails (a 451 the client retries);
+    the server connects again and goes on."""
+    url, sink = site
+    server = start(url, sink, tmp_path, 0)
+    try:
+        admin_conn = connect(pg_cluster.url)
+        try:
+            [(ended,)] = admin_conn.execute(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = ? AND pid <> pg_backend_pid()",
+                (url.rsplit("/", 1)[1],),
+            ).fetchall()
+        finally:
+            admin_conn.close()
+        assert ended >= 2  # its writer and its reader
+        answers = []
+        for _attempt in range(3):
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
+                try:
+                    client.sendmail("m1@example1.org", ["big@example.org"],
+                                    message("m1@example1.org", message_id="after@x"))  # fmt: skip
+                    answers.append(250)
+                    break
+                except smtplib.SMTPDataError as exc:
+                    answers.append(exc.smtp_code)
+        assert answers[-1] == 250 and all(code == 451 for code in answers[:-1]), answers
+        sink.wait(lambda s: len(set(s.rcpts())) >= MEMBERS, timeout=120)
+    finally:
+        server.stop()

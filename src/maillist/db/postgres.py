@@ -17,6 +17,7 @@ timeout) become `StoreConflict`, which callers that can redo their transaction r
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,6 +34,7 @@ from maillist.db.store import BULK_CACHE_KIB, Conn, Store
 from maillist.errors import StoreBusy, StoreConflict, StoreError
 
 T = TypeVar("T")
+log = logging.getLogger("maillist.store")
 
 LOCK_TIMEOUT_MS = 10_000
 READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
@@ -105,10 +107,16 @@ class PgConn:
         self.owner = 0  # the writer's: this process's number on the claims it takes
 
     @property
+    def usable(self) -> bool:
+        return not (self.raw.closed or self.raw.broken)
+
+    @property
     def in_transaction(self) -> bool:
         return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
+        if sql == "ROLLBACK" and not self.usable:  # the session is gone, and its transaction
+            return Cursor(None, 0)
         with _errors():
             cur = self.raw.cursor()
             cur.execute(translate(sql), _params(params))
@@ -273,6 +281,23 @@ class PgStore(Store):
 
     def _version(self, conn: Any) -> int:
         return current_version(conn)
+
+    def _reconnect_writer(self) -> None:
+        """The server restarted or dropped the session (a failover, an admin's terminate): a
+        new session, under this process's own claim number again."""
+        if self._writer.usable:
+            return
+        log.warning("database connection lost; connecting again to %s", self.describe())
+        fresh = connect(str(self.path))
+        fresh.owner = self._writer.owner
+        fresh.execute("SELECT pg_advisory_lock(?, ?)", (OWNER_LOCKS, fresh.owner))
+        self._writer.close()
+        self._writer = fresh
+
+    def _reconnect_reader(self) -> None:
+        if not self._reader.usable:
+            self._reader.close()
+            self._reader = connect(str(self.path), read_only=True)
 
     async def _begin(self, conn: Any, durable: bool) -> None:
         begin_write(conn, durable)

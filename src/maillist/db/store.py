@@ -179,8 +179,9 @@ class Store:
         fan-out with its cursor): their COMMIT skips the fsync, and the next durable commit's
         fsync covers them. Consistency is the same either way (WAL). `urgent` writes (a session
         waits for their commit) go before waiting background ones."""
-        conn = self._writer
         async with self._write_lock.hold(urgent):
+            await self._call(self._reconnect_writer)
+            conn = self._writer
             try:
                 await self._begin(conn, durable)
                 try:
@@ -205,19 +206,25 @@ class Store:
 
     async def write_in_thread(self, fn: Callable[[Conn], T], *, durable: bool = True) -> T:
         async with self._write_lock.hold(urgent=False):
+            await self._call(self._reconnect_writer)
             return await self._call(partial(self._in_transaction, self._writer, fn, durable))
 
     async def read_in_thread(self, fn: Callable[[Conn], T]) -> T:
         """`fn(conn)` in a snapshot on the reader connection, in a thread of its own: for reads
         long enough that they must neither run on the loop nor hold the write lock."""
         async with self._read_lock:
-            return await asyncio.get_running_loop().run_in_executor(
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._read_executor, self._reconnect_reader)
+            return await loop.run_in_executor(
                 self._read_executor, partial(_snapshot, self._reader, fn, self.READ_BEGIN)
             )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Conn]:
         async with self._read_lock:
+            await asyncio.get_running_loop().run_in_executor(
+                self._read_executor, self._reconnect_reader
+            )
             self._reader.execute(self.READ_BEGIN)
             try:
                 yield self._reader
@@ -249,6 +256,13 @@ class Store:
                     raise StoreBusy(f"database locked for over {LOCK_WAIT_SECONDS:.0f} s") from exc
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+    def _reconnect_writer(self) -> None:
+        """A connection to a database server that went away is made again (PostgreSQL); a
+        SQLite file's connection cannot break."""
+
+    def _reconnect_reader(self) -> None:
+        pass
 
     def _commit(self, conn: Any) -> None:
         conn.execute("COMMIT")
