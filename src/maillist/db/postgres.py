@@ -95,6 +95,9 @@ class Cursor:
     def fetchall(self) -> list[Any]:
         return self._cur.fetchall() if self._cur is not None and self._cur.description else []
 
+    def fetchmany(self, size: int = 1, /) -> list[Any]:
+        return self._cur.fetchmany(size) if self._cur is not None and self._cur.description else []
+
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchall())
 
@@ -281,6 +284,9 @@ class PgStore(Store):
 
     def _version(self, conn: Any) -> int:
         return current_version(conn)
+
+    async def statements(self, fn: Callable[[Conn], T]) -> T:
+        return await self._call(partial(fn, self._writer))
 
     def _reconnect_writer(self) -> None:
         """The server restarted or dropped the session (a failover, an admin's terminate): a

@@ -40,6 +40,7 @@ class Cursor(Protocol):
     def rowcount(self) -> int: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
+    def fetchmany(self, size: int = ..., /) -> list[Any]: ...
     def __iter__(self) -> Iterator[Any]: ...
 
 
@@ -203,6 +204,12 @@ class Store:
         `write()`): for statements whose work is C code (FTS5 tokenising), which then runs
         beside the event loop instead of on it."""
         return await self._call(partial(fn, self._writer))
+
+    async def statements(self, fn: Callable[[Conn], T]) -> T:
+        """`fn(conn)` inside the caller's write transaction, where it costs the event loop least:
+        on the loop for SQLite (its statements are C calls, no GIL to fight over), in the writer
+        thread for PostgreSQL (each statement waits for a network round trip)."""
+        return fn(self._writer)
 
     async def write_in_thread(self, fn: Callable[[Conn], T], *, durable: bool = True) -> T:
         async with self._write_lock.hold(urgent=False):

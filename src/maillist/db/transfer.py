@@ -61,9 +61,8 @@ def rows(conn: Conn, table: str, names: Sequence[str]) -> Iterator[list[tuple[An
             yield [tuple(r) for r in chunk]
             last = int(chunk[-1][0])
     cur = conn.execute(f"SELECT {select} FROM {_known(table)}")
-    everything = [tuple(r) for r in cur.fetchall()]
-    for start in range(0, len(everything), CHUNK):
-        yield everything[start : start + CHUNK]
+    while chunk := cur.fetchmany(CHUNK):
+        yield [tuple(r) for r in chunk]
 
 
 def insert(conn: Conn, table: str, names: Sequence[str], chunk: Sequence[tuple[Any, ...]]) -> None:

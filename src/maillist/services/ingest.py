@@ -276,8 +276,10 @@ class Ingestor:
         a parent) and decides from them."""
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
-                async with self._db.write(urgent=True) as conn:
-                    outcomes = ingest_each(conn, items, self._requests)
+                async with self._db.write(urgent=True):  # the statements: db.statements
+                    outcomes = await self._db.statements(
+                        partial(ingest_each, items=items, requests=self._requests)
+                    )
                     entries = [o.search for o in outcomes if o.search is not None]
                     if entries:  # FTS5's tokenising is C: in the writer thread, beside the loop
                         await self._db.in_writer(partial(sql.index_posts, entries=entries))
