@@ -111,3 +111,25 @@ def test_lists_create_and_demo_start_a_database(run_cli: CliFn, db_path: Path) -
 def test_directory_as_database(run_cli: CliFn, db_path: Path) -> None:
     db_path.mkdir()
     assert_one_line_error(run_cli("lists", "list"), "is a directory")
+
+
+def test_an_unreachable_postgresql_database_is_one_line_without_its_password(
+    run_cli: CliFn, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import sys
+
+    from maillist.cli import main
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://maillist:hunter2@127.0.0.1:{port}/site"
+    monkeypatch.setattr(sys, "argv", ["maillist", "--db", url, "status"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"cannot connect to postgresql://maillist:***@127.0.0.1:{port}/site" in err
+    assert "hunter2" not in err

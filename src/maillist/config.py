@@ -10,9 +10,14 @@ from pathlib import Path
 DEFAULT_DB = Path("var/maillist.db")
 
 
+def is_url(location: object) -> bool:
+    """Whether a database location names a PostgreSQL database (else a SQLite file)."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
 def database(location: str) -> Path | str:
     """A `postgresql://` (or `postgres://`) URL as it is, anything else a SQLite file's path."""
-    return location if location.startswith(("postgresql://", "postgres://")) else Path(location)
+    return location if is_url(location) else Path(location)
 
 
 def describe(location: Path | str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maillist.db.postgres import PgStore, is_url
+from maillist.config import is_url
+from maillist.db.postgres import PgStore
 from maillist.db.store import BULK_CACHE_KIB, Conn, Store
 
 

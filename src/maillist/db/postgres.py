@@ -4,7 +4,7 @@ db/ modules are written once, in SQL both engines read; what differs is spelled 
 `?` placeholders become `%s` (client-side binding, so an untyped parameter is a literal PostgreSQL
 types from its context, as SQLite does), `char()`/`instr()` become `chr()`/`strpos()`, booleans
 go as 0/1 (flags are integers in both schemas). The few statements that cannot be shared (full-text
-search, row locks) ask `sql.postgres(conn)`.
+search, row locks, advisory locks) ask db/engine.py.
 
 Transactions: one writer connection (the store's write lock keeps one transaction at a time in
 this process, as on SQLite) and one reader (REPEATABLE READ, READ ONLY: one committed state, like
@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg.errors
 
+from maillist.config import describe as redact
 from maillist.db import migrate
 from maillist.db.store import BULK_CACHE_KIB, Conn, Store
 from maillist.errors import StoreBusy, StoreConflict, StoreError
@@ -38,21 +39,11 @@ log = logging.getLogger("maillist.store")
 
 LOCK_TIMEOUT_MS = 10_000
 READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-_SCHEMES = ("postgresql://", "postgres://")
 _CONFLICTS = (
     psycopg.errors.UniqueViolation,
     psycopg.errors.DeadlockDetected,
     psycopg.errors.SerializationFailure,
 )
-
-
-def is_url(location: object) -> bool:
-    return isinstance(location, str) and location.startswith(_SCHEMES)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"^(postgres(?:ql)?://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?|%|\bchar\(|\binstr\(")
