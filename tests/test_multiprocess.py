@@ -24,6 +24,7 @@ from maillist.services import deliveries
 from pgserver import PgCluster
 from serverutil import Server, message, wait_for
 from sink import RunningSink, Sink
+from test_bounces import dsn
 from test_smtp_receive import admin
 
 MEMBERS = 5_000
@@ -204,3 +205,45 @@ def test_a_server_outlives_its_database_sessions(
         sink.wait(lambda s: len(set(s.rcpts())) >= MEMBERS, timeout=120)
     finally:
         server.stop()
+
+
+def test_bounces_at_two_processes_at_once_score_once(
+    site: tuple[str, Sink], tmp_path: Path
+) -> None:
+    """A member's bounce is scored once a day: two bounces for the same member reaching two
+    processes at the same moment are both recorded, one of them scored (the score is read
+    locked, so the second sees the first)."""
+    url, sink = site
+    servers = [start(url, sink, tmp_path, n) for n in range(2)]
+    members = [f"m{i}@example{i % 41}.org" for i in range(1, 6)]
+    try:
+        for who in members:
+            barrier = threading.Barrier(2, timeout=10)
+            pair = [
+                threading.Thread(target=_bounce, args=(servers[n], who, n, barrier)) for n in (0, 1)
+            ]
+            for t in pair:
+                t.start()
+            for t in pair:
+                t.join(timeout=30)
+        rows = servers[0].rows(
+            "SELECT member, COUNT(*), SUM(scored) FROM bounces GROUP BY member ORDER BY member"
+        )
+        assert rows == [(who, 2, 1) for who in sorted(members)], rows
+        scores = servers[0].rows(
+            "SELECT bounce_score FROM subscriptions s JOIN people p ON p.id = s.person_id "
+            "WHERE p.address IN (?, ?, ?, ?, ?)",
+            *members,
+        )
+        assert scores == [(1.0,)] * 5
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _bounce(server: Server, who: str, n: int, barrier: threading.Barrier) -> None:
+    local, domain = who.split("@")
+    raw = dsn(who, "5.1.1", "550 5.1.1 no such user", f"{local}-{n}")
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
+        barrier.wait()
+        client.sendmail("", [f"big-bounces+{local}={domain}@example.org"], raw)
