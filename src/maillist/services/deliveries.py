@@ -22,6 +22,7 @@ from maillist.db import people as db_people
 from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
+from maillist.errors import StoreConflict
 from maillist.models import Authentication, BatchState, MailingList
 from maillist.services import bounces
 from maillist.services.notify import Notifier
@@ -242,6 +243,8 @@ def apply_slices(conn: Conn, slices: Sequence[Slice]) -> int:
                         conn, planned.list_id, [loops.body_digest(planned.copy)], now
                     )
                 made += sql.add_batches(conn, job.job_id, planned.groups, now)
+        except StoreConflict:
+            raise  # another process at the same rows: the whole step is redone, nothing failed
         except Exception as exc:
             conn.execute("ROLLBACK TO job")
             log.exception("fan-out job %d (<%s>) failed", job.job_id, job.message_id)
