@@ -73,6 +73,13 @@ def _params(params: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(_value(v) for v in params)
 
 
+BULKY = 64 * 1024
+
+
+def _bulky(values: tuple[Any, ...]) -> bool:
+    return any(isinstance(v, bytes | bytearray | memoryview) and len(v) > BULKY for v in values)
+
+
 class Cursor:
     """The part of sqlite3.Cursor db/ modules use."""
 
@@ -111,9 +118,13 @@ class PgConn:
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
         if sql == "ROLLBACK" and not self.usable:  # the session is gone, and its transaction
             return Cursor(None, 0)
+        values = _params(params)
         with _errors():
-            cur = self.raw.cursor()
-            cur.execute(translate(sql), _params(params))
+            # A large bytea (a 10 MB post) as a quoted literal is a hex text twice its size,
+            # built in Python and copied again: such statements bind server-side instead,
+            # where the bytes go as they are (their columns give every parameter its type).
+            cur = psycopg.Cursor(self.raw) if _bulky(values) else self.raw.cursor()
+            cur.execute(translate(sql), values)
             return Cursor(cur)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Cursor:
