@@ -11,14 +11,15 @@ import dbutil
 from conftest import CliFn, assert_one_line_error
 
 
-def test_status_json(run_cli: CliFn) -> None:
+def test_status_json(run_cli: CliFn, db_path: Path) -> None:
     assert run_cli("demo").code == 0
     result = run_cli("status", "--json")
     assert result.code == 0 and result.err == ""
     data = json.loads(result.out)
     assert data["lists"] == 1 and data["subscriptions"] == 4 and data["schema"] >= 2
     assert data["queue"] == {} and data["oldest_pending"] is None and data["last_errors"] == []
-    assert "maillist" in run_cli("status").out
+    assert data["database"] == dbutil.location(db_path)
+    assert f"database {dbutil.location(db_path)}" in run_cli("status").out
 
 
 def test_check_passes_then_fails_clearly(run_cli: CliFn, db_path: Path, tmp_path: Path) -> None:

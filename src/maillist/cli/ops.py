@@ -31,7 +31,7 @@ def status(
         emit_json(s.as_dict())
         return
     t = s.totals
-    say(f"maillist {s.version}, schema {s.schema}")
+    say(f"maillist {s.version}, schema {s.schema}, database {s.database}")
     say(
         f"lists {t['lists']}, people {t['people']}, subscriptions {t['subscriptions']}, "
         f"messages {t['messages']}, held {t['held']}, delivery failures {t['delivery_failures']}"

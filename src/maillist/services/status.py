@@ -19,6 +19,7 @@ from maillist.templating import Templates
 class Status:
     version: str
     schema: int
+    database: str  # where: a file, or a PostgreSQL URL without its password
     totals: dict[str, int]
     queue: dict[str, dict[str, int]]
     jobs_waiting: int
@@ -29,6 +30,7 @@ class Status:
         return {
             "version": self.version,
             "schema": self.schema,
+            "database": self.database,
             **self.totals,
             "queue": self.queue,
             "jobs_waiting": self.jobs_waiting,
@@ -47,6 +49,7 @@ async def status(db: Store) -> Status:
     return Status(
         version=__version__,
         schema=await db.schema_version(),
+        database=db.describe(),
         totals=totals,
         queue={state: {"batches": b, "recipients": r} for state, (b, r) in counts.items()},
         jobs_waiting=waiting,
