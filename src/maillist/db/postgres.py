@@ -290,6 +290,16 @@ class PgStore(Store):
     async def statements(self, fn: Callable[[Conn], T]) -> T:
         return await self._call(partial(fn, self._writer))
 
+    async def _ensure_writer(self) -> None:
+        if not self._writer.usable:
+            await self._call(self._reconnect_writer)
+
+    async def _ensure_reader(self) -> None:
+        if not self._reader.usable:
+            await asyncio.get_running_loop().run_in_executor(
+                self._read_executor, self._reconnect_reader
+            )
+
     def _reconnect_writer(self) -> None:
         """The server restarted or dropped the session (a failover, an admin's terminate): a
         new session, under this process's own claim number again."""

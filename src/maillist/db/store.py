@@ -181,7 +181,7 @@ class Store:
         fsync covers them. Consistency is the same either way (WAL). `urgent` writes (a session
         waits for their commit) go before waiting background ones."""
         async with self._write_lock.hold(urgent):
-            await self._call(self._reconnect_writer)
+            await self._ensure_writer()
             conn = self._writer
             try:
                 await self._begin(conn, durable)
@@ -213,25 +213,22 @@ class Store:
 
     async def write_in_thread(self, fn: Callable[[Conn], T], *, durable: bool = True) -> T:
         async with self._write_lock.hold(urgent=False):
-            await self._call(self._reconnect_writer)
+            await self._ensure_writer()
             return await self._call(partial(self._in_transaction, self._writer, fn, durable))
 
     async def read_in_thread(self, fn: Callable[[Conn], T]) -> T:
         """`fn(conn)` in a snapshot on the reader connection, in a thread of its own: for reads
         long enough that they must neither run on the loop nor hold the write lock."""
         async with self._read_lock:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._read_executor, self._reconnect_reader)
-            return await loop.run_in_executor(
+            await self._ensure_reader()
+            return await asyncio.get_running_loop().run_in_executor(
                 self._read_executor, partial(_snapshot, self._reader, fn, self.READ_BEGIN)
             )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Conn]:
         async with self._read_lock:
-            await asyncio.get_running_loop().run_in_executor(
-                self._read_executor, self._reconnect_reader
-            )
+            await self._ensure_reader()
             self._reader.execute(self.READ_BEGIN)
             try:
                 yield self._reader
@@ -264,11 +261,11 @@ class Store:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
 
-    def _reconnect_writer(self) -> None:
+    async def _ensure_writer(self) -> None:
         """A connection to a database server that went away is made again (PostgreSQL); a
         SQLite file's connection cannot break."""
 
-    def _reconnect_reader(self) -> None:
+    async def _ensure_reader(self) -> None:
         pass
 
     def _commit(self, conn: Any) -> None:
