@@ -18,7 +18,7 @@ async def open_store(
 ) -> Store:
     """The store at `location`: a SQLite file, or a `postgresql://` URL."""
     if is_url(location):
-        return await PgStore.open(str(location), create=create, migrate_to=migrate_to)
+        return await PgStore.open(location, create=create, migrate_to=migrate_to)
     return await Store.open(
         Path(location), create=create, migrate_to=migrate_to, cache_kib=cache_kib
     )

@@ -49,11 +49,3 @@ def exclusive(conn: Conn, name: str) -> None:
     transaction-level advisory lock); SQLite's single writer already does."""
     if postgres(conn):
         conn.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
-
-
-def try_exclusive(conn: Conn, name: str) -> bool:
-    """Like `exclusive`, without waiting: False if another transaction holds it now."""
-    if not postgres(conn):
-        return True
-    row = conn.execute("SELECT pg_try_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
-    return bool(row.fetchone()[0])

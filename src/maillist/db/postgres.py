@@ -21,17 +21,17 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
 
-from maillist.config import describe as redact
+from maillist import config
 from maillist.db import migrate
-from maillist.db.store import BULK_CACHE_KIB, Conn, Store
+from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy, StoreConflict, StoreError
 
 T = TypeVar("T")
@@ -160,7 +160,7 @@ def connect(url: str, *, read_only: bool = False) -> PgConn:
             url, autocommit=True, cursor_factory=psycopg.ClientCursor, connect_timeout=10
         )
     except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to {redact(url)}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot connect to {config.describe(url)}: {_first_line(exc)}") from None
     conn = PgConn(raw)
     conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS:d}")
     conn.execute("SET synchronous_commit = on")
@@ -257,32 +257,14 @@ class PgStore(Store):
 
     READ_BEGIN = READ_SNAPSHOT
 
-    @classmethod
-    async def open(  # type: ignore[override]
-        cls,
-        path: str,
-        *,
-        create: bool = True,
-        migrate_to: int | None = None,
-        cache_kib: int = BULK_CACHE_KIB,
-    ) -> Store:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maillist-writer")
-        loop = asyncio.get_running_loop()
-        try:
-            writer, reader = await loop.run_in_executor(
-                executor, partial(_open, path, create, migrate_to)
-            )
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(path, writer, reader, executor)
-
-    @property
-    def engine(self) -> str:
-        return "postgresql"
+    @staticmethod
+    def _connect(
+        path: Path | str, create: bool, migrate_to: int | None, cache_kib: int
+    ) -> tuple[Any, Any]:
+        return _open(str(path), create, migrate_to)
 
     def describe(self) -> str:
-        return redact(str(self.path))
+        return config.describe(str(self.path))
 
     def _version(self, conn: Any) -> int:
         return current_version(conn)
@@ -335,7 +317,7 @@ def _open(url: str, create: bool, migrate_to: int | None) -> tuple[PgConn, PgCon
     try:
         if not create and current_version(writer) == 0:
             raise StoreError(
-                f"no database at {redact(url)} (it holds no maillist schema: create a list with "
+                f"no database at {config.describe(url)} (it holds no maillist schema: create a list with "
                 "`maillist lists create`, or point --db / MAILLIST_DB at your database)"
             )
         upgrade(writer, migrate_to)

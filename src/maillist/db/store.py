@@ -137,7 +137,7 @@ class Store:
     @classmethod
     async def open(
         cls,
-        path: Path,
+        path: Path | str,
         *,
         create: bool = True,
         migrate_to: int | None = None,
@@ -150,16 +150,19 @@ class Store:
         loop = asyncio.get_running_loop()
         try:
             writer, reader = await loop.run_in_executor(
-                executor, partial(_connect, path, create, migrate_to, cache_kib)
+                executor, partial(cls._connect, path, create, migrate_to, cache_kib)
             )
         except BaseException:
             executor.shutdown(wait=False)
             raise
         return cls(path, writer, reader, executor)
 
-    @property
-    def engine(self) -> str:
-        return "sqlite"
+    @staticmethod
+    def _connect(
+        path: Path | str, create: bool, migrate_to: int | None, cache_kib: int
+    ) -> tuple[Any, Any]:
+        """engine: the writer and reader connections, the schema upgraded (in the writer thread)."""
+        return _connect(Path(path), create, migrate_to, cache_kib)
 
     def describe(self) -> str:
         """Where the data is, for messages (no password)."""
