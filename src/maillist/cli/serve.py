@@ -351,8 +351,9 @@ def serve_command(
         typer.Option(
             envvar="MAILLIST_LEASE",
             min=5,
-            help="Seconds a claimed batch is this process's: if it dies, another process "
-            "(sharing a PostgreSQL database) sends the batch after this long.",
+            help="Seconds a claimed batch stays this process's. With several processes on one "
+            "PostgreSQL database: one that hangs loses its batches after this long (one that "
+            "dies, within seconds).",
         ),
     ] = LEASE_SECONDS,
     drain_seconds: Annotated[
