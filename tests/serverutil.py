@@ -11,6 +11,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -217,3 +218,46 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class Prober:
+    """Another client, while something else is in flight: every `every` seconds it connects,
+    reads the greeting and gets a NOOP answered, and records how long that took. A server
+    whose event loop is frozen answers late, and the longest wait says by how much."""
+
+    def __init__(self, port: int, every: float = 0.1, timeout: float = 60.0) -> None:
+        self.port = port
+        self.every = every
+        self.timeout = timeout
+        self.waits: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.timeout + 5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout) as s:
+                    s.settimeout(self.timeout)
+                    reader = s.makefile("rb")
+                    reader.readline()  # 220
+                    s.sendall(b"NOOP\r\n")
+                    reader.readline()  # 250
+                    s.sendall(b"QUIT\r\n")
+                    reader.readline()
+            except OSError:
+                pass
+            self.waits.append(time.monotonic() - started)
+            self._stop.wait(self.every)
+
+    @property
+    def longest(self) -> float:
+        return max(self.waits, default=0.0)

@@ -66,9 +66,15 @@ def leaves(message: Message) -> list[Message]:
     return found
 
 
-def render(raw: bytes, part_url: Callable[[int], str]) -> Body:
-    """The body and attachment list of a stored post; `part_url(index)` is where part `index`
-    can be downloaded (cid: images in HTML point there)."""
+def render(raw: bytes, url: str) -> Body:
+    """The body and attachment list of a stored post whose permalink is `url`: part `index`
+    downloads from `url/part/index` (cid: images in HTML point there). Parses what a sender
+    wrote, at a cost a crafted message can make quadratic: run in the display sandbox
+    (services/sandbox.py) under a deadline, and `degraded` shown when it is blown."""
+
+    def part_url(index: int) -> str:
+        return f"{url}/part/{index}"
+
     try:
         message = parse(raw)
         parts = leaves(message)
@@ -92,6 +98,30 @@ def render(raw: bytes, part_url: Callable[[int], str]) -> Body:
         }
         return Body(clean_html(text, cids, part_url), attachments)
     return Body(plain_html(text), attachments)
+
+
+DEGRADED_TEXT = 64 * 1024
+
+
+def degraded(raw: bytes, why: str) -> Body:
+    """What is shown of a post that could not be rendered in time: its body as received,
+    escaped, with a note; linear in the bytes shown, whatever they hold."""
+    _, _, body = raw.partition(b"\r\n\r\n")
+    text = body[:DEGRADED_TEXT].decode("utf-8", "replace")
+    note = html.escape(f"This message could not be displayed ({why}). Its text as received:")
+    return Body(f'<p class="degraded">{note}</p>\n<pre>{html.escape(text)}</pre>', ())
+
+
+def part(raw: bytes, index: int) -> tuple[bytes, str, str] | None:
+    """(bytes, content type, file name) of part `index` (walk order), None when there is none.
+    Parses the post: run in the display sandbox, like `render`."""
+    parts = leaves(parse(raw))
+    if not 0 <= index < len(parts):
+        return None
+    found = parts[index]
+    payload = found.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    return data, found.get_content_type(), filename(found, index)
 
 
 def _choose(message: Message, parts: list[Message]) -> Message | None:

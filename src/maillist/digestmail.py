@@ -4,11 +4,11 @@ multipart/digest, then the footer. Pure: posts and names in, bytes out."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.parser import BytesParser
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
@@ -40,7 +40,11 @@ def build(
     *,
     when: datetime,
 ) -> bytes:
-    """`contents` and `footer` are the rendered templates (templates/message/digest-*.txt.j2)."""
+    """`contents` and `footer` are the rendered templates (templates/message/digest-*.txt.j2).
+
+    The posts are never parsed: each goes into the multipart/digest as the bytes received
+    (assembled by hand, as a moderator's notice carries a held post), so a digest costs time in
+    proportion to its size whatever a sender wrote, and no re-serialisation changes a post."""
     outer = EmailMessage(policy=SMTP)
     outer["From"] = f"{mlist.name} <{mlist.address}>"
     outer["To"] = mlist.address
@@ -53,28 +57,45 @@ def build(
     outer["List-Unsubscribe"] = f"<mailto:{sub_address(mlist, 'leave')}>"
     outer["Precedence"] = "list"
     outer["X-Loop"] = mlist.address
-    outer.make_mixed()
-    toc = EmailMessage(policy=SMTP)
-    toc.set_content(contents, charset="utf-8", cte="quoted-printable")
-    outer.attach(toc)
-    digest = EmailMessage(policy=SMTP)
-    digest.set_type("multipart/digest")
+    outer["MIME-Version"] = "1.0"
+    eight_bit = any(not item.raw.isascii() for item in items)
+    mixed, digest = _boundary(items), _boundary(items)
+    cte = [b"Content-Transfer-Encoding: 8bit"] if eight_bit else []
+    out = [
+        bytes(outer).rstrip(CRLF),
+        b'Content-Type: multipart/mixed; boundary="' + mixed + b'"',
+        *cte, b"",
+        b"--" + mixed, _text_part(contents),
+        b"--" + mixed,
+        b'Content-Type: multipart/digest; boundary="' + digest + b'"', *cte, b"",
+    ]  # fmt: skip
     for item in items:
-        part = EmailMessage(policy=SMTP)
-        part.set_type("message/rfc822")
-        part.set_payload([_message(item.raw)])
-        digest.attach(part)
-    outer.attach(digest)
-    end = EmailMessage(policy=SMTP)
-    end.set_content(footer, charset="utf-8", cte="quoted-printable")
-    outer.attach(end)
-    return outer.as_bytes()
+        out.append(b"--" + digest)
+        if item.raw.isascii():
+            out.append(b"")  # message/rfc822 is a digest part's default type
+        else:
+            out += [b"Content-Type: message/rfc822", b"Content-Transfer-Encoding: 8bit", b""]
+        out.append(item.raw)  # the CRLF before the next delimiter belongs to the delimiter
+    out += [b"--" + digest + b"--", b"--" + mixed, _text_part(footer), b"--" + mixed + b"--", b""]
+    return CRLF.join(out)
 
 
-def _message(raw: bytes) -> EmailMessage:
-    parsed = BytesParser(policy=SMTP).parsebytes(raw)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
+CRLF = b"\r\n"
+
+
+def _text_part(text: str) -> bytes:
+    part = EmailMessage(policy=SMTP)
+    part.set_content(text, charset="utf-8", cte="quoted-printable")
+    del part["MIME-Version"]
+    return part.as_bytes().rstrip(CRLF)
+
+
+def _boundary(items: Sequence[Item]) -> bytes:
+    """A boundary no post contains (so none can end a part early)."""
+    while True:
+        candidate = b"digest-" + secrets.token_hex(16).encode()
+        if not any(candidate in item.raw for item in items):
+            return candidate
 
 
 def threads(items: Sequence[Item]) -> list[tuple[str, list[tuple[int, Item]]]]:

@@ -65,6 +65,10 @@ class AlreadyDelivered(MaillistError):
     """A held post cannot be approved: a post with its Message-ID was delivered already."""
 
 
+class Unavailable(MaillistError):
+    """What was asked for exists but cannot be shown now (past its time budget)."""
+
+
 class NotFound(MaillistError):
     """Nothing the asker may see here (an unknown list, thread or post, or an archive that is off)."""
 

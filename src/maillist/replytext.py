@@ -31,17 +31,12 @@ def body_lines(raw: bytes, limit: int = 50) -> list[str]:
     return out
 
 
-def first_line(raw: bytes) -> str:
-    lines = body_lines(raw, limit=1)
-    return lines[0] if lines else ""
-
-
-def command_lines(subject: str, raw: bytes, limit: int) -> list[str]:
-    """Commands in the subject (a reply's "Re:" dropped), then the body's first lines, up to
-    the first line that is not a command."""
+def command_lines(subject: str, typed: list[str] | tuple[str, ...], limit: int) -> list[str]:
+    """Commands in the subject (a reply's "Re:" dropped), then the lines typed in the body
+    (body_lines), up to the first line that is not a command."""
     known = {"help", "subscribe", "join", "unsubscribe", "leave", "set", "info", "who"}
     subject = re.sub(r"^\s*((re|aw|sv|fwd?)\s*:\s*)+", "", subject, flags=re.I)
-    candidates = ([subject.strip()] if subject.strip() else []) + body_lines(raw)
+    candidates = ([subject.strip()] if subject.strip() else []) + list(typed)
     lines: list[str] = []
     for index, line in enumerate(candidates):
         word = line.split()[0].lower() if line.split() else ""

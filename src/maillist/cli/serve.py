@@ -37,8 +37,8 @@ from maillist.services.ingest import Ingestor
 from maillist.services.notify import NoticeLimits, Notifier
 from maillist.services.requests import Requests
 from maillist.services.resolver import Resolver, parse_server
+from maillist.services.sandbox import Sandbox
 from maillist.smtp.handler import Handler
-from maillist.smtp.parsepool import ParsePool
 from maillist.smtp.server import ListenError, ServerSettings, listen
 from maillist.smtp.tls import Certificates, TlsError
 from maillist.templating import Templates
@@ -141,7 +141,7 @@ async def serve(
         ingestor = Ingestor(db, on_accept=workers.notify, requests=Requests(notifier))
         stack.push_async_callback(_step("ingest", ingestor.stop))
         ingestor.start()
-        parser = ParsePool(delivery.parse_workers)
+        parser = Sandbox("parse", delivery.parse_workers)
         stack.push_async_callback(_step("parsers", parser.close))
         authenticator = Authenticator(
             Resolver(delivery.auth.dns), OrgDomains(),
@@ -153,7 +153,9 @@ async def serve(
         stack.callback(indexing.cancel)
         stack.push_async_callback(_step("sessions", lambda: listener.stop(drain.left())))
         if delivery.http_port is not None:
-            web = build_web(db, metrics, Templates(delivery.templates), notifier)
+            display = Sandbox("display", DISPLAY_WORKERS)
+            stack.push_async_callback(_step("display", display.close))
+            web = build_web(db, metrics, Templates(delivery.templates), notifier, display)
             http = await start_http(web, delivery.http_host, delivery.http_port)
             stack.push_async_callback(_step("http", _stop_http, http))
             print(
@@ -179,6 +181,7 @@ async def serve(
     log.info("stopped")
 
 
+DISPLAY_WORKERS = 2  # processes rendering archive pages (services/archive.py)
 STOP_MARGIN = 10.0  # seconds past the drain time before a stop that hangs is cut short
 
 

@@ -20,6 +20,7 @@ from maillist import clock, replies, signing
 from maillist.db.store import Conn, Store
 from maillist.delivery.relay import Relay
 from maillist.metrics import Metrics
+from maillist.models import MailingList
 from maillist.services import bounces, deliveries, digests
 from maillist.services.deliveries import Batch, Result, SendJob
 from maillist.services.directory import ListDirectory
@@ -149,24 +150,26 @@ class DeliveryWorkers:
         while not self._stopping:
             try:
                 lists = await self._directory.current()
-                async with self._store.write() as conn:
-                    now = clock.now()
-                    done = [
-                        line
-                        for mlist in lists.values()
-                        for line in bounces.review(conn, mlist, self._notifier, now)
-                    ]
-                    for mlist in lists.values():
-                        sent = digests.send(conn, mlist, self._templates, now, force=False)
-                        if sent:
-                            log.info("digest for %s: %s", mlist.address, sent)
-                            done.append(sent)
+                review = partial(self._review, lists=list(lists.values()), now=clock.now())
+                done = await self._store.write_in_thread(review)
                 if done:
                     self._batches_ready.set()
             except Exception:
                 log.exception("reviewing disabled members failed; trying again later")
             with contextlib.suppress(TimeoutError):  # stop() ends this wait at once
                 await asyncio.wait_for(self._stop_event.wait(), REVIEW_EVERY)
+
+    def _review(self, conn: Conn, lists: list[MailingList], now: datetime) -> list[str]:
+        """One round, in the writer thread: templates and digests are built beside the loop."""
+        done = [
+            line for mlist in lists for line in bounces.review(conn, mlist, self._notifier, now)
+        ]
+        for mlist in lists:
+            sent = digests.send(conn, mlist, self._templates, now, force=False)
+            if sent:
+                log.info("digest for %s: %s", mlist.address, sent)
+                done.append(sent)
+        return done
 
     async def _reclaimer(self) -> None:
         """Another process on the same database died holding batches: send them now."""

@@ -20,8 +20,9 @@ from maillist.db import lists as db_lists
 from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
-from maillist.errors import NotFound, SignInRequired
+from maillist.errors import NotFound, SignInRequired, Unavailable
 from maillist.models import MailingList
+from maillist.services.sandbox import Overrun, Sandbox, SandboxBusy, SandboxFailed
 from maillist.urls import list_url, message_url, thread_url
 
 ADMIN = "\x00admin"  # the viewer the CLI reads as: never an address, never a cookie's
@@ -121,12 +122,27 @@ def search_words(text: str) -> list[str]:
     return [w for w in text.replace("\x00", " ").split() if w][:20]
 
 
-class Archive:
-    """One per process: renders bodies once and keeps them (bounded)."""
+BODY_SECONDS = 2.0  # one post's rendering: past it, the post is shown degraded (and remembered)
+PAGE_SECONDS = 5.0  # all the rendering one page may ask for; what is left waits for a later view
 
-    def __init__(self, db: Store) -> None:
+
+class Archive:
+    """One per process: renders bodies once and keeps them (bounded). Rendering parses what
+    senders wrote, so it runs in the display sandbox (services/sandbox.py), never on the event
+    loop: each post within BODY_SECONDS, each page within PAGE_SECONDS. A post past its budget
+    is shown degraded (bodies.degraded) and remembered as such, so asking again costs nothing;
+    SMTP has a sandbox of its own, so readers can never keep it waiting."""
+
+    def __init__(self, db: Store, display: Sandbox | None = None) -> None:
         self.db = db
+        self._display = display or Sandbox("display", workers=1)
+        self._owns_display = display is None
         self._bodies: OrderedDict[int, bodies.Body] = OrderedDict()
+        self._failed: OrderedDict[int, str] = OrderedDict()  # rows past their budget: why
+
+    async def close(self) -> None:
+        if self._owns_display:
+            await self._display.close()
 
     # -- who may read -------------------------------------------------------------------
     def _readable(self, conn: Conn, address: str, viewer: str) -> MailingList:
@@ -192,6 +208,7 @@ class Archive:
             raws = sql.raws(
                 conn, [r.id for r in rows if not r.placeholder and r.id not in self._bodies]
             )
+        await self._render(mlist, rows, raws)
         views = {r.id: self._view(mlist, r, people, raws) for r in rows}
         ordered = _reply_order(list(views.values()), {r.id: r.parent_id for r in rows})
         return ThreadPage(_entry(mlist), thread_id, subject or "(no subject)", ordered)
@@ -217,15 +234,27 @@ class Archive:
     async def part(
         self, address: str, message_id: str, index: int, viewer: str
     ) -> tuple[bytes, str, str]:
-        """(bytes, content type, file name) of one part of a post."""
-        raw = await self.raw(address, message_id, viewer)
-        parts = bodies.leaves(bodies.parse(raw))
-        if not 0 <= index < len(parts):
-            raise NotFound(f"no part {index} in <{message_id}>")
-        part = parts[index]
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        return data, part.get_content_type(), bodies.filename(part, index)
+        """(bytes, content type, file name) of one part of a post, taken out in the display
+        sandbox; raises Unavailable when the post is past its budget (now or before)."""
+        async with self.db.read() as conn:
+            mlist = self._readable(conn, address, viewer)
+            found = sql.post(conn, mlist.id, message_id)
+            data = sql.raws(conn, [found.id]) if found is not None else {}
+        if found is None or found.id not in data:
+            raise NotFound(f"no message <{message_id}> in the archive of {address}")
+        why = self._failed.get(found.id)
+        if why is None:
+            try:
+                extracted = await self._display.run(
+                    bodies.part, data[found.id], index, seconds=BODY_SECONDS
+                )
+            except (TimeoutError, SandboxFailed) as exc:
+                why = self._fail(found.id, exc)
+            else:
+                if extracted is None:
+                    raise NotFound(f"no part {index} in <{message_id}>")
+                return extracted
+        raise Unavailable(f"this part could not be taken out of its message ({why})")
 
     async def month(
         self, address: str, year: int, month: int, viewer: str
@@ -265,6 +294,7 @@ class Archive:
             rows = sql.latest(conn, mlist.id, limit, thread_id)
             people = _People(conn, [r.sender for r in rows])
             raws = sql.raws(conn, [r.id for r in rows if r.id not in self._bodies])
+        await self._render(mlist, rows, raws)
         return _entry(mlist), [self._view(mlist, r, people, raws) for r in rows]
 
     async def thread_raws(self, address: str, thread_id: int, viewer: str) -> list[bytes]:
@@ -295,6 +325,45 @@ class Archive:
             return sql.picture(conn, person) if person is not None else None
 
     # -- drawing --------------------------------------------------------------------------
+    async def _render(
+        self, mlist: MailingList, rows: list[sql.PostRow], raws: dict[int, bytes]
+    ) -> None:
+        """The bodies a page needs and the cache lacks, rendered in the display sandbox; a post
+        past its budget is shown degraded from now on, and what the page's budget did not
+        reach is shown degraded this time only (a later view renders it)."""
+        todo = [
+            r for r in rows
+            if r.id in raws and r.id not in self._bodies and r.id not in self._failed
+        ]  # fmt: skip
+        if not todo:
+            return
+        items = [(raws[r.id], message_url(mlist.address, r.message_id)) for r in todo]
+        try:
+            done = await self._display.each(
+                bodies.render, items, seconds=BODY_SECONDS, total=PAGE_SECONDS
+            )
+        except SandboxBusy:
+            done = []
+        for row, result in zip(todo, done, strict=False):
+            if isinstance(result, Overrun):
+                self._fail(row.id, result.reason)
+            else:
+                self._keep(row.id, result)
+
+    def _fail(self, row: int, why: object) -> str:
+        reason = why if isinstance(why, str) else (
+            f"over its {BODY_SECONDS:g} s budget" if isinstance(why, TimeoutError) else str(why)
+        )  # fmt: skip
+        self._failed[row] = reason
+        while len(self._failed) > BODY_CACHE:
+            self._failed.popitem(last=False)
+        return reason
+
+    def _keep(self, row: int, body: bodies.Body) -> None:
+        self._bodies[row] = body
+        while len(self._bodies) > BODY_CACHE:
+            self._bodies.popitem(last=False)
+
     def _view(
         self, mlist: MailingList, row: sql.PostRow, people: _People, raws: dict[int, bytes]
     ) -> PostView:
@@ -302,13 +371,11 @@ class Archive:
         if row.placeholder:
             return PostView(row.id, row.message_id, url, "", "", None, True)
         body = self._bodies.get(row.id)
-        if body is None and row.id in raws:
-            body = bodies.render(raws[row.id], lambda i: f"{url}/part/{i}")
-            self._bodies[row.id] = body
-            while len(self._bodies) > BODY_CACHE:
-                self._bodies.popitem(last=False)
-        elif body is not None:
+        if body is not None:
             self._bodies.move_to_end(row.id)
+        elif row.id in raws:  # past its budget, now or before, or not reached in this page's
+            why = self._failed.get(row.id, "not rendered in time for this page")
+            body = bodies.degraded(raws[row.id], why)
         author = people.get(row.sender, row.verified)
         return PostView(
             row.id, row.message_id, url, row.subject, row.date, author, False, body=body,

@@ -18,13 +18,8 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import message_from_bytes
-from email.message import Message
-from email.policy import compat32
 
-from flufl.bounce import all_failures
-
-from maillist import clock, dmarc, render, tokens
+from maillist import bouncereport, clock, dmarc, render, tokens
 from maillist.db import audit as db_audit
 from maillist.db import bounces as db_bounces
 from maillist.db import people as db_people
@@ -37,85 +32,12 @@ from maillist.services.notify import Notifier
 log = logging.getLogger("maillist.bounces")
 
 HARD, SOFT = 1.0, 0.5
-_POLICY = re.compile(
-    r"dmarc|dkim|spf|polic|spam|blocked|authenticat|reputation|not accepted", re.IGNORECASE
-)
 
 
 def verp_member(tag: str) -> str:
     """LIST-bounces+anne=example.org@ -> anne@example.org ('' when the tag is not one)."""
     local, equals, domain = tag.rpartition("=")
     return f"{local}@{domain}".lower() if equals and local and "." in domain else ""
-
-
-@dataclass(frozen=True, slots=True)
-class Returned:
-    """What a bounce says about the copy it returns (its headers, when the DSN includes them)."""
-
-    message_id: str = ""
-    unsubscribe: str = ""  # List-Unsubscribe: a personalised copy names its member's token
-
-
-def understand(raw: bytes, tag: str) -> tuple[list[str], str, str, str]:
-    """(addresses found, kind hard|soft|policy|unknown, status, diagnostic)."""
-    return _understand(_message(raw))
-
-
-def _message(raw: bytes) -> Message:
-    return message_from_bytes(raw[: 1024 * 1024], policy=compat32)
-
-
-def _understand(msg: Message) -> tuple[list[str], str, str, str]:
-    try:
-        temporary, permanent = all_failures(msg)  # flufl.bounce's order: temporary first
-    except Exception:  # a hostile or broken bounce: we learn nothing from it
-        temporary, permanent = frozenset(), frozenset()
-    found = sorted({a.decode("utf-8", "replace").lower() for a in (*permanent, *temporary) if a})
-    status, diagnostic = _status(msg)
-    if status.startswith("5.7") and _POLICY.search(diagnostic):
-        kind = "policy"
-    elif status[:1] in {"4", "5"}:  # the DSN's own status says which
-        kind = "hard" if status.startswith("5") else "soft"
-    elif permanent:
-        kind = "hard"
-    elif temporary:
-        kind = "soft"
-    else:
-        kind = "unknown"
-    return found, kind, status, diagnostic
-
-
-def _status(msg: Message) -> tuple[str, str]:
-    """The first recipient's Status and Diagnostic-Code from a message/delivery-status part."""
-    for part in msg.walk():
-        if part.get_content_type() != "message/delivery-status":
-            continue
-        blocks = part.get_payload()
-        for block in blocks if isinstance(blocks, list) else []:
-            if isinstance(block, Message) and block.get("Status"):
-                status = str(block.get("Status", "")).strip()
-                diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
-                return status[:20], diagnostic[:500]
-    return "", ""
-
-
-def returned(msg: Message) -> Returned:
-    """The returned copy's Message-ID and List-Unsubscribe (message/rfc822 or
-    text/rfc822-headers part), if the bounce carries them."""
-    for part in msg.walk():
-        kind = part.get_content_type()
-        headers: object = None
-        if kind == "message/rfc822":
-            inner = part.get_payload()
-            headers = inner[0] if isinstance(inner, list) and inner else None
-        elif kind == "text/rfc822-headers":
-            text = part.get_payload(decode=True)
-            if isinstance(text, bytes):
-                headers = message_from_bytes(text[:65536], policy=compat32)
-        if isinstance(headers, Message):
-            mid = str(headers.get("Message-ID", "")).strip().strip("<>")[:500]
-            return Returned(mid, str(headers.get("List-Unsubscribe", ""))[:2000])
-    return Returned()
 
 
 _LEAVE_TOKEN = re.compile(r"-leave\+([0-9a-z]{1,12}x[a-z2-7]{26})@", re.IGNORECASE)
@@ -137,28 +59,28 @@ def process(
     conn: Conn,
     mlist: MailingList,
     message_row: int,
-    raw: bytes,
+    report: bouncereport.Report,
     tag: str,
     notifier: Notifier | None = None,
 ) -> str:
-    """Record and score one bounce; returns what was done, for the message's stored reasons.
-    The member is found by the VERP address, then the addresses the parser found, then the
-    returned copy's unsubscribe token. When delivery stops the member is told (the first
-    warning, through the queue, from a probe address)."""
-    msg = _message(raw)
-    found, kind, status, diagnostic = _understand(msg)
+    """Record and score one bounce, as bouncereport read it (in the intake sandbox); returns
+    what was done, for the message's stored reasons. The member is found by the VERP address,
+    then the addresses the parser found, then the returned copy's unsubscribe token. When
+    delivery stops the member is told (the first warning, through the queue, from a probe
+    address). A bounce that could not be read in time is recorded, never scored."""
+    found, kind, status = list(report.found), report.kind, report.status
     if tag.startswith(PROBE_TAG):
         return _probe_bounced(conn, mlist, message_row, tag[len(PROBE_TAG) :], found, kind)
     candidates = [verp_member(tag), *found]
     member = next((a for a in candidates if a and db_subs.is_member(conn, mlist.id, a)), "")
-    original = returned(msg)
     if not member:
-        token = _LEAVE_TOKEN.search(original.unsubscribe)
+        token = _LEAVE_TOKEN.search(report.unsubscribe)
         member = _by_token(conn, mlist, tokens.UNSUBSCRIBE, token.group(1)) if token else ""
-    if kind == "hard" and status.startswith("5.7") and original.message_id:
-        policy = db_bounces.author_policy(conn, mlist.id, original.message_id)
+    if kind == "hard" and status.startswith("5.7") and report.message_id:
+        policy = db_bounces.author_policy(conn, mlist.id, report.message_id)
         if policy in dmarc.STRICT:  # the author's domain asks receivers to refuse: not the member
             kind = "policy"
+    diagnostic = report.diagnostic or (f"not read: {report.problem}" if report.problem else "")
     bounce = _Seen(member, " ".join(found) or "no address found", kind, status, diagnostic)
     return _settle(conn, mlist, message_row, bounce, notifier)
 
@@ -276,7 +198,7 @@ def refused(
     would bring, recorded and scored the same way (policy refusals never scored)."""
     found = _ENHANCED.search(reply)
     status = found.group(1) if found else reply[:3]
-    kind = "policy" if status.startswith("5.7") and _POLICY.search(reply) else "hard"
+    kind = "policy" if bouncereport.is_policy(status, reply) else "hard"
     address = address.lower()
     member = address if db_subs.is_member(conn, mlist.id, address) else ""
     seen = _Seen(member, address, kind, status, reply[:500])

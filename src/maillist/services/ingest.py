@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
@@ -28,6 +28,7 @@ from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy, StoreConflict
 from maillist.mailparse import ParsedMessage
 from maillist.models import Authentication, Kind, MailingList, Verdict
+from maillist.reading import Reading
 from maillist.services.notify import Notifier
 from maillist.services.requests import Mail, Requests
 from maillist.templating import Templates
@@ -51,6 +52,9 @@ class Incoming:
     client: str = ""  # the connecting client's IP address (rate limits for notices)
     auth: Authentication | None = None  # a post's DKIM/ARC/DMARC results (None: not checked)
     imported: bool = False  # history from an mbox: shown in the archive, never redistributed
+    reading: Reading = field(
+        default_factory=Reading
+    )  # a sub-address message's words or bounce (reading.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +227,7 @@ def _place_by_subject(
 def _mail(item: Incoming, row: int) -> Mail:
     return Mail(
         item.mlist, item.kind, item.tag, row, item.envelope_from, item.client, item.raw,
-        item.parsed,
+        item.parsed, item.reading,
     )  # fmt: skip
 
 

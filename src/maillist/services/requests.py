@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from maillist import clock, replytext, tokens
+from maillist import bouncereport, clock, replytext, tokens
 from maillist.db import audit as db_audit
 from maillist.db import held as db_held
 from maillist.db import lists as db_lists
@@ -30,6 +30,7 @@ from maillist.db.store import Conn
 from maillist.errors import AlreadyDelivered, MaillistError, UnknownHeld
 from maillist.mailparse import ParsedMessage
 from maillist.models import Kind, MailingList, Mode, NewMember, Verdict
+from maillist.reading import Reading
 from maillist.render import sub_address
 from maillist.services import bounces, lookalikes
 from maillist.services.notify import Notifier
@@ -55,6 +56,9 @@ class Mail:
     client: str  # the connecting client's address
     raw: bytes
     parsed: ParsedMessage
+    reading: Reading = field(
+        default_factory=Reading
+    )  # what it says, read in the intake sandbox (reading.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +104,8 @@ class Requests:
     def handle(self, conn: Conn, mail: Mail) -> Result:
         """Act on one message to a sub-address; the result is stored as its verdict."""
         if mail.kind is Kind.BOUNCES:  # never answered, never redistributed
-            outcome = bounces.process(conn, mail.mlist, mail.row, mail.raw, mail.tag, self.notifier)
+            report = mail.reading.bounce or bouncereport.unreadable("not read")
+            outcome = bounces.process(conn, mail.mlist, mail.row, report, mail.tag, self.notifier)
             return Result(Verdict.ACCEPT, outcome)
         refuse = why_not_answer(mail)
         if refuse is not None and mail.kind is not Kind.OWNER:
@@ -280,7 +285,7 @@ class Requests:
                 outcome="already handled", text=f"That post was already handled by {by}.",
             )  # fmt: skip
             return Result(Verdict.DISCARD, "moderation: the post was already handled")
-        word, _, rest = replytext.first_line(mail.raw).partition(" ")
+        word, _, rest = (mail.reading.typed[0] if mail.reading.typed else "").partition(" ")
         decision = {"approve": Verdict.APPROVED, "reject": Verdict.REJECTED}.get(word.lower())
         decision = decision or (Verdict.DISCARDED if word.lower() == "discard" else None)
         if decision is None:
@@ -308,7 +313,7 @@ class Requests:
     # --- -request commands --------------------------------------------------------------------
 
     def commands(self, conn: Conn, mail: Mail) -> Result:
-        lines = replytext.command_lines(mail.parsed.subject, mail.raw, MAX_COMMANDS)
+        lines = replytext.command_lines(mail.parsed.subject, mail.reading.typed, MAX_COMMANDS)
         results: list[tuple[str, str]] = []
         show_help = not lines
         for line in lines[:MAX_COMMANDS]:

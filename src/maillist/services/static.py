@@ -47,6 +47,15 @@ async def render(
 ) -> Rendered:
     pages = templates or Templates()
     archive = Archive(db)
+    try:
+        return await _render(db, archive, list_address, out, pages)
+    finally:
+        await archive.close()
+
+
+async def _render(
+    db: Store, archive: Archive, list_address: str, out: Path, pages: Templates
+) -> Rendered:
     async with db.read() as conn:
         mlist = db_lists.by_address(conn, list_address)
         if mlist is None:

@@ -11,7 +11,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
-from maillist import mailparse, replies
+from maillist import mailparse, reading, replies
 from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits, ParsedMessage
 from maillist.metrics import Metrics
@@ -19,8 +19,8 @@ from maillist.models import Authentication, Kind, MailingList, Verdict
 from maillist.services.authentication import Authenticator
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
+from maillist.services.sandbox import Sandbox, SandboxBusy, SandboxFailed
 from maillist.smtp import tls
-from maillist.smtp.parsepool import ParsePool, ParserBusy
 from maillist.smtp.server import ServerSettings
 
 log = logging.getLogger("maillist.smtp")
@@ -40,7 +40,7 @@ class Handler:
         ingestor: Ingestor,
         settings: ServerSettings,
         limits: Limits,
-        parser: ParsePool,
+        parser: Sandbox,
         metrics: Metrics | None = None,
         authenticator: Authenticator | None = None,
     ) -> None:
@@ -130,7 +130,7 @@ class Handler:
                 "refused message from %s for %s: %s", envelope.mail_from, envelope.rcpt_tos, exc
             )
             return _combine([str(exc)] * len(targets), lmtp)
-        except ParserBusy:
+        except SandboxBusy:
             log.warning("every parser busy: 451 for a %d-byte message", len(raw))
             return _combine(
                 [replies.PARSERS_BUSY()] * len(targets),
@@ -145,6 +145,14 @@ class Handler:
                 [replies.PARSE_TIME_LIMIT()] * len(targets),
                 lmtp,
             )
+        except SandboxFailed as exc:
+            self.metrics.refused.inc()
+            failure = replies.PARSER_FAILED() if str(exc).startswith("worker") else None
+            return _combine([failure or replies.UNPARSABLE(error=str(exc))] * len(targets), lmtp)
+        kinds = {t[2] for t in targets if t[1] is not None}
+        read = await self._read(raw, parsed, kinds)
+        if read is None:
+            return _combine([replies.PARSERS_BUSY()] * len(targets), lmtp)
         auth = await self._authenticate(raw, parsed, targets)
         answers = []
         for rcpt, target, kind, tag in targets:
@@ -154,7 +162,9 @@ class Handler:
             client = str(session.peer[0]) if isinstance(session.peer, tuple) else ""
             # The null reverse-path (MAIL FROM:<>, bounces and auto-replies) is stored as "".
             sender = "" if envelope.mail_from in (None, "", "<>") else str(envelope.mail_from)
-            item = Incoming(target, kind, tag, rcpt, sender, raw, parsed, client, auth)
+            item = Incoming(
+                target, kind, tag, rcpt, sender, raw, parsed, client, auth, reading=read
+            )
             answers.append(await self._store(item))
         return _combine(answers, lmtp)
 
@@ -170,7 +180,31 @@ class Handler:
             if time.monotonic() - start > self.limits.parse_seconds:
                 raise TimeoutError
             return parsed
-        return await self.parser.parse(raw, self.limits, received_at=now, domain=domain)
+        return await self.parser.run(
+            mailparse.prepare, raw, self.limits, received_at=now, domain=domain,
+            seconds=self.limits.parse_seconds,
+        )  # fmt: skip
+
+    async def _read(
+        self, raw: bytes, parsed: ParsedMessage, kinds: set[Kind]
+    ) -> reading.Reading | None:
+        """What a message to -request, -confirm or -bounces says, read in the sandbox under the
+        parse budget. One that cannot be read in time is handled as one that says nothing
+        (logged); None when every worker stayed busy (the client gets a 451 and retries)."""
+        typed = bool(kinds & {Kind.REQUEST, Kind.CONFIRM})
+        bounce = Kind.BOUNCES in kinds
+        if not typed and not bounce:
+            return reading.Reading()
+        try:
+            return await self.parser.run(
+                reading.read, raw, typed=typed, bounce=bounce, seconds=self.limits.parse_seconds
+            )
+        except SandboxBusy:
+            return None
+        except (TimeoutError, MaillistError) as exc:
+            problem = "over the parse budget" if isinstance(exc, TimeoutError) else str(exc)
+            log.warning("<%s> could not be read: %s", parsed.message_id, problem)
+            return reading.unreadable(problem, bounce=bounce)
 
     async def _authenticate(
         self,

@@ -21,6 +21,7 @@ from maillist.services import queue as queue_service
 from maillist.services import unsubscribe as unsubscribe_service
 from maillist.services.archive import Archive
 from maillist.services.notify import Notifier
+from maillist.services.sandbox import Sandbox
 from maillist.templating import Templates
 from maillist.web.archive import bounded_body
 from maillist.web.archive import routes as archive_routes
@@ -34,10 +35,12 @@ def build(
     metrics: Metrics,
     templates: Templates | None = None,
     notifier: Notifier | None = None,
+    display: Sandbox | None = None,
 ) -> Starlette:
-    """/metrics, /healthz, one-click unsubscribe, and the web archive (web/archive.py)."""
+    """/metrics, /healthz, one-click unsubscribe, and the web archive (web/archive.py), whose
+    rendering runs in `display` (the caller closes it)."""
     pages = templates or Templates()
-    archive = Archive(db)
+    archive = Archive(db, display)
 
     async def scrape(request: Request) -> Response:
         view = await queue_service.view(db, limit=1)

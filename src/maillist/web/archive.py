@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from maillist import clock, mboxes, urls
 from maillist.db.store import Store
-from maillist.errors import BadToken, NotFound, SignInRequired
+from maillist.errors import BadToken, NotFound, SignInRequired, Unavailable
 from maillist.services import archive as svc
 from maillist.services import signin
 from maillist.services.notify import Notifier
@@ -64,6 +64,9 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
             except SignInRequired as exc:
                 return html("message.html.j2", request, viewer, 403, heading="Members only",
                             text=str(exc), signin=True, next=request.url.path)  # fmt: skip
+            except Unavailable as exc:
+                return html("message.html.j2", request, viewer, 503, heading="Not available",
+                            text=str(exc), signin=False, next="")  # fmt: skip
 
         return run
 
