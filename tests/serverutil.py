@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import resource
 import select
 import signal
 import smtplib
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import dbutil
@@ -36,14 +38,21 @@ def default_dns() -> str:
     return address
 
 
+def _limit_files(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
 IO_TIMEOUT = 10.0
 
 
 class Server:
-    def __init__(self, db: Path | str, *args: str, log: Path | None = None) -> None:
-        """`db` a SQLite file (or what dbutil maps it to), or a PostgreSQL URL (then `log`)."""
+    def __init__(
+        self, db: Path | str, *args: str, log: Path | None = None, nofile: int | None = None
+    ) -> None:
+        """`db` a SQLite file (or what dbutil maps it to), or a PostgreSQL URL (then `log`);
+        `nofile` the process's open-file limit, soft and hard (as a service manager sets it)."""
         self.db = db
         self.log = log or Path(db).with_suffix(".log")
         self.http_port: int | None = None
@@ -66,6 +75,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=self._log_handle,
             env=env,
+            preexec_fn=None if nofile is None else partial(_limit_files, nofile),
         )
         self.port = self._wait_for_port()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import dbutil
-from maillist import clock
+from maillist import bouncereport, clock
 from maillist.db import bounces as db_bounces
 from maillist.db import lists as db_lists
 from maillist.db import open_store
@@ -84,7 +84,21 @@ def back_a_day(db: Path) -> None:
     conn.close()
 
 
-def test_hard_bounces_to_the_verp_address_disable_the_member(site: tuple[Server, Path]) -> None:
+def probe_of(srv: Server, address: str) -> str:
+    """The envelope sender of the latest notice to `address` (a probe address, or not)."""
+    rows = srv.rows(
+        "SELECT j.envelope_from FROM outbound_jobs j JOIN outbound_batches b ON b.job_id = j.id "
+        "WHERE j.notice = 1 AND b.recipients = ? ORDER BY j.id DESC LIMIT 1",
+        address,
+    )
+    return str(rows[0][0]) if rows else ""
+
+
+def test_bounces_reach_the_threshold_and_only_a_bounced_probe_disables(
+    site: tuple[Server, Path],
+) -> None:
+    """A bounce is anyone's to forge: at the threshold bob gets a probe from an address whose
+    token only his copy carries, and delivery stops only when that probe bounces too."""
     srv, db = site
     verp = "team-bounces+bob=example.net@example.org"
     bounce(
@@ -99,22 +113,31 @@ def test_hard_bounces_to_the_verp_address_disable_the_member(site: tuple[Server,
     back_a_day(db)
     bounce(srv, dsn("bob@example.net", "5.1.1", "550 5.1.1 no such user", "d3"), verp)
     bob = member(db, "bob@example.net")
-    assert bob["status"] == "disabled" and bob["disabled_reason"] == "bounces"
-    assert bob["bounce_score"] == 2.0
-    assert member(db, "anne@example.org")["status"] == "enabled"
+    assert bob["status"] == "enabled" and bob["bounce_score"] == 2.0  # the threshold: a probe
+    probe = probe_of(srv, "bob@example.net")
+    assert probe.startswith("team-bounces+probe.")
+    [(data,)] = srv.rows("SELECT rendered FROM outbound_jobs WHERE envelope_from = ?", probe)
+    assert isinstance(data, bytes | memoryview) and b"still working" in bytes(data)
     listed = json.loads(admin(db, "bounces", LIST, "--json").stdout)
     assert [(b["member"], b["kind"], b["status"], b["scored"]) for b in listed] == [
         ("bob@example.net", "hard", "5.1.1", True),
         ("bob@example.net", "hard", "5.1.1", False),
         ("bob@example.net", "hard", "5.1.1", True),
     ]
+    back_a_day(db)  # more forged-looking bounces change nothing while the probe is out
+    bounce(srv, dsn("bob@example.net", "5.1.1", "550 no such user", "d4"), verp)
+    assert member(db, "bob@example.net")["status"] == "enabled"
+    bounce(srv, dsn("bob@example.net", "5.1.1", "550 no such user", "d5"), probe)
+    bob = member(db, "bob@example.net")
+    assert bob["status"] == "disabled" and bob["disabled_reason"] == "bounces"
+    assert member(db, "anne@example.org")["status"] == "enabled"
     assert "members.disable" in admin(db, "audit").stdout
-    # bob was told, through the queue (the notice may bounce too: it is scored no more today).
+    # bob was told, from his probe address again (the first weekly warning).
     [(notices,)] = srv.rows(
         "SELECT COUNT(*) FROM outbound_jobs j JOIN outbound_batches b ON b.job_id = j.id "
         "WHERE j.notice = 1 AND b.recipients = 'bob@example.net'"
     )
-    assert notices == 1
+    assert notices == 2
     # Re-enabled by hand: the score starts again.
     assert admin(db, "members", "set", LIST, "bob@example.net", "status", "enabled").returncode == 0
     bob = member(db, "bob@example.net")
@@ -204,17 +227,20 @@ def test_a_disabled_member_is_probed_and_a_bounced_probe_is_recorded(
     for n in range(2):
         back_a_day(db)
         bounce(srv, dsn("bob@example.net", "5.1.1", "550 5.1.1 no such user", f"q{n}"), verp)
-    assert member(db, "bob@example.net")["status"] == "disabled"
-    # The notice that says so is the first probe: sent from an address that names bob by token.
-    [(probe, data)] = srv.rows(
-        "SELECT j.envelope_from, j.rendered FROM outbound_jobs j WHERE j.notice = 1"
-    )
-    assert isinstance(probe, str) and probe.startswith("team-bounces+probe.")
-    assert isinstance(data, bytes) and b"delivery to you is paused" in data
+    probe = probe_of(srv, "bob@example.net")
+    assert probe.startswith("team-bounces+probe.")
     forged = probe.replace("probe.", "probe.1x")  # a token that does not verify names nobody
     bounce(srv, dsn("bob@example.net", "5.1.1", "550 no such user", "p0"), forged)
-    assert srv.rows("SELECT probe_bounced FROM subscriptions WHERE probe_bounced = 1") == []
+    assert member(db, "bob@example.net")["status"] == "enabled"
     bounce(srv, dsn("bob@example.net", "5.1.1", "550 no such user", "p1"), probe)
+    assert member(db, "bob@example.net")["status"] == "disabled"
+    # The notice that says so is the first warning, sent from the probe address again.
+    [(data,)] = srv.rows(
+        "SELECT j.rendered FROM outbound_jobs j WHERE j.notice = 1 ORDER BY j.id DESC LIMIT 1"
+    )
+    assert isinstance(data, bytes | memoryview) and b"delivery to you is paused" in bytes(data)
+    assert probe_of(srv, "bob@example.net") == probe
+    bounce(srv, dsn("bob@example.net", "5.1.1", "550 no such user", "p2"), probe)
     [(bounced, warnings)] = srv.rows(
         "SELECT probe_bounced, warnings_sent FROM subscriptions WHERE status = 'disabled'"
     )
@@ -278,9 +304,13 @@ async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
                 (mlist.id, clock.iso(now)),
             ).fetchone()[0]
             for address in ("anne@example.org", "bob@example.net"):
-                for _ in range(5):  # five hard refusals on five days: disabled, first warning
+                for _ in range(5):  # five hard refusals on five days: a probe
                     conn.execute("UPDATE subscriptions SET last_bounce_at = ''")
                     bounces.refused(conn, mlist, row, address, "550 5.1.1 no such user", notifier)
+                # ... which bounces: disabled, and the first warning
+                tag = bounces.probe_address(conn, mlist, address).split("+")[1].split("@")[0]
+                report = bouncereport.Report((address,), "hard", "5.1.1")
+                bounces.process(conn, mlist, row, report, tag, notifier)
             bob = conn.execute("SELECT id FROM people WHERE address = 'bob@example.net'")
             bob_id = int(bob.fetchone()[0])
 
@@ -304,9 +334,46 @@ async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
             ).fetchall()
             audit = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id")]
         assert status == [("anne@example.org", "enabled", 0.0)]
-        assert [to for to, _, _ in sent] == ["anne@example.org"] + ["bob@example.net"] * 3
+        # Each: the probe at the threshold, then its warnings (bob's three).
+        assert [to for to, _, _ in sent] == ["anne@example.org"] * 2 + ["bob@example.net"] * 4
         assert all(frm.startswith("team-bounces+probe.") for _, frm, _ in sent)
         assert b"This is the last warning" in sent[-1][2]
         assert "members.enable" in audit and "members.remove" in audit
+    finally:
+        await store.close()
+
+
+async def test_forged_bounces_alone_never_disable_a_member(tmp_path: Path) -> None:
+    """Five forged DSNs on five dates reach the threshold; the probe they prompt goes to the
+    real member and does not bounce, so three days on the score starts again."""
+    store = await open_store(dbutil.location(tmp_path / "f.db"), create=True)
+    try:
+        await lists.create(store, LIST, actor="test")
+        await members.add(store, LIST, ["bob@example.net"], actor="test")
+        notifier = Notifier(Templates())
+        now = clock.now()
+        async with store.write() as conn:
+            mlist = db_lists.by_address(conn, LIST)
+            assert mlist is not None
+            row = conn.execute(
+                "INSERT INTO messages (list_id, kind, message_id, received_at) "
+                "VALUES (?, 'bounces', 'f@x', ?) RETURNING id",
+                (mlist.id, clock.iso(now)),
+            ).fetchone()[0]
+            forged = bouncereport.Report(("bob@example.net",), "hard", "5.1.1")
+            for _ in range(5):
+                conn.execute("UPDATE subscriptions SET last_bounce_at = ''")
+                bounces.process(conn, mlist, row, forged, "bob=example.net", notifier)
+        async with store.write() as conn:
+            assert bounces.review(conn, mlist, notifier, now + timedelta(days=1)) == []
+            state = conn.execute("SELECT status, bounce_score FROM subscriptions").fetchone()
+            assert tuple(state) == ("enabled", 5.0)
+            assert bounces.review(conn, mlist, notifier, now + timedelta(days=4)) == [
+                "the probe to bob@example.net came through: bounce score reset"
+            ]
+            state = conn.execute(
+                "SELECT status, bounce_score, probe_sent_at FROM subscriptions"
+            ).fetchone()
+            assert tuple(state) == ("enabled", 0.0, "")
     finally:
         await store.close()

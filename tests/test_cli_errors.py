@@ -133,3 +133,10 @@ def test_an_unreachable_postgresql_database_is_one_line_without_its_password(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"cannot connect to postgresql://maillist:***@127.0.0.1:{port}/site" in err
     assert "hunter2" not in err
+    # libpq's other spelling: the password as a query parameter.
+    query = f"postgresql://maillist@127.0.0.1:{port}/site?sslmode=disable&password=hunter3"
+    monkeypatch.setattr(sys, "argv", ["maillist", "--db", query, "status"])
+    with pytest.raises(SystemExit):
+        main()
+    err = capsys.readouterr().err
+    assert "hunter3" not in err and "password=***" in err

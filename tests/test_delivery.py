@@ -185,7 +185,9 @@ def test_4xx_defers_and_5xx_fails_one_recipient_only(tmp_path: Path, pipelining:
             srv.stop()
 
 
-def test_personalised_copies_use_verp_and_per_member_footer(tmp_path: Path) -> None:
+def test_personalised_copies_use_verp_and_keep_the_token_out_of_the_body(tmp_path: Path) -> None:
+    """The member's unsubscribe token acts alone, so it goes in the header only: a reply that
+    quotes a whole post (footer included) must not hand it to everyone on the list."""
     db = tmp_path / "m.db"
     setup_team(
         db,
@@ -202,7 +204,9 @@ def test_personalised_copies_use_verp_and_per_member_footer(tmp_path: Path) -> N
             bob = by_rcpt["bob@example.org"]
             assert bob.mail_from == "team-bounces+bob=example.org@example.org"
             copy = message_from_bytes(bob.data, policy=default)
-            assert "You receive this as bob@example.org" in copy.get_content()
+            body = copy.get_content()
+            assert "To unsubscribe, write to team-leave@example.org" in body
+            assert "team-leave+" not in body and "/unsubscribe/" not in body
             unsubscribe = copy["List-Unsubscribe"]
             assert (
                 unsubscribe.startswith("<mailto:team-leave+")

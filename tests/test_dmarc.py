@@ -29,6 +29,7 @@ from test_smtp_receive import admin
 
 TEAM, WRAPPED, SOLO = "team@example.org", "wrapped@example.org", "solo@example.org"
 STRICT, LENIENT = "strict@example.org", "lenient@example.org"
+TRUSTING = "trusting@example.org"  # `badges unless-forged`: for sites that cannot authenticate
 READER = "bob@example.net"  # every list's plain member: the copies are read from his mailbox
 ANNE = "anne@strict.example"  # her domain: p=reject, and she signs with a=._domainkey
 RITA = "rita@relaxed.example"  # p=none, unsigned
@@ -115,7 +116,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     db = tmp_path_factory.mktemp("dmarc") / "d.db"
     people = ((ANNE, "Anne Author"), (RITA, "Rita Relaxed"), (SAM, "Sam Slow"), (READER, "Bob"))
     commands: list[tuple[str, ...]] = []
-    for mlist in (TEAM, WRAPPED, SOLO, STRICT, LENIENT):
+    for mlist in (TEAM, WRAPPED, SOLO, STRICT, LENIENT, TRUSTING):
         commands.append(("lists", "create", mlist, "--name", mlist.split("@")[0].title()))
         commands += [("members", "add", mlist, a, "--name", n) for a, n in people]
     commands += [
@@ -123,6 +124,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         ("lists", "set", SOLO, "personalize", "yes"),
         ("lists", "set", STRICT, "unauthenticated", "reject"),
         ("lists", "set", LENIENT, "unauthenticated", "accept"),
+        ("lists", "set", TRUSTING, "badges", "unless-forged"),
         ("badges", "grant", ANNE, "Licensee Badge"),
         ("badges", "grant", RITA, "Training Badge"),
         ("badges", "grant", SAM, "Training Badge"),
@@ -157,6 +159,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
                 client.sendmail(ANNE, [TEAM, WRAPPED, SOLO], signed)
                 client.sendmail(RITA, [TEAM], post(RITA, "relaxed@relaxed.example"))
+                client.sendmail(RITA, [TRUSTING], post(RITA, "trusted@relaxed.example"))
                 client.sendmail(SAM, [TEAM], post(SAM, "slow@slow.example"))
                 client.sendmail(ANNE, [TEAM], post(ANNE, "forged@strict.example"))
                 tampered = signed.replace(b"Plain words.", b"Send money.").replace(
@@ -174,7 +177,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     error = exc.smtp_error
                     text = error.decode() if isinstance(error, bytes) else error
                     world.refused["refused"] = f"{exc.smtp_code} {text}"
-            wanted(world, 7)  # signed x3, relaxed, slow, vouched, lenient
+            wanted(world, 8)  # signed x3, relaxed x2, slow, vouched, lenient
             held = server.rows(
                 "SELECT h.id FROM held_messages h JOIN messages m ON m.id = h.message_id "
                 "WHERE m.message_id = 'forged@strict.example'"
@@ -182,7 +185,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert len(held) == 1
             approved = admin(db, "moderation", "approve", str(held[0][0]))
             assert approved.returncode == 0, approved.stderr
-            wanted(world, 8)
+            wanted(world, 9)
             yield world
         finally:
             server.stop()
@@ -234,10 +237,19 @@ def test_wrap_carries_the_post_untouched_with_its_own_signature_intact(world: Wo
     assert dkim.arc_verify(data, dnsfunc=world.dns)[0] == b"pass"
 
 
-def test_a_p_none_authors_post_keeps_its_from(world: World) -> None:
+def test_an_unsigned_post_keeps_its_from_but_wears_no_badges(world: World) -> None:
+    """p=none asks receivers for nothing, so the From stays; but nothing proves Rita wrote it
+    (anyone can send as rita@relaxed.example), so it wears no badges and says so."""
     copy = parse(world.copy_to_reader(TEAM, "relaxed@relaxed.example"))
     assert copy["From"] == f"Someone <{RITA}>"
     assert "X-Original-From" not in copy
+    assert "X-Maillist-Badges" not in copy
+    assert "Training Badge" not in copy.get_content()
+    assert "Rita Relaxed (unverified sender" in copy.get_content()
+
+
+def test_a_list_that_cannot_authenticate_lets_unforged_posts_wear_badges(world: World) -> None:
+    copy = parse(world.copy_to_reader(TRUSTING, "trusted@relaxed.example"))
     assert copy["X-Maillist-Badges"] == "Training Badge"
     assert "Rita Relaxed - Training Badge" in copy.get_content()
 

@@ -12,7 +12,8 @@ PURE = {
     "addresses", "listoptions", "memberfile", "mailparse", "threads", "policy",
     "clock", "models", "errors", "config", "render", "templating", "postfixmaps", "metrics",
     "tokens", "loops", "replies", "notices", "signing", "replytext", "dmarc", "bodies", "avatars",
-    "urls", "mboxes", "digestmail", "downgrade", "lookalikes",
+    "urls", "mboxes", "digestmail", "downgrade", "lookalikes", "bouncereport", "reading",
+    "logfilter",
 }  # fmt: skip
 
 

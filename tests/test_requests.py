@@ -463,3 +463,33 @@ def test_one_client_cannot_make_the_list_mail_many_addresses(tmp_path: Path) -> 
         assert sorted(r for m in sink.received for r in m.rcpts) == [
             "v0@example.net", "v1@example.net", "v2@example.net",
         ]  # fmt: skip
+
+
+def mode_of(db: Path, address: str) -> str:
+    listed = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
+    return str(next(m for m in listed if m["address"] == address)["mode"])
+
+
+def test_a_forged_set_nomail_waits_for_the_member(site: tuple[Server, Sink, Path]) -> None:
+    """Anyone can write `From: anne@...`: a command that changes what Anne receives is only
+    carried out when Anne answers the confirmation sent to her own mailbox, and she is told."""
+    srv, sink, db = site
+    forged = mail("anne@example.org", "team-request@example.org", "set nomail", mid="forged")
+    send(srv, forged, "team-request@example.org", "mallory@evil.example")
+    got = wait_for(sink, "anne@example.org", 2)
+    assert mode_of(db, "anne@example.org") == "regular"  # nothing changed on a From's word
+    confirmation = next(m for m in got if "Confirm delivery" in str(m["Subject"]))
+    assert '"nomail"' in str(confirmation["Subject"])
+    results = next(m for m in got if "results" in str(m["Subject"]))
+    assert "confirmation was sent" in plain(results)
+    # A second forged command within the hour sends nothing more to Anne.
+    send(srv, forged.replace(b"<forged@", b"<forged2@"), "team-request@example.org", "m@evil")
+    send(
+        srv,
+        reply(confirmation, "anne@example.org", "yes"),
+        confirm_address(confirmation),
+        "anne@example.org",
+    )
+    sink.wait(lambda s: any('now "nomail"' in str(m["Subject"]) for m in to(s, "anne@example.org")))
+    assert mode_of(db, "anne@example.org") == "nomail"
+    assert "mode=nomail (confirmed)" in admin(db, "audit").stdout

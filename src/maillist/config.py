@@ -21,9 +21,13 @@ def database(location: str) -> Path | str:
 
 
 def describe(location: Path | str) -> str:
-    """The location for messages: a URL without its password."""
+    """The location for messages: a URL without its password, whether in its user part
+    (`user:secret@`) or as a query parameter (`?password=secret`, libpq's other spelling)."""
     text = str(location)
-    return re.sub(r"^(postgres(?:ql)?://[^:/@]*):[^@/]*@", r"\1:***@", text)
+    if not is_url(text):
+        return text
+    text = re.sub(r"^(postgres(?:ql)?://[^:/@?]*):[^@/?]*@", r"\1:***@", text)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", text, flags=re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,6 +195,12 @@ OPTIONS: dict[str, Option] = {
             _choice("hold", "accept", "reject"),
             "a post failing its author's DMARC (a possible forgery): hold | accept (no badges) | reject",
         ),
+        Option(
+            "badges",
+            _choice("authenticated", "unless-forged"),
+            "which posts wear their author's badges: authenticated (an aligned DKIM signature or "
+            "a trusted host's pass; default) | unless-forged (all but possible forgeries)",
+        ),
     )
 }
 

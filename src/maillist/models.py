@@ -93,6 +93,7 @@ class MailingList:
     bounce_warnings: int = 3  # weekly warnings to a disabled member before removal
     dmarc: str = "auto"  # auto | munge | wrap | none (dmarc.py)
     unauthenticated: str = "hold"  # a post failing its author's DMARC: hold | accept | reject
+    badges: str = "authenticated"  # who wears badges: authenticated | unless-forged
     archive: str = "private"  # who reads the web archive: public | private (members) | none
     digest_hour: int = 6  # the hour (UTC) digests go out
     digest_size: int = 102400  # waiting posts of this many bytes send a digest sooner
@@ -116,6 +117,7 @@ class Authentication:
     dmarc: str = "none"  # pass | fail | none (no policy published) | temperror
     policy: str = ""  # the author domain's p=: reject | quarantine | none | "" | unknown
     via: str = ""  # what passed DMARC when our own DKIM check did not: "trusted host", "arc by d"
+    proven: bool = False  # the From's domain vouched for it: an aligned DKIM pass, or `via`
 
     @property
     def forged(self) -> bool:
@@ -126,9 +128,14 @@ class Authentication:
 
     @property
     def verified(self) -> bool:
-        """The post may wear its author's badges: it is not a possible forgery, and the check
-        got its answers (a DNS failure proves nothing either way)."""
+        """Not a possible forgery, and the check got its answers (a DNS failure proves nothing
+        either way): what a list with `badges unless-forged` lets wear badges."""
         return not self.forged and self.dmarc != "temperror"
+
+    def wears_badges(self, rule: str) -> bool:
+        """Whether the post may wear its author's badges under the list's `badges` option:
+        `authenticated` (the default) asks for proof, `unless-forged` for no forgery."""
+        return self.proven if rule == "authenticated" else self.verified
 
 
 @dataclass(frozen=True, slots=True)

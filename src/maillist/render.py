@@ -224,7 +224,32 @@ def edited(
         _munge(parts, mlist, author, original_reply_to)
         if mitigation == "wrap":
             _wrap_original(parts, raw)
+    elif author is not None:
+        _true_name(parts, author)
     return parts
+
+
+def _true_name(parts: Parts, author: Author) -> None:
+    """The From's display name is the one an admin set for the author's account: a sender
+    cannot dress up as someone else ("Anne - Licensee Badge" <mallory@...>) in what members
+    see. Without an account name the sender's own stays, unless it holds an address (a name
+    like "anne@example.org" on mallory's address), which is dropped."""
+    current = parts.get("from")
+    if current is None or not author.address or not author.address.isascii():
+        return
+    shown = decoded(current).rpartition("<")[0].strip().strip('"').strip()
+    if author.name:
+        if shown != author.name:
+            parts.replace("From", _display(author.name, author.address))
+    elif "@" in shown:
+        parts.replace("From", author.address)
+
+
+def _display(name: str, address: str) -> str:
+    clean = " ".join(_CONTROL.sub(" ", name).split())
+    if clean.isascii():
+        return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + f'" <{address}>'
+    return formataddr((clean, address), charset="utf-8")
 
 
 def _drop_own_results(parts: Parts, authserv_id: str) -> None:

@@ -65,6 +65,12 @@ def session_cookie(secret: str, address: str, expires: int) -> str:
     return f"{body}|{mac[:32]}"
 
 
+def session_expires(cookie: str) -> int:
+    """The expiry a session cookie states (check it with session_address first)."""
+    expires = cookie.split("|")[1] if cookie.count("|") == 2 else ""
+    return int(expires) if expires.isdigit() else 0
+
+
 def session_address(secret: str, cookie: str, now: int) -> str:
     """The address a valid, unexpired session cookie names, else ''."""
     address, _, rest = cookie.partition("|")

@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from maillist.cli.runtime import config
 from maillist.config import Config, describe
@@ -26,6 +27,7 @@ from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRel
 from maillist.delivery.worker import DeliveryWorkers
 from maillist.dmarc import OrgDomains
 from maillist.errors import MaillistError
+from maillist.logfilter import Repeats, SafeFormatter
 from maillist.mailparse import Limits
 from maillist.metrics import Metrics
 from maillist.services import search
@@ -42,6 +44,7 @@ from maillist.smtp.handler import Handler
 from maillist.smtp.server import ListenError, ServerSettings, listen
 from maillist.smtp.tls import Certificates, TlsError
 from maillist.templating import Templates
+from maillist.web import guard as http_guard
 from maillist.web.app import build as build_web
 
 log = logging.getLogger("maillist.serve")
@@ -72,6 +75,9 @@ class AuthSettings:
     trusted_arc: tuple[str, ...] = ()  # ARC sealers (d=) whose chains count as proof
 
 
+HTTP_BACKLOG = 128
+
+
 class _EmbeddedUvicorn(uvicorn.Server):
     """uvicorn on our loop: signals stay ours (SIGTERM drains SMTP sessions first).
 
@@ -96,11 +102,17 @@ async def start_http(
         sock.bind((host, port))
         # Listening before "http listening" is printed: a client that connects at once waits in
         # the backlog for uvicorn instead of being refused.
-        sock.listen(128)
+        sock.listen(HTTP_BACKLOG)
     except OSError as exc:
         sock.close()
         raise ListenError(f"cannot listen on {host}:{port} (http): {exc.strerror}") from None
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    guard = http_guard.Guard(http_guard.Limits().fitted())
+    # backlog: asyncio accepts up to this many connections in one go, each a descriptor, before
+    # the guard sees any of them (uvicorn's default, 2,048, is twice systemd's descriptor limit).
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", access_log=False, backlog=HTTP_BACKLOG,
+        http=guard.protocol(H11Protocol),
+    )  # fmt: skip
     server = _EmbeddedUvicorn(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
     return server, task, int(sock.getsockname()[1])
@@ -121,6 +133,7 @@ async def serve(
     if settings.tls is not None:  # a renewed certificate: new sessions get it, no restart
         loop.add_signal_handler(signal.SIGHUP, settings.tls.reload)
     drain = _Drain(delivery.drain_seconds)
+    http_guard.raise_descriptor_limit()
     async with contextlib.AsyncExitStack() as stack:
         db = await open_site(cfg.db, create=True, cache_kib=SERVER_CACHE_KIB)
         stack.push_async_callback(_step("database", db.close))
@@ -422,10 +435,10 @@ def serve_command(
     ] = "info",
 ) -> None:
     """Receive mail for the lists over SMTP (or LMTP), store it durably, thread it and decide its fate."""
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(Repeats())
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), handlers=[handler])
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("--tls-cert and --tls-key go together")

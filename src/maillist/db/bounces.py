@@ -24,6 +24,7 @@ class Score:
     score: float
     last_bounce_at: str
     status: str
+    probe_sent_at: str = ""  # the score reached the threshold: a probe went out then
 
 
 def record(conn: Conn, list_id: int, message_row: int, bounce: Bounce) -> None:
@@ -48,12 +49,32 @@ def score_of(conn: Conn, list_id: int, address: str) -> Score | None:
     """The member's score, locked until the transaction ends (the new score is computed from
     it: two bounces at two processes add up, neither overwrites the other)."""
     row = conn.execute(
-        "SELECT s.bounce_score, s.last_bounce_at, s.status FROM subscriptions s "
+        "SELECT s.bounce_score, s.last_bounce_at, s.status, s.probe_sent_at FROM subscriptions s "
         "JOIN people p ON p.id = s.person_id WHERE s.list_id = ? AND p.address = ?"
         + engine.for_update(conn),
         (list_id, address),
     ).fetchone()
-    return Score(float(row[0]), str(row[1]), str(row[2])) if row else None
+    return Score(float(row[0]), str(row[1]), str(row[2]), str(row[3])) if row else None
+
+
+def probe_sent(conn: Conn, list_id: int, address: str, at: str) -> None:
+    """`at` '' clears it (the probe came through, or delivery was disabled)."""
+    conn.execute(
+        "UPDATE subscriptions SET probe_sent_at = ? WHERE list_id = ? "
+        "AND person_id = (SELECT id FROM people WHERE address = ?)",
+        (at, list_id, address),
+    )
+
+
+def probed_before(conn: Conn, list_id: int, before: str) -> list[str]:
+    """Enabled members whose probe went out before `before` and has not bounced since."""
+    rows = conn.execute(
+        "SELECT p.address FROM subscriptions s JOIN people p ON p.id = s.person_id "
+        "WHERE s.list_id = ? AND s.status = 'enabled' AND s.probe_sent_at <> '' "
+        "AND s.probe_sent_at < ? ORDER BY p.address",
+        (list_id, before),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def set_score(conn: Conn, list_id: int, address: str, score: float, at: str) -> None:
@@ -66,7 +87,8 @@ def set_score(conn: Conn, list_id: int, address: str, score: float, at: str) -> 
 
 def disable(conn: Conn, list_id: int, address: str, reason: str) -> None:
     conn.execute(
-        "UPDATE subscriptions SET status = 'disabled', disabled_reason = ? WHERE list_id = ? "
+        "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?, probe_sent_at = '' "
+        "WHERE list_id = ? "
         "AND person_id = (SELECT id FROM people WHERE address = ?)",
         (reason, list_id, address),
     )
@@ -120,7 +142,8 @@ def probe_bounced(conn: Conn, list_id: int, person_id: int) -> bool:
 def enable(conn: Conn, list_id: int, address: str) -> None:
     conn.execute(
         "UPDATE subscriptions SET status = 'enabled', disabled_reason = '', bounce_score = 0, "
-        "last_bounce_at = '', warnings_sent = 0, last_warning_at = '', probe_bounced = 0 "
+        "last_bounce_at = '', warnings_sent = 0, last_warning_at = '', probe_bounced = 0, "
+        "probe_sent_at = '' "
         "WHERE list_id = ? AND person_id = (SELECT id FROM people WHERE address = ?)",
         (list_id, address),
     )

@@ -11,7 +11,7 @@ _COLUMNS = (
     "id, address, name, description, posting, subject_prefix, max_message_size, reply_to, "
     "personalize, web_url, created_at, batch_size, footer, subscription, token_days, "
     "bounce_threshold, bounce_stale_days, bounce_warnings, dmarc, unauthenticated, archive, "
-    "digest_hour, digest_size"
+    "digest_hour, digest_size, badges"
 )
 SETTABLE = frozenset(
     {
@@ -35,6 +35,7 @@ SETTABLE = frozenset(
         "archive",
         "digest_hour",
         "digest_size",
+        "badges",
     }
 )
 
@@ -64,6 +65,7 @@ def _row(row: Any) -> MailingList:
         archive=row[20],
         digest_hour=row[21],
         digest_size=row[22],
+        badges=row[23],
     )
 
 

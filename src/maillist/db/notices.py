@@ -39,11 +39,22 @@ def log(conn: Conn, at: str, list_id: int, address: str, client: str, kind: str)
 
 
 def count_to(
-    conn: Conn, address: str, since: str, list_id: int | None = None, kind: str = ""
+    conn: Conn,
+    address: str,
+    since: str,
+    list_id: int | None = None,
+    kind: str = "",
+    *,
+    besides: tuple[str, ...] = (),
 ) -> int:
+    """Notices to `address` since `since` (of one list, of one kind, or of every kind but
+    `besides`)."""
     engine.exclusive(conn, f"notices-to:{address.lower()}")  # count, then log: one at a time
     sql = "SELECT COUNT(*) FROM notices_sent WHERE address = ? AND at >= ?"
     args: list[object] = [address.lower(), since]
+    for other in besides:
+        sql += " AND kind <> ?"
+        args.append(other)
     if list_id is not None:
         sql += " AND list_id = ?"
         args.append(list_id)

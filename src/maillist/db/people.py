@@ -82,3 +82,13 @@ def with_skeleton(conn: Conn, skeleton: str) -> list[tuple[int, str]]:
         "SELECT id, address FROM people WHERE skeleton = ? ORDER BY id", (skeleton,)
     ).fetchall()
     return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def signed_out_at(conn: Conn, address: str) -> int:
+    """When the person last signed out of the archive (a Unix time; 0 never)."""
+    row = conn.execute("SELECT signed_out_at FROM people WHERE address = ?", (address,)).fetchone()
+    return int(row[0]) if row and str(row[0]).isdigit() else 0
+
+
+def sign_out(conn: Conn, address: str, at: int) -> None:
+    conn.execute("UPDATE people SET signed_out_at = ? WHERE address = ?", (str(at), address))

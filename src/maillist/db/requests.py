@@ -12,7 +12,7 @@ from maillist.db.store import Conn
 class Request:
     id: int
     list_id: int
-    action: str  # join | leave | moderate
+    action: str  # join | leave | moderate | mode
     address: str
     held_id: int | None
     state: str  # pending | awaiting | done | denied | cancelled
@@ -20,10 +20,12 @@ class Request:
     expires_at: str
     last_sent_at: str
     decided_by: str
+    detail: str = ""  # for `mode`: the delivery mode asked for
 
 
 _COLUMNS = (
-    "id, list_id, action, address, held_id, state, created_at, expires_at, last_sent_at, decided_by"
+    "id, list_id, action, address, held_id, state, created_at, expires_at, last_sent_at, "
+    "decided_by, detail"
 )
 
 
@@ -36,11 +38,12 @@ def insert(
     at: str,
     expires_at: str,
     held_id: int | None = None,
+    detail: str = "",
 ) -> int:
     row = conn.execute(
         "INSERT INTO requests (list_id, action, address, held_id, token_hash, created_at, "
-        "expires_at, last_sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (list_id, action, address, held_id, token_hash, at, expires_at, at),
+        "expires_at, last_sent_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (list_id, action, address, held_id, token_hash, at, expires_at, at, detail),
     ).fetchone()
     return int(row[0])
 
@@ -70,6 +73,10 @@ def open_for(conn: Conn, list_id: int, address: str, action: str, now: str) -> R
         (list_id, address, action, now),
     ).fetchone()
     return Request(*row) if row else None
+
+
+def set_detail(conn: Conn, request_id: int, detail: str) -> None:
+    conn.execute("UPDATE requests SET detail = ? WHERE id = ?", (detail, request_id))
 
 
 def replace_token(conn: Conn, request_id: int, token_hash: bytes, at: str) -> None:

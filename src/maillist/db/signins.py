@@ -45,3 +45,11 @@ def lists_of(conn: Conn, address: str) -> list[int]:
         (address,),
     ).fetchall()
     return [int(r[0]) for r in rows]
+
+
+def latest_message(conn: Conn, list_id: int) -> int | None:
+    """The list's newest message row: what a sign-in notice names as its cause."""
+    row = conn.execute(
+        "SELECT id FROM messages WHERE list_id = ? ORDER BY id DESC LIMIT 1", (list_id,)
+    ).fetchone()
+    return int(row[0]) if row else None

@@ -78,6 +78,20 @@ _MODE = {m.value: m for m in Mode}
 _STATUS = {s.value: s for s in Status}
 
 
+def get(conn: Conn, list_id: int, address: str) -> Member | None:
+    """One member, without badges."""
+    row = conn.execute(
+        "SELECT p.address, p.name, s.role, s.mode, s.status, s.bounce_score, s.disabled_reason "
+        "FROM subscriptions s JOIN people p ON p.id = s.person_id "
+        "WHERE s.list_id = ? AND p.address = ?",
+        (list_id, address),
+    ).fetchone()
+    if row is None:
+        return None
+    address, name, role, mode, status, score, reason = row
+    return Member(address, name, _ROLE[role], _MODE[mode], _STATUS[status], (), score, reason)
+
+
 def is_member(conn: Conn, list_id: int, address: str) -> bool:
     cur = conn.execute(
         "SELECT 1 FROM subscriptions s JOIN people p ON p.id = s.person_id "

@@ -81,6 +81,7 @@ class ListEntry:
     description: str
     url: str
     private: bool
+    web_url: str = ""  # the public base URL an admin set (feeds build their links on it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +393,7 @@ def _moderates(conn: Conn, mlist: MailingList, viewer: str) -> bool:
 def _entry(mlist: MailingList) -> ListEntry:
     return ListEntry(
         mlist.address, mlist.name, mlist.description, list_url(mlist.address),
-        mlist.archive == "private",
+        mlist.archive == "private", mlist.web_url,
     )  # fmt: skip
 
 

@@ -164,7 +164,8 @@ class Authenticator:
         passes = tuple(d for d, r in verified.dkim if r == "pass")
         via = ""
         strict = record is not None and record.adkim == "s"
-        if not any(self.orgs.aligned(d, from_domain, strict) for d in passes) and from_domain:
+        aligned = any(self.orgs.aligned(d, from_domain, strict) for d in passes)
+        if not aligned and from_domain:
             via = self._trusted(parts, from_domain, record)
             if not via and verified.arc == "pass" and verified.arc_sealer in self.trusted_arc:
                 via = f"arc by {verified.arc_sealer}" if verified.arc_dmarc_pass else ""
@@ -176,6 +177,7 @@ class Authenticator:
         return Authentication(
             from_domain=from_domain, dkim=verified.dkim, arc=verified.arc, dmarc=result,
             policy=policy, via=via if result == "pass" else "",
+            proven=bool(from_domain) and (aligned or bool(via)) and result != "fail",
         )  # fmt: skip
 
     async def _keys(self, names: set[str]) -> tuple[dict[str, bytes | None], frozenset[str]]:

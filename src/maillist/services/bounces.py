@@ -1,6 +1,11 @@
-"""Bounces to LIST-bounces@ and LIST-bounces+LOCAL=DOMAIN@: understood with flufl.bounce,
-matched to a member (the VERP address first, then the addresses the parser found), scored, and
-past the list's threshold the member's delivery is disabled. Never redistributed.
+"""Bounces to LIST-bounces@ and LIST-bounces+LOCAL=DOMAIN@: understood with flufl.bounce (in the
+intake sandbox, bouncereport.py), matched to a member (the VERP address first, then the
+addresses the parser found), scored. Never redistributed.
+
+Anyone can forge a bounce, so a score at the list's threshold disables nothing by itself: the
+member gets a probe from `LIST-bounces+probe.TOKEN@` (an HMAC only their copy carries), and
+only when that probe bounces is delivery disabled; a probe that has not bounced after
+PROBE_DAYS resets the score.
 
 A disabled member is warned weekly (review(), run hourly by the delivery workers), each warning
 sent from a VERP probe address `LIST-bounces+probe.TOKEN@`: a week after a warning whose probe
@@ -70,7 +75,8 @@ def process(
     address). A bounce that could not be read in time is recorded, never scored."""
     found, kind, status = list(report.found), report.kind, report.status
     if tag.startswith(PROBE_TAG):
-        return _probe_bounced(conn, mlist, message_row, tag[len(PROBE_TAG) :], found, kind)
+        probe = tag[len(PROBE_TAG) :]
+        return _probe_bounced(conn, mlist, message_row, probe, found, kind, notifier)
     candidates = [verp_member(tag), *found]
     member = next((a for a in candidates if a and db_subs.is_member(conn, mlist.id, a)), "")
     if not member:
@@ -87,6 +93,7 @@ def process(
 
 PROBE_TAG = "probe."
 WARNING_DAYS = 7
+PROBE_DAYS = 3  # a probe that has not bounced after this long came through: the score resets
 
 
 def probe_address(conn: Conn, mlist: MailingList, member: str) -> str:
@@ -102,14 +109,32 @@ def probe_address(conn: Conn, mlist: MailingList, member: str) -> str:
 
 
 def _probe_bounced(
-    conn: Conn, mlist: MailingList, message_row: int, token: str, found: list[str], kind: str
+    conn: Conn,
+    mlist: MailingList,
+    message_row: int,
+    token: str,
+    found: list[str],
+    kind: str,
+    notifier: Notifier | None,
 ) -> str:
+    """A bounce to a probe address: only the member's own mail system could have it (the token
+    is an HMAC), so it confirms what forged bounces alone never may: delivery stops now."""
     member = _by_token(conn, mlist, tokens.PROBE, token)
     person = db_people.by_address(conn, member) if member else None
-    if person is None or not db_bounces.probe_bounced(conn, mlist.id, person.id):
-        outcome = "a probe bounce naming no disabled member"
-    else:
-        outcome = f"the probe to {member} bounced: delivery stays disabled"
+    current = db_bounces.score_of(conn, mlist.id, member) if person is not None else None
+    outcome = "a probe bounce naming no member"
+    if person is not None and current is not None:
+        if current.status == "enabled" and current.probe_sent_at:
+            db_bounces.disable(conn, mlist.id, member, "bounces")
+            db_audit.record(
+                conn, clock.stamp(), "bounces", "members.disable", mlist.address,
+                f"{member}: the probe bounced (score {current.score:g})",
+            )  # fmt: skip
+            if notifier is not None:
+                warn(conn, mlist, notifier, member, message_row)
+            outcome = f"the probe to {member} bounced: delivery disabled"
+        elif db_bounces.probe_bounced(conn, mlist.id, person.id):
+            outcome = f"the probe to {member} bounced: delivery stays disabled"
     db_bounces.record(
         conn, mlist.id, message_row,
         db_bounces.Bounce(member, " ".join(found), kind, "", "probe", False, clock.stamp()),
@@ -136,13 +161,13 @@ def _settle(
 ) -> str:
     """Score (hard and soft only), record, log; returns what was done."""
     now = clock.now()
-    scored = disabled = False
+    scored = probe = False
     if not seen.member:
         outcome = f"{seen.kind} bounce matching no member ({seen.found})"
     elif seen.kind == "policy":
         outcome = f"policy rejection for {seen.member} (the author's doing): not scored"
     elif seen.kind in {"hard", "soft"}:
-        scored, disabled, outcome = _score(conn, mlist, seen.member, seen.kind, now)
+        scored, probe, outcome = _score(conn, mlist, seen.member, seen.kind, now)
     else:
         outcome = f"unreadable bounce for {seen.member}: not scored"
     db_bounces.record(
@@ -151,8 +176,11 @@ def _settle(
             seen.member, seen.found, seen.kind, seen.status, seen.diagnostic, scored, clock.iso(now)
         ),
     )  # fmt: skip
-    if disabled and notifier is not None:
-        warn(conn, mlist, notifier, seen.member, message_row)
+    if probe and notifier is not None:
+        notifier.send(
+            conn, mlist, message_row, seen.member, "bounce-probe", capped=False,
+            envelope_from=probe_address(conn, mlist, seen.member),
+        )  # fmt: skip
     log.info("bounce on %s: %s", mlist.address, outcome)
     return outcome
 
@@ -160,7 +188,10 @@ def _settle(
 def _score(
     conn: Conn, mlist: MailingList, member: str, kind: str, now: datetime
 ) -> tuple[bool, bool, str]:
-    """(scored, delivery now disabled, what happened)."""
+    """(scored, a probe is to be sent now, what happened). A bounce is anyone's to forge, so a
+    score at the threshold disables nothing by itself: it sends a probe from a VERP address
+    whose token only the member's copy carries, and only a bounce of that disables delivery
+    (_probe_bounced). A probe that comes through resets the score (review)."""
     current = db_bounces.score_of(conn, mlist.id, member)
     if current is None:
         return False, False, f"{kind} bounce for {member}, no longer a member"
@@ -174,12 +205,10 @@ def _score(
     score += HARD if kind == "hard" else SOFT
     db_bounces.set_score(conn, mlist.id, member, score, clock.iso(now))
     if score >= mlist.bounce_threshold and current.status == "enabled":
-        db_bounces.disable(conn, mlist.id, member, "bounces")
-        db_audit.record(
-            conn, clock.iso(now), "bounces", "members.disable", mlist.address,
-            f"{member} score={score:g}",
-        )  # fmt: skip
-        return True, True, f"{kind} bounce for {member}: score {score:g}, delivery disabled"
+        if current.probe_sent_at:
+            return True, False, f"{kind} bounce for {member}: score {score:g}, probe pending"
+        db_bounces.probe_sent(conn, mlist.id, member, clock.iso(now))
+        return True, True, f"{kind} bounce for {member}: score {score:g}, probe sent"
     return True, False, f"{kind} bounce for {member}: score {score:g}"
 
 
@@ -218,8 +247,14 @@ def warn(conn: Conn, mlist: MailingList, notifier: Notifier, member: str, cause_
 
 
 def review(conn: Conn, mlist: MailingList, notifier: Notifier, now: datetime) -> list[str]:
-    """The weekly round for members disabled by bounces (run hourly); returns what was done."""
+    """The weekly round for members disabled by bounces (run hourly), and the scores of members
+    whose probe came through; returns what was done."""
     done: list[str] = []
+    for address in db_bounces.probed_before(
+        conn, mlist.id, clock.iso(now - timedelta(days=PROBE_DAYS))
+    ):
+        db_bounces.enable(conn, mlist.id, address)  # score and probe reset; still enabled
+        done.append(f"the probe to {address} came through: bounce score reset")
     for member in db_bounces.disabled_by_bounces(conn, mlist.id):
         cause = db_bounces.last_row(conn, mlist.id, member.address)
         if member.warnings_sent == 0:  # disabled before warnings existed, or by hand

@@ -108,9 +108,12 @@ def build_copy(
 ) -> bytes:
     """One list copy; `base` (render.edited, once per post) spares personalised copies the shared
     edits. A personalised copy (member and person_id given) carries the member's own
-    unsubscribe token in `LIST-leave+TOKEN@` and, with a web_url, an RFC 8058 one-click link."""
-    unsubscribe_mailto = render.sub_address(mlist, "leave")
-    url = ""
+    unsubscribe token in its List-Unsubscribe header: `LIST-leave+TOKEN@` and, with a web_url,
+    an RFC 8058 one-click link. Never in the body: a reply that quotes the whole post would
+    hand the token (which acts alone) to everyone on the list. The footer names the plain
+    `LIST-leave@`, which asks the sender's mailbox for a confirmation."""
+    leave = render.sub_address(mlist, "leave")
+    unsubscribe_mailto, url = leave, ""
     if member is not None and person_id is not None and secret:
         token = tokens.member_token(secret, tokens.UNSUBSCRIBE, mlist.address, member, person_id)
         unsubscribe_mailto = render.sub_address(mlist, "leave", token)
@@ -118,7 +121,7 @@ def build_copy(
             url = unsubscribe_url(mlist, token)
     footer = None
     if mlist.footer:
-        footer = templates.footer(mlist, author, url or unsubscribe_mailto, member)
+        footer = templates.footer(mlist, author, leave, member)
     copy = render.Copy(
         mlist=mlist,
         author=author,

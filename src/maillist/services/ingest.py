@@ -52,9 +52,8 @@ class Incoming:
     client: str = ""  # the connecting client's IP address (rate limits for notices)
     auth: Authentication | None = None  # a post's DKIM/ARC/DMARC results (None: not checked)
     imported: bool = False  # history from an mbox: shown in the archive, never redistributed
-    reading: Reading = field(
-        default_factory=Reading
-    )  # a sub-address message's words or bounce (reading.py)
+    # a sub-address message's words or bounce (reading.py)
+    reading: Reading = field(default_factory=Reading)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +138,7 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
         fields.update(
             auth=dmarc.summary(item.auth),
             author_policy=item.auth.policy,
-            verified=int(item.auth.verified),
+            verified=int(item.auth.wears_badges(lst.badges)),
         )
     if existing is None:
         row = sql.insert_message(conn, lst.id, Kind.POST, p.message_id, fields)
@@ -227,7 +226,7 @@ def _place_by_subject(
 def _mail(item: Incoming, row: int) -> Mail:
     return Mail(
         item.mlist, item.kind, item.tag, row, item.envelope_from, item.client, item.raw,
-        item.parsed, item.reading,
+        item.parsed, item.reading, item.auth,
     )  # fmt: skip
 
 

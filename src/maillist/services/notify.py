@@ -25,6 +25,12 @@ class NoticeLimits:
 
     per_address_hour: int = 5  # confirmations, refusals, results to one address, all lists
     per_client_hour: int = 30  # notices one connecting client may prompt
+    signins_per_address_hour: int = 3  # sign-in links, counted apart from every other notice
+
+
+# Counted on their own: a stranger who asks for sign-in links for a member's address must not
+# use up the notices the member's own requests need (a confirmation, a leave).
+APART = ("sign-in",)
 
 
 class Notifier:
@@ -54,10 +60,9 @@ class Notifier:
         now = clock.now()
         hour_ago = clock.iso(now - timedelta(hours=1))
         limits = self.limits
-        if capped and db_notices.count_to(conn, to, hour_ago) >= limits.per_address_hour:
-            log.warning(
-                "notice %s to %s not sent: %d an hour at most", name, to, limits.per_address_hour
-            )
+        limit = limits.signins_per_address_hour if name in APART else limits.per_address_hour
+        if capped and self._sent_to(conn, to, hour_ago, name) >= limit:
+            log.warning("notice %s to %s not sent: %d an hour at most", name, to, limit)
             return False
         if (
             capped
@@ -82,6 +87,12 @@ class Notifier:
         db_notices.log(conn, at, mlist.id, to, client, name)
         log.info("notice %s to %s for %s", name, to, mlist.address)
         return True
+
+    @staticmethod
+    def _sent_to(conn: Conn, to: str, since: str, name: str) -> int:
+        if name in APART:
+            return db_notices.count_to(conn, to, since, kind=name)
+        return db_notices.count_to(conn, to, since, besides=APART)
 
 
 def _addresses(mlist: MailingList) -> dict[str, str]:

@@ -29,7 +29,7 @@ from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
 from maillist.errors import AlreadyDelivered, MaillistError, UnknownHeld
 from maillist.mailparse import ParsedMessage
-from maillist.models import Kind, MailingList, Mode, NewMember, Verdict
+from maillist.models import Authentication, Kind, MailingList, Mode, NewMember, Verdict
 from maillist.reading import Reading
 from maillist.render import sub_address
 from maillist.services import bounces, lookalikes
@@ -41,6 +41,7 @@ RESEND_SECONDS = 3600.0  # an open confirmation is sent again at most this often
 
 
 MAX_COMMANDS = 10
+MODERATOR_NOTICES_HOUR = 30  # held-post notices one moderator gets from one list per hour
 MODERATE = "moderate"
 
 
@@ -56,9 +57,9 @@ class Mail:
     client: str  # the connecting client's address
     raw: bytes
     parsed: ParsedMessage
-    reading: Reading = field(
-        default_factory=Reading
-    )  # what it says, read in the intake sandbox (reading.py)
+    # what it says, read in the intake sandbox (reading.py)
+    reading: Reading = field(default_factory=Reading)
+    auth: Authentication | None = None  # whether its From is proven (models.Authentication)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +140,17 @@ class Requests:
             return Result(Verdict.DISCARD, f"leave: {address} is not a member")
         return self._confirmation(conn, mail, "leave")
 
-    def _confirmation(self, conn: Conn, mail: Mail, action: str) -> Result:
+    def _confirmation(self, conn: Conn, mail: Mail, action: str, detail: str = "") -> Result:
+        """A confirmation for `action` (with `detail`: the mode a `mode` request asks for),
+        sent to the address the request names: only its owner can answer it."""
         mlist, address = mail.mlist, _sender(mail)
         now = clock.now()
         token, digest = new_token()
         open_request = db_requests.open_for(conn, mlist.id, address, action, clock.iso(now))
+        if open_request is not None and open_request.detail != detail:
+            # A different question (set digest after set nomail): the old one is void.
+            db_requests.decide(conn, open_request.id, "cancelled", clock.iso(now), "replaced")
+            open_request = None
         if open_request is not None:
             last = clock.parse(open_request.last_sent_at)
             if (now - last).total_seconds() < RESEND_SECONDS:
@@ -151,15 +158,18 @@ class Requests:
             db_requests.replace_token(conn, open_request.id, digest, clock.iso(now))
         else:
             expires = clock.iso(now + timedelta(days=mlist.token_days))
-            db_requests.insert(conn, mlist.id, action, address, digest, clock.iso(now), expires)
+            db_requests.insert(
+                conn, mlist.id, action, address, digest, clock.iso(now), expires, detail=detail
+            )
         confirm = sub_address(mlist, "confirm", token)
         sent = self.notifier.send(
             conn, mlist, mail.row, address, f"confirm-{action}", client=mail.client,
             reply_to=confirm, in_reply_to=mail.parsed.message_id, token=token, confirm=confirm,
-            days=mlist.token_days,
+            days=mlist.token_days, mode=detail,
         )  # fmt: skip
+        what = f"{action} {detail}".strip()
         return Result(
-            Verdict.ACCEPT, f"{action}: confirmation {'sent' if sent else 'held back by a cap'}"
+            Verdict.ACCEPT, f"{what}: confirmation {'sent' if sent else 'held back by a cap'}"
         )
 
     def leave_now(self, conn: Conn, mail: Mail) -> Result:
@@ -226,6 +236,9 @@ class Requests:
             db_requests.decide(conn, request.id, "done", now, address)
             self.notifier.send(conn, mlist, mail.row, address, "welcome", capped=False)
             return Result(Verdict.ACCEPT, f"confirm: {address} joined")
+        if request.action == "mode":
+            db_requests.decide(conn, request.id, "done", now, address)
+            return self._set_mode(conn, mail, address, Mode(request.detail), "confirmed")
         db_requests.decide(conn, request.id, "done", now, address)
         if db_subs.delete(conn, mlist.id, address):
             db_audit.record(conn, now, f"email:{address}", "members.leave", mlist.address, address)
@@ -254,7 +267,17 @@ class Requests:
         now = clock.now()
         expires = clock.iso(now + timedelta(days=max(mlist.token_days, 7)))
         subject = mail.parsed.subject or "(no subject)"
+        hour_ago = clock.iso(now - timedelta(hours=1))
         for moderator in moderators:
+            told = db_notices.count_to(conn, moderator, hour_ago, mlist.id, "held-moderator")
+            if told >= MODERATOR_NOTICES_HOUR:
+                # A flood of posts to hold must not become a flood of mail to the moderators:
+                # past the cap the post waits in `maillist moderation list` without a notice.
+                log.warning(
+                    "held post on %s: no notice to %s (%d this hour)", mlist.address, moderator,
+                    told,
+                )  # fmt: skip
+                continue
             token, digest = new_token()
             db_requests.insert(
                 conn, mlist.id, MODERATE, moderator, digest, clock.iso(now), expires, held_id
@@ -343,15 +366,24 @@ class Requests:
                 return f"{address} is not a member.", False
             return self._request_by_command(conn, mail, "leave"), False
         if verb == "set" and len(words) == 2 and words[1] in {"nomail", "regular", "digest"}:
-            if not db_subs.set_field(conn, mlist.id, address, "mode", Mode(words[1])):
+            mode = Mode(words[1])
+            current = db_subs.get(conn, mlist.id, address)
+            if current is None:
                 return f"{address} is not a member.", False
-            if words[1] == "regular":  # also ends a pause that bounces caused (score reset)
-                db_subs.set_field(conn, mlist.id, address, "status", "enabled")
-            db_audit.record(
-                conn, clock.stamp(), f"email:{address}", "members.set", mlist.address,
-                f"{address} mode={words[1]}",
-            )  # fmt: skip
-            return f"Delivery for {address} is now {words[1]}.", False
+            if current.mode == mode and current.status == "enabled":
+                return f"Delivery for {address} is already {mode}.", False
+            if mail.auth is None or not mail.auth.proven:
+                # Anyone can write any From: what a member receives changes only when the
+                # member says so from their own mailbox (or their domain's signature proves it).
+                result = self._confirmation(conn, mail, "mode", mode.value)
+                if result.verdict is Verdict.ACCEPT:
+                    return (
+                        f"A confirmation was sent to {address} in a separate message: reply to "
+                        f"it to make delivery {mode}.", False,
+                    )  # fmt: skip
+                return "A confirmation was already sent within the hour: reply to that one.", False
+            outcome = self._set_mode(conn, mail, address, mode, "signed")
+            return outcome.reason, False
         if verb == "info":
             text = f"{mlist.name} <{mlist.address}>"
             return text + (f": {mlist.description}" if mlist.description else ""), False
@@ -363,6 +395,23 @@ class Requests:
         if verb == "help":
             return "See below.", True
         return "Not a command this list knows.", True
+
+    def _set_mode(self, conn: Conn, mail: Mail, address: str, mode: Mode, how: str) -> Result:
+        """The member's delivery mode, changed on their proven word; they are always told
+        (uncapped: a change to what they receive must never pass in silence)."""
+        mlist = mail.mlist
+        if not db_subs.set_field(conn, mlist.id, address, "mode", mode):
+            return Result(Verdict.DISCARD, f"mode: {address} is no longer a member")
+        if mode is Mode.REGULAR:  # also ends a pause that bounces caused (score reset)
+            db_subs.set_field(conn, mlist.id, address, "status", "enabled")
+        db_audit.record(
+            conn, clock.stamp(), f"email:{address}", "members.set", mlist.address,
+            f"{address} mode={mode} ({how})",
+        )  # fmt: skip
+        self.notifier.send(
+            conn, mlist, mail.row, address, "mode-changed", capped=False, mode=mode.value
+        )
+        return Result(Verdict.ACCEPT, f"Delivery for {address} is now {mode}.")
 
     def _request_by_command(self, conn: Conn, mail: Mail, action: str) -> str:
         result = self._confirmation(conn, mail, action)

@@ -13,6 +13,7 @@ from maillist import clock, tokens
 from maillist.addresses import normalise
 from maillist.db import Store
 from maillist.db import lists as db_lists
+from maillist.db import people as db_people
 from maillist.db import signins as sql
 from maillist.db import site as db_site
 from maillist.errors import BadAddress, BadToken
@@ -26,32 +27,41 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def request(db: Store, notifier: Notifier, address: str, next_path: str) -> str:
-    """Mail a link if `address` belongs to a list with an archive and a web address; the same answer
-    either way (the page never says who is a member). Returns the normalised address."""
+def shown(address: str) -> str:
+    """The address as the "a link is on its way" page shows it: the same work for anyone."""
+    try:
+        return normalise(address)
+    except BadAddress:
+        return address.strip()[:200]
+
+
+async def request(
+    db: Store, notifier: Notifier, address: str, next_path: str, client: str = ""
+) -> None:
+    """Mail a link if `address` belongs to a list with an archive and a web address. Run after
+    the page has answered (web/archive.py), so the answer takes the same time for a member and
+    a stranger: the page never says who is a member, not even by its timing. The links an
+    address gets are capped on their own (notify.APART), never from the member's notices."""
     try:
         canonical = normalise(address)
     except BadAddress:
-        return address.strip()[:200]
+        return
     async with db.write() as conn:
         lists = sql.lists_of(conn, canonical)
         mlist = db_lists.by_id(conn, lists[0]) if lists else None
         if mlist is None:
-            return canonical
+            return
         token = secrets.token_urlsafe(24)
         now = clock.now()
         sql.forget(conn, clock.iso(now))
         sql.add(conn, _hash(token), canonical, clock.iso(now),
                 clock.iso(now + timedelta(minutes=LINK_MINUTES)))  # fmt: skip
         link = f"{mlist.web_url}/signin/{token}" + (f"?next={next_path}" if next_path else "")
-        cause = conn.execute(
-            "SELECT id FROM messages WHERE list_id = ? ORDER BY id DESC LIMIT 1", (mlist.id,)
-        ).fetchone()
+        cause = sql.latest_message(conn, mlist.id)
         if cause is None:  # a notice names the message that caused it: a list with no mail yet
-            return canonical
-        notifier.send(conn, mlist, int(cause[0]), canonical, "sign-in", link=link,
+            return
+        notifier.send(conn, mlist, cause, canonical, "sign-in", link=link, client=client,
                       minutes=LINK_MINUTES)  # fmt: skip
-    return canonical
 
 
 async def pending(db: Store, token: str) -> str:
@@ -74,9 +84,23 @@ async def sign_in(db: Store, token: str) -> tuple[str, str]:
 
 
 async def viewer(db: Store, cookie: str) -> str:
-    """The signed-in address a cookie names ('' for none or a bad one)."""
+    """The signed-in address a cookie names ('' for none, a bad one, or one issued before its
+    person last signed out: signing out ends every session, a copied cookie included)."""
     if not cookie:
         return ""
+    now = int(time.time())
     async with db.read() as conn:
-        secret = db_site.secret(conn)
-    return tokens.session_address(secret, cookie, int(time.time()))
+        address = tokens.session_address(db_site.secret(conn), cookie, now)
+        if not address:
+            return ""
+        out = db_people.signed_out_at(conn, address)
+    issued = tokens.session_expires(cookie) - SESSION_DAYS * 86400
+    return address if issued > out else ""
+
+
+async def sign_out(db: Store, cookie: str) -> None:
+    """Every session of the person this cookie names ends now."""
+    address = await viewer(db, cookie)
+    if address:
+        async with db.write() as conn:
+            db_people.sign_out(conn, address, int(time.time()))

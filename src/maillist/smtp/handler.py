@@ -212,9 +212,11 @@ class Handler:
         parsed: ParsedMessage,
         targets: list[tuple[str, MailingList | None, Kind, str]],
     ) -> Authentication | None:
-        """DKIM, ARC and DMARC for a post (not for mail to a list's sub-addresses). A check that
-        breaks is logged and counts as unanswered: the post is not held, but wears no badges."""
-        if self.authenticator is None or not any(t[2] == Kind.POST for t in targets if t[1]):
+        """DKIM, ARC and DMARC for a post, and for commands to -request (a command that changes
+        a member's delivery acts at once only when the From is proven). A check that breaks is
+        logged and counts as unanswered: the post is not held, but wears no badges."""
+        checked = {Kind.POST, Kind.REQUEST}
+        if self.authenticator is None or not any(t[2] in checked for t in targets if t[1]):
             return None
         try:
             return await self.authenticator.check(raw, parsed.sender)

@@ -19,6 +19,7 @@ reads the data the way aiosmtpd's does), and the reply texts `_REWRITE` matches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -74,38 +75,59 @@ class ServerSettings:
 
 
 class SessionGate:
-    """Counts live sessions, in all and per client address; refuses past either cap; lets
-    shutdown wait for them to end."""
+    """Counts live sessions, in all and per client address; refuses past the per-client cap;
+    lets shutdown wait for them to end.
+
+    Past the total, a newcomer from a client that holds fewer sessions than the biggest holder
+    takes the place of that holder's oldest session that is not in the middle of a message: a
+    few addresses that hold every slot cannot keep new clients out."""
 
     def __init__(self, limit: int, per_client: int) -> None:
         self.limit = limit
         self.per_client = per_client
         self.live: set[asyncio.Protocol] = set()
-        self._clients: dict[str, int] = {}
+        self._clients: dict[str, list[_Limited]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
     def full(self) -> bool:
-        return len(self.live) >= self.limit
+        """No room even to look at the newcomer (the burst allowance is used up too)."""
+        return len(self.live) >= self.limit + OVERFLOW
+
+    def over(self) -> bool:
+        return len(self.live) > self.limit
 
     def enter(self, protocol: asyncio.Protocol) -> None:
         self.live.add(protocol)
         self._idle.clear()
 
-    def admit_client(self, client: str) -> bool:
+    def admit_client(self, client: str, session: _Limited) -> bool:
         """Count one more session from `client`, unless it already has its share."""
-        count = self._clients.get(client, 0)
-        if count >= self.per_client:
+        held = self._clients.setdefault(client, [])
+        if len(held) >= self.per_client:
+            if not held:
+                del self._clients[client]
             return False
-        self._clients[client] = count + 1
+        held.append(session)
         return True
 
-    def leave_client(self, client: str) -> None:
-        count = self._clients.get(client, 0) - 1
-        if count > 0:
-            self._clients[client] = count
-        else:
-            self._clients.pop(client, None)
+    def room_for(self, client: str) -> _Limited | None:
+        """The session to close so `client` (already counted) may have one: the oldest idle
+        session of the client holding the most, if that client holds more than `client`."""
+        mine = len(self._clients.get(client, ()))
+        biggest = max(self._clients.items(), key=lambda item: len(item[1]), default=None)
+        if biggest is None or biggest[0] == client or len(biggest[1]) <= mine:
+            return None
+        return next((s for s in biggest[1] if not s.busy), None)
+
+    def leave_client(self, client: str, session: _Limited) -> None:
+        held = self._clients.get(client)
+        if held is None:
+            return
+        with contextlib.suppress(ValueError):
+            held.remove(session)
+        if not held:
+            del self._clients[client]
 
     def leave(self, protocol: asyncio.Protocol) -> None:
         self.live.discard(protocol)
@@ -120,6 +142,9 @@ class SessionGate:
         return True
 
 
+OVERFLOW = 16  # connections looked at past the cap, to see whether one may take a place
+
+
 class _Limited:
     """What our SMTP and LMTP protocols add to aiosmtpd's: a per-client session cap, an idle
     timeout that only real work resets, a session deadline, DATA read into one bounded buffer,
@@ -128,7 +153,9 @@ class _Limited:
     aiosmtpd's own idle timer is reset by any valid command, NOOP and RSET included, so a client
     could hold a session slot for its whole lifetime by sending NOOP. Here only progress
     (the first HELO/EHLO, MAIL, RCPT, DATA and the data itself) resets the idle clock; aiosmtpd's
-    timer is given the session deadline and never fires first."""
+    timer is given the session deadline and never fires first. And a session is judged by what
+    it achieves: one that completes no message in two idle periods (a MAIL every 50 s keeps
+    the idle clock happy) is closed too, unless it is in the middle of sending one."""
 
     gate: SessionGate
     settings: ServerSettings
@@ -148,6 +175,8 @@ class _Limited:
         self._greeted = False
         self.started = time.monotonic()
         self._progress_at = self.started
+        self._achieved_at = self.started  # the last completed message (or the connection)
+        self.busy = False  # in DATA: never the one closed to make room
         super().__init__(  # type: ignore[call-arg]  # SMTP or LMTP, by the subclass's bases
             handler,
             data_size_limit=self.session_max_size,
@@ -163,15 +192,23 @@ class _Limited:
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        if not self.gate.admit_client(client):
+        assert isinstance(transport, asyncio.WriteTransport)
+        if not self.gate.admit_client(client, self):
             log.warning(
                 "client %s has %d sessions: refusing one more", client, self.gate.per_client
             )
-            assert isinstance(transport, asyncio.WriteTransport)
             transport.write(f"{replies.TOO_MANY_FROM_CLIENT()}\r\n".encode())
             transport.close()
             return  # aiosmtpd never starts for this connection
         self._client = client
+        if self.gate.over():
+            victim = self.gate.room_for(client)
+            if victim is None:
+                log.warning("session cap %d reached: refusing %s", self.gate.limit, client)
+                transport.write(f"{replies.TOO_MANY_CONNECTIONS()}\r\n".encode())
+                transport.close()
+                return  # counted until connection_lost, like any session
+            victim.make_room()
         super().connection_made(transport)  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         self._deadline = loop.call_later(self.settings.session_seconds, self._expire)
@@ -184,17 +221,32 @@ class _Limited:
         self.gate.leave(self)  # type: ignore[arg-type]
         if self._client is None:
             return  # refused in connection_made: aiosmtpd has nothing to clean up
-        self.gate.leave_client(self._client)
+        self.gate.leave_client(self._client, self)
+        if self._deadline is None:
+            return  # refused past the total cap: aiosmtpd never started
         super().connection_lost(error)  # type: ignore[misc]
+
+    def make_room(self) -> None:
+        """Closed so a client with fewer sessions may have one (SessionGate.room_for)."""
+        log.info("closing an idle session of %s to make room for another client", self._client)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(f"{replies.MAKING_ROOM()}\r\n".encode())
+            self.transport.close()
 
     def _progress(self) -> None:
         self._progress_at = time.monotonic()
 
+    def _achieved(self) -> None:
+        self._achieved_at = time.monotonic()
+
     def _idle_check(self) -> None:
-        idle = time.monotonic() - self._progress_at
-        if idle < self.settings.idle_timeout:
-            loop = asyncio.get_running_loop()
-            self._idle_timer = loop.call_later(self.settings.idle_timeout - idle, self._idle_check)
+        now = time.monotonic()
+        idle = now - self._progress_at
+        fruitless = now - self._achieved_at
+        limit = self.settings.idle_timeout
+        if idle < limit and (fruitless < 2 * limit or self.busy):
+            wait = min(limit - idle, max(2 * limit - fruitless, 0.1))
+            self._idle_timer = asyncio.get_running_loop().call_later(wait, self._idle_check)
             return
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(f"{replies.IDLE_TIMEOUT()}\r\n".encode())
@@ -229,6 +281,13 @@ class _Limited:
         compares the two and fingerprints aiosmtpd's). decode_data is never set here, so content
         and original_content are the same bytes, as in aiosmtpd."""
         self._progress()
+        self.busy = True
+        try:
+            await self._data(arg)
+        finally:
+            self.busy = False
+
+    async def _data(self, arg: str) -> None:
         if await self.check_helo_needed():  # type: ignore[attr-defined]
             return
         if await self.check_auth_needed("DATA"):  # type: ignore[attr-defined]
@@ -253,6 +312,7 @@ class _Limited:
             self.line_length_limit,  # type: ignore[attr-defined]
             self._progress,
         )
+        self._achieved()  # a message came whole (or too big): the session did something
         if data.state is not DataState.OK:
             self.envelope = self._create_envelope()  # type: ignore[attr-defined]
             await self.push(

@@ -10,9 +10,13 @@ from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
 
 from maillist.db.store import Store
 from maillist.errors import BadToken
@@ -23,10 +27,11 @@ from maillist.services.archive import Archive
 from maillist.services.notify import Notifier
 from maillist.services.sandbox import Sandbox
 from maillist.templating import Templates
-from maillist.web.archive import bounded_body
+from maillist.web.archive import SECURITY, bounded_body
 from maillist.web.archive import routes as archive_routes
 
 MAX_FORM_BYTES = 8192
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 
 
@@ -43,6 +48,11 @@ def build(
     archive = Archive(db, display)
 
     async def scrape(request: Request) -> Response:
+        """For a scraper on this host only: the queue's figures are nobody else's business.
+        (Behind a proxy on loopback the client is the one the proxy names, so it is refused.)"""
+        proxied = any(h in request.headers for h in ("x-forwarded-for", "forwarded", "x-real-ip"))
+        if proxied or request.client is None or request.client.host not in LOOPBACK:
+            return PlainTextResponse("not found\n", status_code=404)
         view = await queue_service.view(db, limit=1)
         metrics.set_queue(view.counts)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -74,13 +84,37 @@ def build(
         return page("done" if done.subscribed else "gone", list=done.mlist, address=done.address)
 
     return Starlette(
+        middleware=[Middleware(SecurityHeaders)],
         routes=[
             Route("/metrics", scrape),
             Route("/healthz", healthz),
             Route("/unsubscribe/{list_address}/{token}", unsubscribe, methods=["GET", "POST"]),
             *archive_routes(db, pages, notifier or Notifier(pages), archive),
-        ]
+        ],
     )
+
+
+class SecurityHeaders:
+    """Every response of this port (pages, errors, /metrics, the unsubscribe page) carries the
+    archive's Content-Security-Policy, framing and sniffing headers, unless it set its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded(message: AsgiMessage) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, guarded)
 
 
 async def _one_click(request: Request) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -23,6 +24,7 @@ from maillist.services import archive as svc
 from maillist.services import signin
 from maillist.services.notify import Notifier
 from maillist.templating import Templates, default_dir
+from maillist.web.limits import Window
 
 COOKIE = "maillist_session"
 CSP = (
@@ -39,8 +41,12 @@ MAX_FORM = 4096
 _PART = re.compile(r"^(.*)/part/(\d{1,4})$")
 
 
+SIGNINS_PER_CLIENT = 10  # sign-in requests one client may make an hour
+
+
 def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive) -> list[Route]:
     stylesheet = (default_dir() / "archive" / "archive.css").read_bytes()
+    signins = Window(SIGNINS_PER_CLIENT, 3600.0)
 
     async def viewer_of(request: Request) -> str:
         return await signin.viewer(db, request.cookies.get(COOKIE, ""))
@@ -92,8 +98,8 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
             )
         if kind == "atom":
             mlist, posts = await archive.latest(address, viewer, int(number))
-            return _feed(pages, request, viewer, f"{mlist.name}: thread {number}", posts,
-                         urls.thread_url(mlist.address, int(number)))  # fmt: skip
+            return _feed(pages, request, viewer, mlist, f"{mlist.name}: thread {number}",
+                         posts, urls.thread_url(mlist.address, int(number)))  # fmt: skip
         if kind:
             raise NotFound(f"no thread {spec[:40]!r}")
         found = await archive.thread(address, int(number), viewer)
@@ -131,7 +137,7 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
 
     async def list_feed(request: Request, viewer: str) -> Response:
         mlist, posts = await archive.latest(request.path_params["list"], viewer)
-        return _feed(pages, request, viewer, mlist.name, posts, mlist.url)
+        return _feed(pages, request, viewer, mlist, mlist.name, posts, mlist.url)
 
     async def picture(request: Request, viewer: str) -> Response:
         found = await archive.picture(request.path_params["key"])
@@ -156,9 +162,15 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
             return html("signin.html.j2", request, viewer, state="ask", next=next_path)
         form = await _form(request)
         address = form.get("address", "")[:254]
-        shown = await signin.request(db, notifier, address, _local(form.get("next", "")))
-        return html("signin.html.j2", request, viewer, state="sent", address=shown,
-                    minutes=signin.LINK_MINUTES, next=next_path)  # fmt: skip
+        client = request.client.host if request.client else ""
+        response = html("signin.html.j2", request, viewer, state="sent",
+                        address=signin.shown(address), minutes=signin.LINK_MINUTES,
+                        next=next_path)  # fmt: skip
+        if signins.allow(client):  # the work after the answer: its time says nothing
+            response.background = BackgroundTask(
+                signin.request, db, notifier, address, _local(form.get("next", "")), client
+            )
+        return response
 
     async def signin_link(request: Request) -> Response:
         viewer = await viewer_of(request)
@@ -179,6 +191,7 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
         return response
 
     async def signout(request: Request) -> Response:
+        await signin.sign_out(db, request.cookies.get(COOKIE, ""))
         response = RedirectResponse("/", status_code=303)
         response.delete_cookie(COOKIE)
         return response
@@ -245,13 +258,19 @@ def _feed(
     pages: Templates,
     request: Request,
     viewer: str,
+    mlist: svc.ListEntry,
     title: str,
     posts: list[svc.PostView],
     alternate: str,
 ) -> Response:
-    base = f"{request.url.scheme}://{request.url.netloc}"
+    """Atom wants absolute links: on the list's web_url when an admin set one. Without one they
+    follow the Host the reader asked for, so such a feed is never cached for anyone else (a
+    cache would serve one visitor's forged Host to the next)."""
+    base = mlist.web_url.rstrip("/") or f"{request.url.scheme}://{request.url.netloc}"
     updated = max((p.date for p in posts), default=clock.stamp())
     body = pages.page("archive/feed.atom.j2", title=title, posts=posts, base=base,
                       self_path=request.url.path, alternate=alternate, updated=updated)  # fmt: skip
     headers = {**_headers(viewer)}
+    if not mlist.web_url:
+        headers["Cache-Control"] = "private, no-store"
     return Response(body, media_type="application/atom+xml; charset=utf-8", headers=headers)
