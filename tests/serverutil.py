@@ -144,8 +144,11 @@ def running(db: Path, *args: str) -> Iterator[Server]:
 class Raw:
     """A raw SMTP/LMTP conversation: bytes out exactly as given, reply lines in."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+    def __init__(self, port: int, source: str = "") -> None:
+        """`source`: another loopback address to connect from (127.0.0.2 ...): another client."""
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=IO_TIMEOUT, source_address=(source, 0) if source else None
+        )
         self.buffer = b""
 
     def send(self, data: bytes) -> None:

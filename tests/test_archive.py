@@ -11,7 +11,10 @@ import mailbox
 import re
 import shutil
 import smtplib
+import statistics
 import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +25,8 @@ import httpx
 import pytest
 from PIL import Image
 
+import dbutil
+from conftest import clean_env
 from serverutil import Server
 from sink import RunningSink, Sink
 from test_smtp_receive import admin
@@ -71,6 +76,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     for args in (
         ("lists", "create", TEAM, "--name", "Team Talk", "--posting", "open"),
         ("lists", "set", TEAM, "archive", "public"),
+        ("lists", "set", TEAM, "badges", "unless-forged"),  # the posts here are not signed
         ("lists", "create", INNER, "--name", "Inner Circle", "--posting", "open"),
         ("members", "add", TEAM, ANNE, "--name", "Anne Author"),
         ("members", "add", TEAM, BOB, "--name", f"Bob {XSS}"),
@@ -274,6 +280,61 @@ def test_a_private_archive_is_closed_on_every_view_until_a_member_signs_in(site:
     )
     with forged:
         assert forged.get(inner).status_code == 403
+    # Signing out ends the session everywhere: a copy of the cookie is worth nothing after.
+    copied = httpx.Client(base_url=site.base, cookies=signed.cookies, timeout=10)
+    with copied:
+        assert copied.get(inner).status_code == 200
+        leaving = httpx.Client(base_url=site.base, cookies=signed.cookies, timeout=10)
+        with leaving:
+            assert leaving.post("/signout", follow_redirects=False).status_code == 303
+        assert copied.get(inner).status_code == 403
+
+
+def test_sign_in_requests_cost_the_same_and_never_use_up_a_members_notices(
+    site: Site,
+) -> None:
+    """The page answers before any work is done (a member's request and a stranger's take the
+    same time); the links an address gets are capped on their own, and a client's requests
+    too, so nobody can spend a member's notices (their confirmations, a leave) from the web."""
+
+    def timed(address: str) -> float:
+        started = time.monotonic()
+        answer = httpx.post(f"{site.base}/signin", data={"address": address}, timeout=10)
+        assert answer.status_code == 200 and "on its way" in answer.text
+        return time.monotonic() - started
+
+    member = [timed(BOB) for _ in range(5)]  # from this client: its first ten do work
+    stranger = [timed(f"nobody{n}@example.com") for n in range(5)]
+    assert statistics.median(member) < 2 * statistics.median(stranger) + 0.002, (member, stranger)
+    [(links,)] = site.server.rows(
+        "SELECT COUNT(*) FROM notices_sent WHERE address = ? AND kind = 'sign-in'", BOB
+    )
+    assert links == 3  # five asked, three sent: the sign-in cap, apart from other notices
+    # Bob's own request still gets its answer: the sign-ins spent none of his five.
+    with smtplib.SMTP("127.0.0.1", site.server.port, timeout=10) as client:
+        client.sendmail(BOB, ["team-request@example.org"], mail(
+            BOB, "info@example.net", "info", "", to="team-request@example.org"))  # fmt: skip
+    site.sink.wait(lambda s: any(BOB in r.rcpts and b"results" in r.data for r in s.received))
+
+
+def test_every_response_carries_the_security_headers(site: Site) -> None:
+    for path in ("/nowhere", "/unsubscribe/team@example.org/bad", "/healthz", "/"):
+        response = site.web.get(path)
+        assert "default-src 'none'" in response.headers["content-security-policy"], path
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+
+
+def test_metrics_are_for_this_host_only(site: Site) -> None:
+    assert site.web.get("/metrics").status_code == 200  # a scraper on loopback
+    proxied = site.web.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 404  # a visitor through the proxy in front
+
+
+def test_feed_links_never_follow_a_forged_host(site: Site) -> None:
+    feed = site.web.get(f"/lists/{TEAM}/feed.atom", headers={"Host": "evil.example"})
+    assert feed.status_code == 200
+    assert "evil.example" not in feed.text and site.base in feed.text
 
 
 def test_mbox_export_reads_back_and_imports_as_history(site: Site, tmp_path: Path) -> None:
@@ -284,7 +345,8 @@ def test_mbox_export_reads_back_and_imports_as_history(site: Site, tmp_path: Pat
     stored: dict[object, object] = {
         mid: raw
         for mid, raw in site.server.rows(
-            "SELECT message_id, raw FROM messages WHERE list_id = 1 AND verdict = 'accept'"
+            "SELECT message_id, raw FROM messages WHERE list_id = 1 AND verdict = 'accept' "
+            "AND kind = 'post'"
         )
     }
     read = {m["Message-ID"].strip("<>"): box.get_bytes(k) for k, m in box.items()}
@@ -402,3 +464,47 @@ def test_moderators_see_held_posts_marked_and_nobody_else_does(site: Site) -> No
         assert "post depth-1 held" in text, re.findall(r"<article[^>]*>", text)
     with sign_in(site, ANNE, thread) as member:  # a member, not a moderator
         assert "waits for a moderator" not in member.get(thread).text
+
+
+def test_import_streams_caps_each_message_and_refuses_what_is_no_mbox(
+    site: Site, tmp_path: Path
+) -> None:
+    """A 100 MB message in an mbox costs the import no more memory than the list's size limit
+    (it is skipped, by position, as SMTP would refuse it); a file that is no mbox is said to be
+    one, not read as an empty archive."""
+    huge = tmp_path / "huge.mbox"
+    line = b"x" * 999 + b"\n"
+    with huge.open("wb") as out:
+        out.write(
+            b"From a@b Thu Jan  1 00:00:00 1970\nFrom: a@example.org\nSubject: before\n"
+            b"Message-ID: <huge1@example.org>\nDate: Tue, 01 Dec 2026 10:00:00 +0000\n\nhi\n\n"
+        )
+        out.write(b"From a@b Thu Jan  1 00:00:00 1970\nFrom: a@example.org\nSubject: big\n\n")
+        for _ in range(100 * 1024):
+            out.write(line)
+        out.write(b"\nFrom a@b Thu Jan  1 00:00:00 1970\nFrom: a@example.org\nSubject: after\n"
+                  b"Message-ID: <huge3@example.org>\nDate: Tue, 01 Dec 2026 11:00:00 +0000\n\nho\n")  # fmt: skip
+    assert admin(site.db, "lists", "create", "huge@example.org").returncode == 0
+    measured = subprocess.run(
+        [sys.executable, "-c", (
+            "import sys\nfrom maillist.cli import main\n"
+            f"sys.argv = ['maillist', '--db', {dbutil.location(site.db)!r}, 'archive', 'import', "
+            f"'huge@example.org', {str(huge)!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+            # VmHWM, not ru_maxrss: the latter keeps the forking parent's size across exec.
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+            "print('peak', hwm.split()[1], file=sys.stderr)\n"
+        )],
+        capture_output=True, text=True, timeout=120, env=clean_env(),
+    )  # fmt: skip
+    assert "2 imported" in measured.stdout, measured.stdout + measured.stderr
+    assert (
+        "message 2: skipped: 102,400,035 bytes" in measured.stderr
+        and "max_message_size" in measured.stderr
+    )
+    peak_kib = int(measured.stderr.rsplit("peak", 1)[1])
+    assert peak_kib < 150 * 1024, f"the import peaked at {peak_kib // 1024} MiB"
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    refused = admin(site.db, "archive", "import", "huge@example.org", str(passwd))
+    assert refused.returncode == 1 and "is not an mbox file" in refused.stderr

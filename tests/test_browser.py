@@ -60,6 +60,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Sin
         ("lists", "create", TEAM, "--name", "Managers' Forum", "--posting", "open",
          "--description", "Careers, teams and everything in between"),
         ("lists", "set", TEAM, "archive", "public"),
+        ("lists", "set", TEAM, "badges", "unless-forged"),  # the posts here are not signed
         ("lists", "create", INNER, "--name", "Inner Circle", "--posting", "open"),
         ("members", "add", TEAM, "anne@example.org", "--name", "Anne Ambitious"),
         ("members", "add", TEAM, "tony@example.net", "--name", "BariTony"),

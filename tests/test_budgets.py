@@ -180,3 +180,73 @@ def test_a_digest_with_a_poisoned_post_does_not_hold_up_the_start(tmp_path: Path
     assert isinstance(data, bytes | memoryview)
     digest = bytes(data)
     assert b"poison@example.org" in digest and b"plain@example.org" in digest
+
+
+def test_searches_by_many_readers_leave_smtp_alone(tmp_path: Path) -> None:
+    """A search runs in the reader's thread under a time budget: eight readers searching all
+    the time cost another client's greeting almost nothing."""
+    db = tmp_path / "search.db"
+    seed(db)
+    history = tmp_path / "history.mbox"
+    words = " ".join(f"rotation schedule night shift handover word{n}" for n in range(40))
+    with history.open("w") as out:
+        for n in range(3000):
+            out.write(
+                f"From a@b Thu Jan  1 00:00:00 1970\nFrom: anne@example.org\nSubject: shift {n}\n"
+                f"Message-ID: <h{n}@example.org>\nDate: Tue, 01 Dec 2026 10:00:00 +0000\n\n"
+                f"{words}\n\n"
+            )
+    imported = admin(db, "archive", "import", LIST, str(history))
+    assert "3000 imported" in imported.stdout, imported.stderr
+    with running(db, "--http-port", "0") as srv:
+        stop = threading.Event()
+        answered: list[int] = []
+
+        def reader() -> None:
+            with http(srv) as client:
+                while not stop.is_set():
+                    page = client.get(f"/lists/{LIST}/search", params={"q": "rotation shift"})
+                    answered.append(page.status_code)
+
+        readers = [threading.Thread(target=reader) for _ in range(8)]
+        with Prober(srv.port, every=0.05) as prober:
+            for thread in readers:
+                thread.start()
+            wait_for(lambda: len(answered) >= 40, "forty searches", 120)
+            stop.set()
+            for thread in readers:
+                thread.join(60)
+    assert set(answered) == {200}
+    waits = sorted(prober.waits)
+    median = waits[len(waits) // 2]
+    assert median < 0.1, f"another client's greeting took {median * 1000:.0f} ms (median)"
+
+
+def test_an_ordinary_post_gets_its_250_with_every_attack_in_flight(tmp_path: Path) -> None:
+    """A hostile bounce, a hostile archive read and a digest build of a poisoned post, all at
+    once: an ordinary post still gets its 250 in under a second."""
+    db = tmp_path / "all.db"
+    seed(db)
+    assert admin(db, "lists", "set", LIST, "digest_hour", "0").returncode == 0
+    first = Server(db, "--http-port", "0")
+    try:
+        send(first, "anne@example.org", LIST, poison_post("poison@example.org"))
+    finally:
+        assert first.stop() == 0
+    server = Server(db, "--http-port", "0")  # the digest of the poisoned post is built now
+    try:
+        url = f"/lists/{LIST}/msg/poison@example.org/part/1"
+        attacks = [
+            threading.Thread(
+                target=lambda: send(server, "", "pub-bounces@example.org", hostile_dsn(2000))
+            ),
+            threading.Thread(target=lambda: http(server).get(url)),
+        ]
+        for attack in attacks:
+            attack.start()
+        took = send(server, "anne@example.org", LIST, message(message_id="ok@example.org", to=LIST))
+        for attack in attacks:
+            attack.join(120)
+    finally:
+        server.stop()
+    assert took < 1.0, f"the ordinary post waited {took:.2f} s for its 250"

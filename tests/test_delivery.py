@@ -37,6 +37,7 @@ def setup_team(db: Path, *extra: tuple[str, ...]) -> None:
         ("members", "add", "team@example.org", "erin@other.example"),
         ("members", "set", "team@example.org", "carl@example.org", "mode", "nomail"),
         ("members", "set", "team@example.org", "dora@example.org", "status", "disabled"),
+        ("lists", "set", "team@example.org", "badges", "unless-forged"),  # posts here are unsigned
         ("badges", "grant", "anne@example.org", "Licensee Badge"),
         *extra,
     ):
@@ -341,3 +342,32 @@ def test_a_copy_that_comes_back_without_loop_markers_is_discarded(
             sink.wait(lambda s: any(b"new@example.org" in m.data for m in s.received))
         finally:
             srv.stop()
+
+
+def test_the_from_shows_the_accounts_name_not_what_the_sender_wrote(tmp_path: Path) -> None:
+    """A member's copy names the author as an admin named them; a stranger may keep a display
+    name of their own, but not one that is an address (mallory dressed as anne)."""
+    db = tmp_path / "m.db"
+    setup_team(db, ("lists", "set", "team@example.org", "posting", "open"))
+    dressed = message(sender='"Anne - Licensee Badge, moderator" <anne@example.org>',
+                      message_id="dressed@example.org")  # fmt: skip
+    posing = message(sender='"anne@example.org" <mallory@evil.example>',
+                     message_id="posing@evil.example")  # fmt: skip
+    plain = message(sender="Zed Zebra <zed@elsewhere.example>", message_id="plain@else.example")
+    with RunningSink(Sink()) as sink:
+        srv = Server(db, "--relay", f"127.0.0.1:{sink_port(sink)}")
+        try:
+            post(srv.port, dressed)
+            post(srv.port, posing, sender="mallory@evil.example")
+            post(srv.port, plain, sender="zed@elsewhere.example")
+            sink.wait(lambda s: len([m for m in s.received if "bob@example.org" in m.rcpts]) >= 3)
+        finally:
+            srv.stop()
+    froms = {}
+    for received in sink.received:
+        if "bob@example.org" in received.rcpts:
+            copy = message_from_bytes(received.data, policy=default)
+            froms[str(copy["Message-ID"])] = str(copy["From"])
+    assert froms["<dressed@example.org>"] == "Anne <anne@example.org>"
+    assert froms["<posing@evil.example>"] == "mallory@evil.example"
+    assert froms["<plain@else.example>"] == "Zed Zebra <zed@elsewhere.example>"

@@ -29,6 +29,7 @@ def test_digest_readers_get_one_numbered_digest_and_never_twice(tmp_path: Path) 
     db = tmp_path / "d.db"
     for args in (
         ("lists", "create", LIST, "--name", "Team", "--posting", "open"),
+        ("lists", "set", LIST, "badges", "unless-forged"),  # the posts here are not signed
         ("members", "add", LIST, "anne@example.org", "--name", "Anne Author"),
         ("members", "add", LIST, "dora@example.net", "--mode", "digest"),
         ("badges", "grant", "anne@example.org", "Licensee Badge"),

@@ -241,7 +241,7 @@ def test_an_unsigned_post_keeps_its_from_but_wears_no_badges(world: World) -> No
     """p=none asks receivers for nothing, so the From stays; but nothing proves Rita wrote it
     (anyone can send as rita@relaxed.example), so it wears no badges and says so."""
     copy = parse(world.copy_to_reader(TEAM, "relaxed@relaxed.example"))
-    assert copy["From"] == f"Someone <{RITA}>"
+    assert copy["From"] == f"Rita Relaxed <{RITA}>"  # her account's name, not "Someone"
     assert "X-Original-From" not in copy
     assert "X-Maillist-Badges" not in copy
     assert "Training Badge" not in copy.get_content()

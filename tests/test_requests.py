@@ -493,3 +493,26 @@ def test_a_forged_set_nomail_waits_for_the_member(site: tuple[Server, Sink, Path
     sink.wait(lambda s: any('now "nomail"' in str(m["Subject"]) for m in to(s, "anne@example.org")))
     assert mode_of(db, "anne@example.org") == "nomail"
     assert "mode=nomail (confirmed)" in admin(db, "audit").stdout
+
+
+def test_a_flood_of_held_posts_is_no_flood_of_mail_to_the_moderators(tmp_path: Path) -> None:
+    db = tmp_path / "flood.db"
+    for args in (
+        ("lists", "create", LIST, "--name", "Team"),
+        ("members", "add", LIST, "mo@example.org", "--role", "moderator"),
+    ):
+        assert admin(db, *args).returncode == 0
+    srv = Server(db)
+    try:
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as client:
+            for n in range(33):  # a stranger's posts: each held for a moderator
+                client.sendmail("x@evil.example", [LIST], mail(
+                    "x@evil.example", LIST, f"spam {n}", "buy", mid=f"spam{n}"))  # fmt: skip
+        [(held,)] = srv.rows("SELECT COUNT(*) FROM held_messages")
+        [(told,)] = srv.rows(
+            "SELECT COUNT(*) FROM notices_sent WHERE address = 'mo@example.org' "
+            "AND kind = 'held-moderator'"
+        )
+    finally:
+        srv.stop()
+    assert held == 33 and told == 30  # every post waits; the moderator hears of thirty an hour

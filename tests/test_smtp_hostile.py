@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -221,10 +222,14 @@ def test_connection_cap_and_slow_clients(tmp_path: Path) -> None:
         assert _dropped_while(held[1], [b"NOOP", b"RSET"]).startswith(b"421 4.4.2 Idle")
         for conn in held:
             conn.close()
-        # ...and one that keeps making progress is dropped at the session deadline.
+        # ...and one that keeps sending messages is dropped at the session deadline.
         busy = Raw(srv.port)
         assert busy.reply().startswith(b"220") and busy.cmd(b"EHLO busy").startswith(b"250")
-        assert b"time limit" in _dropped_while(busy, [b"MAIL FROM:<a@example.org>", b"RSET"])
+        transaction = [
+            b"MAIL FROM:<a@example.org>", b"RCPT TO:<open@example.org>", b"DATA",
+            message(to="open@example.org", message_id=None) + b".",
+        ]  # fmt: skip
+        assert b"time limit" in _dropped_while(busy, transaction, pace=0.05)
         busy.close()
         # Everyone else is still served.
         fresh = Raw(srv.port)
@@ -233,7 +238,9 @@ def test_connection_cap_and_slow_clients(tmp_path: Path) -> None:
         fresh.close()
 
 
-def _dropped_while(conn: Raw, commands: list[bytes], within: float = 10.0) -> bytes:
+def _dropped_while(
+    conn: Raw, commands: list[bytes], within: float = 10.0, pace: float = 0.2
+) -> bytes:
     """Send `commands` in turn until the server says 421; return that reply."""
     start = time.monotonic()
     n = 0
@@ -242,8 +249,49 @@ def _dropped_while(conn: Raw, commands: list[bytes], within: float = 10.0) -> by
         n += 1
         if reply.startswith(b"421"):
             return reply
-        time.sleep(0.2)  # a client's pace, not synchronisation: the server decides when
+        time.sleep(pace)  # a client's pace, not synchronisation: the server decides when
     raise AssertionError("not dropped")
+
+
+def test_a_session_is_judged_by_what_it_achieves(tmp_path: Path) -> None:
+    """A MAIL now and then keeps the idle clock happy but sends nothing: after two idle periods
+    without a message the session goes, and its slot with it."""
+    db = tmp_path / "achieve.db"
+    seed(db)
+    with running(db, "--timeout", "1") as srv:
+        idler = Raw(srv.port)
+        assert idler.reply().startswith(b"220") and idler.cmd(b"EHLO idler").startswith(b"250")
+        started = time.monotonic()
+        commands = [b"MAIL FROM:<a@example.org>", b"RCPT TO:<open@example.org>", b"RSET"]
+        assert _dropped_while(idler, commands, pace=0.3).startswith(b"421 4.4.2 Idle")
+        assert time.monotonic() - started < 4  # two idle periods, not the 600 s deadline
+        idler.close()
+
+
+def test_a_few_addresses_holding_every_slot_cannot_keep_a_new_client_out(
+    tmp_path: Path,
+) -> None:
+    """Five addresses with their full share each hold every session; a sixth client still
+    gets in, in the place of an idle session of the biggest holder."""
+    db = tmp_path / "room.db"
+    seed(db)
+    with running(db, "--max-sessions", "10", "--max-sessions-per-client", "2") as srv:
+        held: list[Raw] = []
+        for n in range(5):
+            for _ in range(2):
+                conn = Raw(srv.port, f"127.0.0.{2 + n}")
+                assert conn.reply().startswith(b"220")
+                held.append(conn)
+        newcomer = Raw(srv.port, "127.0.0.9")
+        assert newcomer.reply().startswith(b"220")  # let in, not 421
+        # One idle session made room (told why), the others are untouched.
+        ready, _, _ = select.select([c.sock for c in held], [], [], 2.0)
+        assert len(ready) == 1
+        [told] = [c for c in held if c.sock in ready]
+        assert told.line().startswith(b"421 4.7.0")
+        newcomer.close()
+        for conn in held:
+            conn.close()
 
 
 def test_one_client_address_cannot_take_every_session(tmp_path: Path) -> None:
@@ -353,6 +401,9 @@ def test_escape_sequences_never_reach_the_admins_terminal(server: Server) -> Non
     assert "\x1b" not in listing and "\x07" not in listing and "\x9b" not in listing
     as_json = admin(server.db, "threads", "open@example.org", "--json").stdout
     assert "\x1b" not in as_json and "\x9b" not in as_json and "\\u001b" in as_json
+    log = server.log.read_bytes()  # the server's own log: what journalctl shows
+    assert b"esc\\x1b[2Jid@example.org" in log
+    assert b"\x1b" not in log and b"\x07" not in log
 
 
 def parse_bomb(parts: int = 40) -> bytes:

@@ -65,6 +65,10 @@ class AlreadyDelivered(MaillistError):
     """A held post cannot be approved: a post with its Message-ID was delivered already."""
 
 
+class StoreTimeout(MaillistError):
+    """A statement stopped at its time budget (engine.time_limit)."""
+
+
 class Unavailable(MaillistError):
     """What was asked for exists but cannot be shown now (past its time budget)."""
 

@@ -1,4 +1,5 @@
-"""mboxrd (the mbox variant that loses nothing): writing messages as one file. Pure.
+"""mboxrd (the mbox variant that loses nothing): writing messages as one file, and what an
+imported message lacks. Pure.
 
 Each message gets a `From ` separator line; a body line that starts with `From ` after any
 number of `>` gets one more `>` (and a reader removes one), so every message reads back byte for
@@ -7,6 +8,14 @@ byte (with LF line endings, as mbox files have them)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.policy import compat32
+from email.utils import parsedate_to_datetime
+
+from maillist import mailparse
+from maillist.errors import MessageRefused
+from maillist.mailparse import Limits
 
 _FROM = re.compile(rb"(?m)^(>*From )")
 
@@ -23,3 +32,36 @@ def entry(
 
 def mboxrd(raws: list[bytes]) -> bytes:
     return b"".join(entry(raw) for raw in raws)
+
+
+def defects(position: int, raw: bytes, limits: Limits, domain: str) -> list[str]:
+    """What a dry run reports of one message."""
+    found: list[str] = []
+    try:
+        parsed = mailparse.prepare(raw, limits, received_at=datetime.now(UTC), domain=domain)
+    except MessageRefused as exc:
+        text = str(exc)
+        if "line 1 is not a header field" in text:
+            text += " (the tail of the message before it, split at an unescaped 'From ' line?)"
+        return [f"message {position}: cannot be imported: {text}"]
+    if parsed.minted_id:
+        found.append(f"message {position}: no Message-ID (one is made from its bytes)")
+    head = message_from_bytes(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=compat32)
+    date = head.get("Date")
+    try:
+        if date is None or parsedate_to_datetime(str(date)) is None:
+            raise ValueError
+    except (TypeError, ValueError, IndexError):
+        found.append(f"message {position}: bad or missing Date ({str(date or '')[:60]!r})")
+    body = message_from_bytes(raw, policy=compat32)
+    for part in body.walk():
+        if part.is_multipart():
+            continue
+        try:
+            data = part.get_payload(decode=True)
+            if part.get_content_maintype() == "text" and isinstance(data, bytes):
+                data.decode(part.get_content_charset() or "us-ascii")
+        except (LookupError, UnicodeDecodeError) as exc:
+            found.append(f"message {position}: a part that does not decode ({type(exc).__name__})")
+            break
+    return found

@@ -31,7 +31,7 @@ def import_(
 ) -> None:
     """Import an existing list's history: threaded exactly as live mail, duplicates skipped,
     never redistributed. Unusable messages are reported by position; the rest go on."""
-    total = mboxio.count(file) if file.is_file() else 0
+    total = file.stat().st_size if file.is_file() else 0
     with typer.progressbar(length=total, label="reading", file=None) as bar:
         report = run(
             ctx,

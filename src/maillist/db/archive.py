@@ -179,9 +179,18 @@ class Hit:
     snippet: str  # with \x02 ... \x03 around the matched terms
 
 
+SEARCH_SECONDS = 2.0
+
+
 def search(conn: Conn, list_id: int, words: Sequence[str], limit: int) -> list[Hit]:
     """Delivered posts of the list with all these words, best first: FTS5's bm25 and snippet on
-    SQLite, the tsvector's rank and ts_headline on PostgreSQL."""
+    SQLite, the tsvector's rank and ts_headline on PostgreSQL; stopped at SEARCH_SECONDS
+    (StoreTimeout)."""
+    with engine.time_limit(conn, SEARCH_SECONDS):
+        return _search(conn, list_id, words, limit)
+
+
+def _search(conn: Conn, list_id: int, words: Sequence[str], limit: int) -> list[Hit]:
     if engine.postgres(conn):
         rows = conn.execute(
             f"SELECT {_POST}, ts_headline('simple', s.body, q, ?) "

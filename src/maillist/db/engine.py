@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from maillist.db.postgres import OWNER_LOCKS, PgConn
 from maillist.db.store import Conn
+from maillist.errors import StoreTimeout
 
 
 def postgres(conn: Conn) -> bool:
@@ -49,3 +52,30 @@ def exclusive(conn: Conn, name: str) -> None:
     transaction-level advisory lock); SQLite's single writer already does."""
     if postgres(conn):
         conn.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
+
+
+@contextmanager
+def time_limit(conn: Conn, seconds: float) -> Iterator[None]:
+    """Statements inside are stopped past `seconds` (they raise StoreTimeout): a search a
+    stranger typed must not hold the reader for long. SQLite: a progress handler that
+    interrupts; PostgreSQL: the transaction's statement_timeout."""
+    if postgres(conn):
+        conn.execute(f"SET LOCAL statement_timeout = {int(seconds * 1000)}")
+        try:
+            yield
+        except Exception as exc:
+            if type(exc).__name__ == "QueryCanceled":
+                raise StoreTimeout(f"over its {seconds:g} s budget") from None
+            raise
+        return
+    assert isinstance(conn, sqlite3.Connection)
+    until = time.monotonic() + seconds
+    conn.set_progress_handler(lambda: int(time.monotonic() > until), 10_000)
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc):
+            raise StoreTimeout(f"over its {seconds:g} s budget") from None
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)

@@ -20,7 +20,7 @@ from maillist.db import lists as db_lists
 from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
-from maillist.errors import NotFound, SignInRequired, Unavailable
+from maillist.errors import NotFound, SignInRequired, StoreTimeout, Unavailable
 from maillist.models import MailingList
 from maillist.services.sandbox import Overrun, Sandbox, SandboxBusy, SandboxFailed
 from maillist.urls import list_url, message_url, thread_url
@@ -271,11 +271,19 @@ class Archive:
     async def search(
         self, address: str, text: str, viewer: str, limit: int = 50
     ) -> tuple[ListEntry, list[SearchHit]]:
+        """In the reader's thread, never on the loop, and within a time budget (a search for
+        common words over a large archive is the costliest read a stranger can ask for)."""
         query = search_words(text)
-        async with self.db.read() as conn:
+
+        def find(conn: Conn) -> tuple[MailingList, list[sql.Hit], _People]:
             mlist = self._readable(conn, address, viewer)
-            hits = sql.search(conn, mlist.id, query, limit) if query else []
-            people = _People(conn, [h.post.sender for h in hits])
+            try:
+                hits = sql.search(conn, mlist.id, query, limit) if query else []
+            except StoreTimeout as exc:
+                raise Unavailable(f"this search took too long ({exc}): try more words") from None
+            return mlist, hits, _People(conn, [h.post.sender for h in hits])
+
+        mlist, hits, people = await self.db.read_in_thread(find)
         found = [
             SearchHit(
                 self._view(mlist, h.post, people, {}),

@@ -8,13 +8,9 @@ the defects it would meet and writes nothing. Export writes the delivered posts 
 
 from __future__ import annotations
 
-import mailbox
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes
-from email.policy import compat32
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from maillist import mailparse, mboxes
@@ -22,15 +18,17 @@ from maillist.db import Store
 from maillist.db import archive as db_archive
 from maillist.db import ingest as db_ingest
 from maillist.db import lists as db_lists
-from maillist.errors import BadInput, MessageRefused, UnknownList
+from maillist.errors import BadInput, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits
 from maillist.models import Kind, MailingList
 from maillist.services.ingest import Incoming, ingest_one
 from maillist.services.notify import Notifier
 from maillist.services.requests import Requests
+from maillist.services.sandbox import Sandbox
 from maillist.templating import Templates
 
 CHUNK = 500  # messages per transaction
+INLINE_BYTES = 64 * 1024  # as SMTP: a small single-part message is parsed in-process
 
 
 @dataclass(slots=True)
@@ -45,57 +43,47 @@ def crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
-def messages(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(position from 1, the message's bytes with CRLF line endings) for each message."""
+LINE = 64 * 1024  # read at most this much at a time: a file of one huge line costs no more
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    position: int  # from 1
+    raw: bytes | None  # CRLF line endings; None when it was over the cap (then skipped)
+    size: int  # its size in the file, all of it
+
+
+def messages(path: Path, cap: int) -> Iterator[Entry]:
+    """Each message of an mbox (mboxo or mboxrd, split where a line starts with `From `, as
+    Python's mailbox and mutt split), streamed: memory stays within one message of at most
+    `cap` bytes, however large the file or any message in it. A file whose first line is not
+    a `From ` line is no mbox (BadInput), not an empty one."""
     if not path.is_file():
         raise BadInput(f"no mbox file at {path}")
-    box = mailbox.mbox(path, create=False)
-    try:
-        for position, key in enumerate(box.iterkeys(), start=1):
-            yield position, crlf(box.get_bytes(key))
-    finally:
-        box.close()
-
-
-def count(path: Path) -> int:
-    box = mailbox.mbox(path, create=False)
-    try:
-        return len(box)
-    finally:
-        box.close()
-
-
-def defects(position: int, raw: bytes, limits: Limits, domain: str) -> list[str]:
-    """What a dry run reports of one message."""
-    found: list[str] = []
-    try:
-        parsed = mailparse.prepare(raw, limits, received_at=datetime.now(UTC), domain=domain)
-    except MessageRefused as exc:
-        text = str(exc)
-        if "line 1 is not a header field" in text:
-            text += " (the tail of the message before it, split at an unescaped 'From ' line?)"
-        return [f"message {position}: cannot be imported: {text}"]
-    if parsed.minted_id:
-        found.append(f"message {position}: no Message-ID (one is made from its bytes)")
-    head = message_from_bytes(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=compat32)
-    date = head.get("Date")
-    try:
-        if date is None or parsedate_to_datetime(str(date)) is None:
-            raise ValueError
-    except (TypeError, ValueError, IndexError):
-        found.append(f"message {position}: bad or missing Date ({str(date or '')[:60]!r})")
-    body = message_from_bytes(raw, policy=compat32)
-    for part in body.walk():
-        if part.is_multipart():
-            continue
-        try:
-            data = part.get_payload(decode=True)
-            if part.get_content_maintype() == "text" and isinstance(data, bytes):
-                data.decode(part.get_content_charset() or "us-ascii")
-        except (LookupError, UnicodeDecodeError) as exc:
-            found.append(f"message {position}: a part that does not decode ({type(exc).__name__})")
-            break
-    return found
+    with path.open("rb") as source:
+        first = source.readline(LINE)
+        if not first:
+            return
+        if not first.startswith(b"From "):
+            raise BadInput(f"{path} is not an mbox file: its first line is not a 'From ' line")
+        position, kept, size, line_start = 1, bytearray(), 0, True
+        while True:
+            chunk = source.readline(LINE)
+            if not chunk or (line_start and chunk.startswith(b"From ")):
+                if kept.endswith(b"\n\n"):  # the blank line before the separator
+                    del kept[-1:]
+                yield Entry(position, crlf(bytes(kept)) if size <= cap else None, size)
+                if not chunk:
+                    return
+                position, kept, size = position + 1, bytearray(), 0
+                line_start = chunk.endswith(b"\n")
+                continue
+            size += len(chunk)
+            if size <= cap:
+                kept += chunk
+            elif kept:
+                kept = bytearray()  # over the cap: the rest is only counted
+            line_start = chunk.endswith(b"\n")
 
 
 async def import_mbox(
@@ -106,6 +94,9 @@ async def import_mbox(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
+    """`progress(n)`: n more bytes of the file read. Each message is capped as SMTP caps it
+    (the list's size limit, the header caps, the parse budget in a sandbox for what SMTP would
+    not parse on its loop); what is over a cap is reported by position and skipped."""
     async with db.read() as conn:
         mlist = db_lists.by_address(conn, list_address)
     if mlist is None:
@@ -114,31 +105,71 @@ async def import_mbox(
     report = ImportReport()
     pending: list[tuple[int, Incoming]] = []
     requests = Requests(Notifier(Templates()))  # never used: imported posts are posts
-    for position, raw in messages(path):
-        report.read += 1
-        if progress is not None:
-            progress(1)
-        if dry_run:
-            report.problems += defects(position, raw, limits, mlist.domain)
-            continue
-        item = _incoming(mlist, position, raw, limits, report)
-        if item is not None:
-            pending.append((position, item))
-        if len(pending) >= CHUNK:
+    parser = Sandbox("import", workers=1)
+    try:
+        for entry in messages(path, mlist.max_message_size):
+            report.read += 1
+            if progress is not None:
+                progress(entry.size)
+            if entry.raw is None:
+                report.problems.append(
+                    f"message {entry.position}: skipped: {entry.size:,} bytes, over the list's "
+                    f"limit of {mlist.max_message_size:,} (max_message_size)"
+                )
+                continue
+            if dry_run:
+                report.problems += await _checked(parser, entry.position, entry.raw, limits,
+                                                  mlist.domain)  # fmt: skip
+                continue
+            item = await _incoming(parser, mlist, entry.position, entry.raw, limits, report)
+            if item is not None:
+                pending.append((entry.position, item))
+            if len(pending) >= CHUNK:
+                await _store(db, pending, requests, report)
+                pending = []
+        if pending:
             await _store(db, pending, requests, report)
-            pending = []
-    if pending:
-        await _store(db, pending, requests, report)
+    finally:
+        await parser.close()
     return report
 
 
-def _incoming(
-    mlist: MailingList, position: int, raw: bytes, limits: Limits, report: ImportReport
-) -> Incoming | None:
+async def _checked(
+    parser: Sandbox, position: int, raw: bytes, limits: Limits, domain: str
+) -> list[str]:
     try:
-        parsed = mailparse.prepare(raw, limits, received_at=datetime.now(UTC), domain=mlist.domain)
+        return await parser.run(
+            mboxes.defects, position, raw, limits, domain, seconds=limits.parse_seconds
+        )
+    except TimeoutError:
+        return [f"message {position}: cannot be imported: over the parse budget"]
+    except MaillistError as exc:
+        return [f"message {position}: cannot be imported: {exc}"]
+
+
+async def _incoming(
+    parser: Sandbox,
+    mlist: MailingList,
+    position: int,
+    raw: bytes,
+    limits: Limits,
+    report: ImportReport,
+) -> Incoming | None:
+    now = datetime.now(UTC)
+    try:
+        if len(raw) <= INLINE_BYTES and not mailparse.is_multipart(raw):
+            parsed = mailparse.prepare(raw, limits, received_at=now, domain=mlist.domain)
+        else:
+            parsed = await parser.run(
+                mailparse.prepare, raw, limits, received_at=now, domain=mlist.domain,
+                seconds=limits.parse_seconds,
+            )  # fmt: skip
     except MessageRefused as exc:
         report.problems.append(f"message {position}: skipped: {exc}")
+        return None
+    except (TimeoutError, MaillistError) as exc:
+        why = "over the parse budget" if isinstance(exc, TimeoutError) else str(exc)
+        report.problems.append(f"message {position}: skipped: {why}")
         return None
     sender = parsed.sender or ""
     return Incoming(mlist, Kind.POST, "", mlist.address, sender, raw, parsed, imported=True)
