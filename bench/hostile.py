@@ -6,7 +6,8 @@ another client sees it.
 Each run makes a fresh database with the CLI (a public list, a member, a digest reader), starts
 `maillist serve --http-port 0` and, while the attack is in flight, (a) probes the SMTP port every
 50 ms from another client (connect, greeting, NOOP: the longest wait is what the attack froze)
-and (b) sends one ordinary post 100 ms after the attack began and times it from connect to 250.
+and (b) sends ordinary posts one after another from 100 ms after the attack began until it is
+over, each timed from connect to 250 (the longest is printed).
 
   bounce   a 3.8 KB DSN to LIST-bounces@ whose text part, after Netscape's marker, is one line of
            2,500 `<` (flufl.bounce's Netscape regex is cubic on it)
@@ -159,17 +160,20 @@ def site(src: str, where: Path) -> Path:
 
 
 def under_attack(server: Server, attack: Callable[[], object]) -> tuple[float, float]:
-    """(longest wait of another client, the ordinary post's 250) while `attack` runs."""
+    """(longest wait of another client, longest 250 of an ordinary post) while `attack` runs:
+    ordinary posts go one after another, from 100 ms after it starts until it is over."""
     prober = Prober(server.port)
     prober.start()
     thread = threading.Thread(target=attack, daemon=True)
     thread.start()
     time.sleep(0.1)  # a bench's pacing: the attack is under way
-    took = post(server.port, "anne@example.org", LIST, ordinary(1))
-    thread.join(300)
+    posts = [post(server.port, "anne@example.org", LIST, ordinary(0))]
+    while thread.is_alive():
+        posts.append(post(server.port, "anne@example.org", LIST, ordinary(len(posts))))
+        thread.join(0.2)
     prober.done.set()
     prober.join(300)
-    return max(prober.waits), took
+    return max(prober.waits), max(posts)
 
 
 def run_bounce(src: str, where: Path) -> dict[str, float]:
@@ -230,7 +234,7 @@ def main() -> None:
         figures = {k: statistics.median(r[k] for r in results) for k in results[0]}
         line = (
             f"{name:8} another client's longest wait {figures['wait'] * 1000:8.0f} ms   "
-            f"ordinary post's 250 {figures['post'] * 1000:8.0f} ms"
+            f"longest 250 of an ordinary post {figures['post'] * 1000:8.0f} ms"
         )
         if "start" in figures:
             line += (
