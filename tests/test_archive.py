@@ -393,14 +393,29 @@ def test_import_reports_what_it_cannot_use_and_goes_on(site: Site, tmp_path: Pat
         b"Message-ID: <imp1@example.org>\nDate: not a date\n\nfine\n\n"
         b"From a@b Thu Jan  1 00:00:00 1970\nthis is not a header\n\nbody\n\n"
         b"From a@b Thu Jan  1 00:00:00 1970\nFrom: a@example.org\nSubject: three\n\nno id\n\n"
+        # Python's formatdate() writes "-0000": UTC, zone unknown. A real date all the same.
+        b"From a@b Thu Jan  1 00:00:00 1970\nFrom: Old Timer <old@elsewhere.example>\n"
+        b"Subject: four\nMessage-ID: <imp4@example.org>\n"
+        b"Date: Tue, 01 Oct 2019 10:00:00 -0000\n\nfrom long ago\n\n"
     )
     assert admin(site.db, "lists", "create", "broken@example.org").returncode == 0
+    assert admin(site.db, "lists", "set", "broken@example.org", "archive", "public").returncode == 0
     dry = admin(site.db, "archive", "import", "broken@example.org", str(broken), "--dry-run")
     assert "message 1: bad or missing Date" in dry.stderr
     assert "message 2: cannot be imported" in dry.stderr and "unescaped 'From '" in dry.stderr
     assert "message 3: no Message-ID" in dry.stderr
+    assert "message 4" not in dry.stderr  # -0000 is a date
+    assert "554" not in dry.stderr and "5.6.0" not in dry.stderr  # what is wrong, not a code
     done = admin(site.db, "archive", "import", "broken@example.org", str(broken))
-    assert "2 imported" in done.stdout and "message 2: skipped" in done.stderr
+    assert "3 imported" in done.stdout and "message 2: skipped" in done.stderr
+    assert "554" not in done.stderr
+    [(date,)] = site.server.rows("SELECT date FROM messages WHERE message_id = 'imp4@example.org'")
+    assert str(date).startswith("2019-10-01T10:00:00")
+    [(thread,)] = site.server.rows(
+        "SELECT thread_id FROM messages WHERE message_id = 'imp4@example.org'"
+    )
+    shown = page(site, f"/lists/broken@example.org/thread/{thread}")
+    assert "Old Timer" in shown  # an imported author without an account: their From's name
 
 
 def test_static_render_writes_the_pages_and_only_changes_next_time(

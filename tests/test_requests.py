@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import smtplib
+import subprocess
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -516,3 +518,92 @@ def test_a_flood_of_held_posts_is_no_flood_of_mail_to_the_moderators(tmp_path: P
     finally:
         srv.stop()
     assert held == 33 and told == 30  # every post waits; the moderator hears of thirty an hour
+
+
+def held_notice(srv: Server, sink: Sink, mid: str) -> EmailMessage:
+    send(srv, mail("zed@else.example", LIST, "Hello?", "Hi all", mid=mid), LIST, "zed@else.example")
+    [notice] = wait_for(sink, "mo@example.org")
+    assert "held" in str(notice["Subject"])
+    return notice
+
+
+@pytest.mark.skipif(not shutil.which("s-nail"), reason="s-nail is not installed (apt s-nail)")
+def test_a_moderator_approves_with_s_nail_bottom_posting(
+    site: tuple[Server, Sink, Path], tmp_path: Path
+) -> None:
+    """What Debian's s-nail sends when a moderator types `reply` and `approve`: the
+    attribution, the quoted notice, then the answer at the bottom."""
+    srv, sink, _db = site
+    notice = held_notice(srv, sink, "held-snail")
+    box = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (box / sub).mkdir(parents=True)
+    raw = next(m.data for m in sink.received if "mo@example.org" in m.rcpts)
+    (box / "new" / "1.notice").write_bytes(raw.replace(b"\r\n", b"\n"))
+    subprocess.run(
+        ["s-nail", "-#", "-N", "-S", "quote", "-S", "from=mo@example.org",
+         "-S", f"mta=smtp://127.0.0.1:{srv.port}", "-f", str(box)],
+        input=b"reply 1\napprove\n~.\n", check=True, timeout=60, capture_output=True,
+    )  # fmt: skip
+    sink.wait(
+        lambda s: any("held-snail" in str(m["Message-ID"]) for m in to(s, "anne@example.org"))
+    )
+    [(verdict,)] = srv.rows(
+        "SELECT verdict FROM messages WHERE message_id = 'held-snail@client.example'"
+    )
+    assert verdict == "approved", notice["Subject"]
+
+
+def test_a_member_with_a_full_hour_of_notices_still_leaves(
+    site: tuple[Server, Sink, Path],
+) -> None:
+    """Five notices this hour (the anti-bombing cap), then a leave: its confirmation still
+    goes, the member leaves; and answers past the cap are announced once, not dropped."""
+    srv, sink, db = site
+    for n in range(5):
+        send(srv, mail("anne@example.org", "team-request@example.org", "info", mid=f"i{n}"),
+             "team-request@example.org", "anne@example.org")  # fmt: skip
+    wait_for(sink, "anne@example.org", 5)
+    send(srv, mail("anne@example.org", "team-request@example.org", "info", mid="i5"),
+         "team-request@example.org", "anne@example.org")  # fmt: skip
+    send(srv, mail("anne@example.org", "team-leave@example.org", "bye", mid="l1"),
+         "team-leave@example.org", "anne@example.org")  # fmt: skip
+    got = wait_for(sink, "anne@example.org", 7)
+    subjects = [str(m["Subject"]) for m in got]
+    assert sum("held back" in s for s in subjects) == 1, subjects
+    confirmation = next(m for m in got if "leaving" in str(m["Subject"]))
+    send(srv, reply(confirmation, "anne@example.org", "yes"), confirm_address(confirmation),
+         "anne@example.org")  # fmt: skip
+    sink.wait(lambda s: any("left" in str(m["Subject"]) for m in to(s, "anne@example.org")))
+    assert "anne@example.org" not in members(db)
+
+
+def test_commands_are_answered_once_and_nothing_is_ignored_silently(
+    site: tuple[Server, Sink, Path],
+) -> None:
+    srv, sink, _db = site
+    send(srv, mail("anne@example.org", "team-request@example.org", "help", "help\n",
+                   mid="h1"), "team-request@example.org", "anne@example.org")  # fmt: skip
+    [answer] = wait_for(sink, "anne@example.org")
+    assert plain(answer).count("> help") == 1
+    send(srv, mail("anne@example.org", "team-request@example.org", "hi", "info\nsubscribez\n",
+                   mid="h2"), "team-request@example.org", "anne@example.org")  # fmt: skip
+    second = wait_for(sink, "anne@example.org", 2)[1]
+    assert "> subscribez" in plain(second) and "Not a command" in plain(second)
+
+
+def test_who_joins_by_email_is_named_by_their_message(site: tuple[Server, Sink, Path]) -> None:
+    srv, sink, db = site
+    joining = mail("Zoe Zebra <zoe@example.net>", "team-join@example.org", "join", mid="j1")
+    send(srv, joining, "team-join@example.org", "zoe@example.net")
+    [notice] = wait_for(sink, "zoe@example.net")
+    send(srv, reply(notice, "zoe@example.net", "yes"), confirm_address(notice), "zoe@example.net")
+    wait_for(sink, "zoe@example.net", 2)
+    listed = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
+    assert next(m for m in listed if m["address"] == "zoe@example.net")["name"] == "Zoe Zebra"
+    renamed = admin(db, "members", "set", LIST, "zoe@example.net", "name", "Zoë Z.")
+    assert renamed.returncode == 0, renamed.stderr
+    listed = json.loads(admin(db, "members", "list", LIST, "--json").stdout)
+    assert next(m for m in listed if m["address"] == "zoe@example.net")["name"] == "Zoë Z."
+    wrong = admin(db, "members", "set", LIST, "zoe@example.net", "mode", "weekly")
+    assert wrong.returncode == 1 and "regular, digest, nomail" in wrong.stderr

@@ -9,7 +9,7 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.errors import NonASCIILocalPartDefect
 from email.header import decode_header, make_header
@@ -327,7 +327,11 @@ def _date(msg: Message, received_at: datetime) -> str:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError, OverflowError):
             when = None
-    if when is None or when.tzinfo is None:
+    if when is not None and when.tzinfo is None:
+        # "-0000": UTC, its zone not known (RFC 5322 3.3; what email.utils.formatdate writes).
+        # The stdlib leaves such a time naive; it is a real date all the same.
+        when = when.replace(tzinfo=UTC)
+    if when is None:
         when = received_at
     try:
         return clock.iso(when)

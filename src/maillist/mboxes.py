@@ -34,16 +34,29 @@ def mboxrd(raws: list[bytes]) -> bytes:
     return b"".join(entry(raw) for raw in raws)
 
 
+_CODE = re.compile(r"^\d{3}[ -](\d\.\d{1,3}\.\d{1,3} )?")
+
+
+def refusal(reply: str) -> str:
+    """An SMTP refusal as an import reports it: what is wrong with the message, not a reply
+    code. A message that does not start with a header is most often the tail of the one
+    before it, cut at a body line starting "From " that the mbox's writer did not escape."""
+    text = _CODE.sub("", reply).strip()
+    if "has no header" in text or "line 1 is not a header field" in text:
+        return (
+            "it does not begin with a header: probably the rest of the message before it, "
+            "split where a line of its body starts with an unescaped 'From '"
+        )
+    return text
+
+
 def defects(position: int, raw: bytes, limits: Limits, domain: str) -> list[str]:
     """What a dry run reports of one message."""
     found: list[str] = []
     try:
         parsed = mailparse.prepare(raw, limits, received_at=datetime.now(UTC), domain=domain)
     except MessageRefused as exc:
-        text = str(exc)
-        if "line 1 is not a header field" in text:
-            text += " (the tail of the message before it, split at an unescaped 'From ' line?)"
-        return [f"message {position}: cannot be imported: {text}"]
+        return [f"message {position}: cannot be imported: {refusal(str(exc))}"]
     if parsed.minted_id:
         found.append(f"message {position}: no Message-ID (one is made from its bytes)")
     head = message_from_bytes(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=compat32)

@@ -72,13 +72,17 @@ def set_(
     ctx: typer.Context,
     list_address: ListArg,
     address: Annotated[str, typer.Argument(help="The member's address.")],
-    option: Annotated[str, typer.Argument(help="role, mode, status or receive_own.")],
+    option: Annotated[str, typer.Argument(help="name, role, mode, status or receive_own.")],
     value: Annotated[
         str,
-        typer.Argument(help="member|moderator|owner, regular|nomail, enabled|disabled, yes|no."),
+        typer.Argument(
+            help="a display name, member|moderator|owner, regular|digest|nomail, "
+            "enabled|disabled, yes|no."
+        ),
     ],
 ) -> None:
-    """Change one member's role, delivery mode, status, or whether they get their own posts."""
+    """Change one member's display name, role, delivery mode, status, or whether they get their
+    own posts."""
     run(
         ctx,
         lambda db, cfg: svc.set_option(db, list_address, address, option, value, actor=cfg.actor),

@@ -23,6 +23,7 @@ class ThreadRow:
     participants: int
     starter: str  # the first visible post's sender ('' if none)
     first_row: int  # that post's row
+    starter_name: str = ""  # the display name its From gave
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +85,17 @@ def threads(conn: Conn, list_id: int, offset: int, limit: int) -> list[ThreadRow
         (list_id, limit, offset),
     ).fetchall()
     firsts = {int(r[6]) for r in rows if r[6] is not None}
-    senders = dict(
-        conn.execute(
-            f"SELECT id, sender FROM messages WHERE id IN ({','.join('?' * len(firsts))})",
+    senders = {
+        row[0]: (str(row[1]), str(row[2]))
+        for row in conn.execute(
+            "SELECT id, sender, sender_name FROM messages "
+            f"WHERE id IN ({','.join('?' * len(firsts))})",
             tuple(firsts),
         ).fetchall()
-    )
+    }
     return [
         ThreadRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]),
-                  str(senders.get(r[6], "")), int(r[6] or 0))
+                  senders.get(r[6], ("", ""))[0], int(r[6] or 0), senders.get(r[6], ("", ""))[1])
         for r in rows
     ]  # fmt: skip
 

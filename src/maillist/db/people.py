@@ -92,3 +92,11 @@ def signed_out_at(conn: Conn, address: str) -> int:
 
 def sign_out(conn: Conn, address: str, at: int) -> None:
     conn.execute("UPDATE people SET signed_out_at = ? WHERE address = ?", (str(at), address))
+
+
+def name_if_none(conn: Conn, address: str, name: str) -> None:
+    conn.execute("UPDATE people SET name = ? WHERE address = ? AND name = ''", (name, address))
+
+
+def set_name(conn: Conn, address: str, name: str) -> None:
+    conn.execute("UPDATE people SET name = ? WHERE address = ?", (name, address))

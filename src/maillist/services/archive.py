@@ -184,7 +184,7 @@ class Archive:
             ThreadEntry(
                 thread_url(mlist.address, r.id),
                 r.subject or "(no subject)",
-                people.get(r.starter, True),
+                people.get(r.starter, True, r.starter_name),
                 r.posts,
                 r.participants,
                 r.last_activity_at,
@@ -385,7 +385,7 @@ class Archive:
         elif row.id in raws:  # past its budget, now or before, or not reached in this page's
             why = self._failed.get(row.id, "not rendered in time for this page")
             body = bodies.degraded(raws[row.id], why)
-        author = people.get(row.sender, row.verified)
+        author = people.get(row.sender, row.verified, row.sender_name)
         return PostView(
             row.id, row.message_id, url, row.subject, row.date, author, False, body=body,
             held=row.verdict == "hold",
@@ -414,11 +414,14 @@ class _People:
         self.badges = db_badges.for_addresses(conn, addresses)
         self.styles = sql.badge_styles(conn) if self.badges else {}
 
-    def get(self, address: str, verified: bool) -> Person | None:
+    def get(self, address: str, verified: bool, written: str = "") -> Person | None:
+        """A person as the archive shows them: the account's name; without one (a stranger on
+        an open list, an imported author) the name their From gave, else the local part."""
         if not address:
             return None
         account = self.accounts.get(address.lower())
-        shown = account.name if account is not None and account.name else address.split("@")[0]
+        fallback = " ".join(written.split())[:100] or address.split("@")[0]
+        shown = account.name if account is not None and account.name else fallback
         badges = tuple(
             Badge(b, *self.styles.get(b, ("", ""))) for b in self.badges.get(address.lower(), [])
         )

@@ -165,7 +165,7 @@ async def _incoming(
                 seconds=limits.parse_seconds,
             )  # fmt: skip
     except MessageRefused as exc:
-        report.problems.append(f"message {position}: skipped: {exc}")
+        report.problems.append(f"message {position}: skipped: {mboxes.refusal(str(exc))}")
         return None
     except (TimeoutError, MaillistError) as exc:
         why = "over the parse budget" if isinstance(exc, TimeoutError) else str(exc)

@@ -176,34 +176,48 @@ def _unique(addresses: list[str]) -> list[str]:
     return out
 
 
-_MEMBER_OPTIONS: dict[str, Callable[[str], object]] = {
-    "role": lambda v: Role(v.strip().lower()).value,
-    "mode": lambda v: Mode(v.strip().lower()).value,
-    "status": lambda v: Status(v.strip().lower()).value,
-    "receive_own": lambda v: {"yes": 1, "true": 1, "on": 1, "no": 0, "false": 0, "off": 0}[
-        v.strip().lower()
-    ],
+def _name(value: str) -> str:
+    text = " ".join(value.split())
+    if not text or len(text) > 100 or has_control(text):
+        raise ValueError(value)
+    return text
+
+
+_MEMBER_OPTIONS: dict[str, tuple[Callable[[str], object], str]] = {
+    "name": (_name, "a display name of 1-100 characters (the person's, on every list)"),
+    "role": (lambda v: Role(v.strip().lower()).value, "one of member, moderator, owner"),
+    "mode": (lambda v: Mode(v.strip().lower()).value, "one of regular, digest, nomail"),
+    "status": (lambda v: Status(v.strip().lower()).value, "one of enabled, disabled"),
+    "receive_own": (
+        lambda v: {"yes": 1, "true": 1, "on": 1, "no": 0, "false": 0, "off": 0}[v.strip().lower()],
+        "yes or no",
+    ),
 }
 
 
 async def set_option(
     db: Store, list_address: str, address: str, option: str, value: str, *, actor: str
 ) -> None:
-    """Change one member's role, delivery mode, status or receive_own (own posts: yes/no)."""
+    """Change one member's name, role, delivery mode, status or receive_own (own posts)."""
     key = option.strip().lower().replace("-", "_")
-    parse = _MEMBER_OPTIONS.get(key)
-    if parse is None:
+    found = _MEMBER_OPTIONS.get(key)
+    if found is None:
         raise BadInput(
             f"unknown member option {option!r}; options are: {', '.join(_MEMBER_OPTIONS)}"
         )
+    parse, valid = found
     try:
         typed = parse(value)
     except (ValueError, KeyError):
-        raise BadInput(f"bad value {value!r} for {key}") from None
+        raise BadInput(f"bad value {value!r} for {key}: {valid}") from None
     canonical = normalise(address)
     async with db.write() as conn:
         mlist = require(conn, list_address)
-        if not db_subs.set_field(conn, mlist.id, canonical, key, typed):
+        if key == "name":
+            if not db_subs.is_member(conn, mlist.id, canonical):
+                raise UnknownMember(f"not a member of {mlist.address}: {canonical}")
+            db_people.set_name(conn, canonical, str(typed))
+        elif not db_subs.set_field(conn, mlist.id, canonical, key, typed):
             raise UnknownMember(f"not a member of {mlist.address}: {canonical}")
         db_audit.record(
             conn, stamp(), actor, "members.set", mlist.address, f"{canonical} {key}={value}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from maillist import clock, notices
@@ -31,6 +31,12 @@ class NoticeLimits:
 # Counted on their own: a stranger who asks for sign-in links for a member's address must not
 # use up the notices the member's own requests need (a confirmation, a leave).
 APART = ("sign-in",)
+# What a member asked for about their own subscription (leaving, a delivery mode): never held
+# back by the anti-bombing cap that other notices share, only by a budget of its own per list
+# (besides the rule that one confirmation per list, address and action is sent at most hourly).
+OWN = frozenset({"confirm-leave", "confirm-mode"})
+OWN_PER_HOUR = 3
+HELD_BACK = "held-back"
 
 
 class Notifier:
@@ -56,13 +62,19 @@ class Notifier:
         envelope_from: str = "",
         **context: Any,
     ) -> bool:
-        """Queue notice `name` to `to`; False (and a log line) when a cap holds it back."""
+        """Queue notice `name` to `to`; False (and a log line) when a cap holds it back. The
+        first notice the per-address cap holds back in an hour is replaced by one that says so
+        (`held-back`), so nothing a member asked for goes without a word."""
         now = clock.now()
         hour_ago = clock.iso(now - timedelta(hours=1))
         limits = self.limits
-        limit = limits.signins_per_address_hour if name in APART else limits.per_address_hour
-        if capped and self._sent_to(conn, to, hour_ago, name) >= limit:
-            log.warning("notice %s to %s not sent: %d an hour at most", name, to, limit)
+        context.setdefault("address", to)
+        context.update(_addresses(mlist))
+        subject, body = self.templates.notice(name, mlist, **context)
+        if capped and self._over(conn, mlist, to, hour_ago, name):
+            log.warning("notice %s to %s not sent: over its hourly cap", name, to)
+            if name not in APART:
+                self._held_back(conn, mlist, cause_row, to, subject, now)
             return False
         if (
             capped
@@ -74,9 +86,16 @@ class Notifier:
                 name, to, client, limits.per_client_hour,
             )  # fmt: skip
             return False
-        context.setdefault("address", to)
-        context.update(_addresses(mlist))
-        subject, body = self.templates.notice(name, mlist, **context)
+        self._queue(conn, mlist, cause_row, to, name, subject, body, now, client=client,
+                    reply_to=reply_to, in_reply_to=in_reply_to, attach=attach,
+                    envelope_from=envelope_from)  # fmt: skip
+        return True
+
+    def _queue(
+        self, conn: Conn, mlist: MailingList, cause_row: int, to: str, name: str, subject: str,
+        body: str, now: datetime, *, client: str = "", reply_to: str = "",
+        in_reply_to: str = "", attach: bytes | None = None, envelope_from: str = "",
+    ) -> None:  # fmt: skip
         data = notices.build(
             mlist, to, subject, body, when=now, reply_to=reply_to, in_reply_to=in_reply_to,
             attach=attach,
@@ -86,13 +105,29 @@ class Notifier:
         db_notices.queue(conn, mlist.id, cause_row, sender, to, data, at)
         db_notices.log(conn, at, mlist.id, to, client, name)
         log.info("notice %s to %s for %s", name, to, mlist.address)
-        return True
 
-    @staticmethod
-    def _sent_to(conn: Conn, to: str, since: str, name: str) -> int:
+    def _over(self, conn: Conn, mlist: MailingList, to: str, since: str, name: str) -> bool:
+        if name in OWN:  # the member's own subscription: a budget of its own, per list
+            return db_notices.count_to(conn, to, since, mlist.id, name) >= OWN_PER_HOUR
         if name in APART:
-            return db_notices.count_to(conn, to, since, kind=name)
-        return db_notices.count_to(conn, to, since, besides=APART)
+            limit = self.limits.signins_per_address_hour
+            return db_notices.count_to(conn, to, since, kind=name) >= limit
+        limit = self.limits.per_address_hour
+        return db_notices.count_to(conn, to, since, besides=APART) >= limit
+
+    def _held_back(
+        self, conn: Conn, mlist: MailingList, cause_row: int, to: str, held: str, now: datetime
+    ) -> None:
+        """At most once an hour an address hears that answers are being held back."""
+        since = clock.iso(now - timedelta(hours=1))
+        if db_notices.count_to(conn, to, since, kind=HELD_BACK):
+            return
+        until = clock.iso(now + timedelta(hours=1))[11:16]
+        subject, body = self.templates.notice(
+            HELD_BACK, mlist, address=to, held=held, limit=self.limits.per_address_hour,
+            until=until, **_addresses(mlist),
+        )  # fmt: skip
+        self._queue(conn, mlist, cause_row, to, HELD_BACK, subject, body, now)
 
 
 def _addresses(mlist: MailingList) -> dict[str, str]:

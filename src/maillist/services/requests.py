@@ -132,7 +132,7 @@ class Requests:
         if mlist.subscription == "closed":
             self.notifier.send(conn, mlist, mail.row, address, "refused-join", client=mail.client)
             return Result(Verdict.ACCEPT, "join: the list is closed; refusal sent")
-        return self._confirmation(conn, mail, "join")
+        return self._confirmation(conn, mail, "join", joining_name(mail))
 
     def leave(self, conn: Conn, mail: Mail) -> Result:
         address = _sender(mail)
@@ -165,7 +165,7 @@ class Requests:
         sent = self.notifier.send(
             conn, mlist, mail.row, address, f"confirm-{action}", client=mail.client,
             reply_to=confirm, in_reply_to=mail.parsed.message_id, token=token, confirm=confirm,
-            days=mlist.token_days, mode=detail,
+            days=mlist.token_days, mode=detail if action == "mode" else "",
         )  # fmt: skip
         what = f"{action} {detail}".strip()
         return Result(
@@ -232,7 +232,7 @@ class Requests:
                 )
                 note = f" ({lookalike})" if lookalike else ""
                 return Result(Verdict.ACCEPT, f"confirm: {address} awaits a moderator{note}")
-            subscribe(conn, mlist, address, f"email:{address}", now)
+            subscribe(conn, mlist, address, f"email:{address}", now, name=request.detail)
             db_requests.decide(conn, request.id, "done", now, address)
             self.notifier.send(conn, mlist, mail.row, address, "welcome", capped=False)
             return Result(Verdict.ACCEPT, f"confirm: {address} joined")
@@ -308,9 +308,10 @@ class Requests:
                 outcome="already handled", text=f"That post was already handled by {by}.",
             )  # fmt: skip
             return Result(Verdict.DISCARD, "moderation: the post was already handled")
-        word, _, rest = (mail.reading.typed[0] if mail.reading.typed else "").partition(" ")
-        decision = {"approve": Verdict.APPROVED, "reject": Verdict.REJECTED}.get(word.lower())
-        decision = decision or (Verdict.DISCARDED if word.lower() == "discard" else None)
+        word, rest = replytext.answer_word(mail.reading.typed)
+        decision = {
+            "approve": Verdict.APPROVED, "reject": Verdict.REJECTED, "discard": Verdict.DISCARDED
+        }.get(word)  # fmt: skip
         if decision is None:
             self.notifier.send(
                 conn, mlist, mail.row, moderator, "moderation-help", capped=False,
@@ -320,7 +321,7 @@ class Requests:
         try:
             conn.execute("SAVEPOINT decide")
             outcome = decide_held(
-                conn, self.notifier, request.held_id, decision, f"email:{moderator}", rest.strip()
+                conn, self.notifier, request.held_id, decision, f"email:{moderator}", rest
             )
             conn.execute("RELEASE decide")
         except MaillistError as exc:
@@ -339,8 +340,10 @@ class Requests:
         lines = replytext.command_lines(mail.parsed.subject, mail.reading.typed, MAX_COMMANDS)
         results: list[tuple[str, str]] = []
         show_help = not lines
-        for line in lines[:MAX_COMMANDS]:
+        for number, line in enumerate(lines[:MAX_COMMANDS]):
             outcome, wants_help = self._command(conn, mail, line)
+            if wants_help and number and outcome.startswith("Not a command"):
+                outcome += " Reading stopped here."
             results.append((line, outcome))
             show_help = show_help or wants_help
         if len(lines) > MAX_COMMANDS:
@@ -360,7 +363,7 @@ class Requests:
                 return f"{address} is already a member.", False
             if mlist.subscription == "closed":
                 return "This list does not take subscriptions by email.", False
-            return self._request_by_command(conn, mail, "join"), False
+            return self._request_by_command(conn, mail, "join", joining_name(mail)), False
         if verb in {"unsubscribe", "leave"}:
             if not db_subs.is_member(conn, mlist.id, address):
                 return f"{address} is not a member.", False
@@ -413,8 +416,8 @@ class Requests:
         )
         return Result(Verdict.ACCEPT, f"Delivery for {address} is now {mode}.")
 
-    def _request_by_command(self, conn: Conn, mail: Mail, action: str) -> str:
-        result = self._confirmation(conn, mail, action)
+    def _request_by_command(self, conn: Conn, mail: Mail, action: str, detail: str = "") -> str:
+        result = self._confirmation(conn, mail, action, detail)
         if result.verdict is Verdict.ACCEPT:
             return "A confirmation was sent in a separate message: reply to it to finish."
         return "A confirmation was already sent within the hour: reply to that one."
@@ -438,8 +441,21 @@ class Requests:
         return Result(Verdict.ACCEPT, f"owner: forwarded to {len(owners)} owner(s)")
 
 
-def subscribe(conn: Conn, mlist: MailingList, address: str, actor: str, at: str) -> None:
+def joining_name(mail: Mail) -> str:
+    """The name a member who joins by email goes by until an admin changes it (`members set
+    LIST ADDRESS name ...`): the display name of the message that asked, else the address's
+    local part (a footer should never show a whole address)."""
+    name = " ".join(mail.parsed.sender_name.split())[:100]
+    return name or _sender(mail).rpartition("@")[0][:100]
+
+
+def subscribe(
+    conn: Conn, mlist: MailingList, address: str, actor: str, at: str, name: str = ""
+) -> None:
+    """`name` is the person's only while they have none (an admin's name is never replaced)."""
     db_people.upsert_many(conn, [(address, "")], at)
+    if name:
+        db_people.name_if_none(conn, address, name)
     db_subs.insert_many(conn, mlist.id, [NewMember(address)], at)
     db_audit.record(conn, at, actor, "members.join", mlist.address, address)
 

@@ -50,7 +50,7 @@ async def decide(
             db_audit.record(conn, at, actor, "requests.deny", mlist.address, request.address)
             return request.address
         if not db_subs.is_member(conn, mlist.id, request.address):
-            subscribe(conn, mlist, request.address, actor, at)
+            subscribe(conn, mlist, request.address, actor, at, name=request.detail)
             cause = db_requests.cause_row(conn, request.id)
             if cause is not None:
                 notifier.send(conn, mlist, cause, request.address, "welcome", capped=False)
