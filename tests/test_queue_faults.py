@@ -20,6 +20,7 @@ import pytest
 import dbutil
 from conftest import CliFn
 from maillist import clock
+from maillist.config import LEASE_SECONDS
 from maillist.db import Store
 from maillist.delivery.relay import MaildirOutbox
 from maillist.delivery.worker import DeliveryWorkers
@@ -210,7 +211,7 @@ async def test_a_claim_past_its_lease_is_stuck_shown_and_retried(db: Store, cli:
     assert claim_at(db, now) == []  # leased: nobody else takes it
     view = json.loads(cli("queue", "--json").out)
     assert [(b["state"], b["stuck"]) for b in view["batches"]] == [("sending", False)]
-    later = now + timedelta(seconds=deliveries.LEASE_SECONDS + 1)
+    later = now + timedelta(seconds=LEASE_SECONDS + 1)
     assert claim_at(db, later) == [1]  # its sender hung: due again
     # An operator sees it as stuck once the lease is over, and `queue retry` makes it due.
     conn = dbutil.connect(db.path)

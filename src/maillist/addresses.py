@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from email_validator import EmailNotValidError, validate_email
-
 from maillist.errors import BadAddress
 from maillist.models import Kind
 
@@ -34,6 +32,10 @@ def normalise(address: str) -> str:
         raise BadAddress("invalid address '': empty")
     if len(text) > MAX_ADDRESS or has_control(text):
         raise BadAddress(f"invalid address {text[:80]!r}: too long or contains control characters")
+    # Imported here: its tables cost 40 ms that `maillist --help` need not pay (and once loaded,
+    # the import is a dictionary look-up; the result is cached besides).
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         info = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:

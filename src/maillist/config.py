@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DB = Path("var/maillist.db")
+LEASE_SECONDS = 15 * 60.0  # how long a claimed batch stays its sender's (`serve --lease`)
 
 
 def is_url(location: object) -> bool:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import emit_json, note, say, table
 from maillist.cli.runtime import run
-from maillist.services import archive as svc
-from maillist.services import mboxio, static
+
+if TYPE_CHECKING:
+    from maillist.services import archive as svc
+    from maillist.services import mboxio, static
+else:
+    mboxio = lazy("maillist.services.mboxio")
+    static = lazy("maillist.services.static")
+    svc = lazy("maillist.services.archive")
 
 app = typer.Typer(
     rich_markup_mode=None,

@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import note, say, table
 from maillist.cli.runtime import run
 from maillist.config import Config, database, describe
-from maillist.db.store import Store
-from maillist.services import transfer
+
+if TYPE_CHECKING:
+    from maillist.db.store import Store
+    from maillist.services import transfer
+else:
+    transfer = lazy("maillist.services.transfer")
 
 app = typer.Typer(
     rich_markup_mode=None,

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import say
 from maillist.cli.runtime import run
 from maillist.config import Config, describe
-from maillist.db.store import Store
 from maillist.errors import DuplicateList
 from maillist.models import Role
-from maillist.services import badges, lists, members
+
+if TYPE_CHECKING:
+    from maillist.db.store import Store
+    from maillist.services import badges, lists, members
+else:
+    badges = lazy("maillist.services.badges")
+    lists = lazy("maillist.services.lists")
+    members = lazy("maillist.services.members")
 
 PEOPLE = (
     ("madamos@example.org", "Mark Adamos", Role.OWNER, ("Licensee Badge",)),

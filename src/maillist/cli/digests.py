@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import say
 from maillist.cli.runtime import run
-from maillist.services import digests as svc
-from maillist.templating import Templates
+
+if TYPE_CHECKING:
+    from maillist import templating
+    from maillist.services import digests as svc
+else:
+    templating = lazy("maillist.templating")
+    svc = lazy("maillist.services.digests")
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -26,6 +32,6 @@ def send(
     ] = None,
 ) -> None:
     """Queue every list's waiting digest now (a running `maillist serve` sends it)."""
-    done = run(ctx, lambda db, cfg: svc.send_now(db, Templates(), list_address))
+    done = run(ctx, lambda db, cfg: svc.send_now(db, templating.Templates(), list_address))
     for line in done or ["no posts are waiting for a digest"]:
         say(line)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import say
 from maillist.cli.runtime import run
-from maillist.services import dkim as svc
+
+if TYPE_CHECKING:
+    from maillist.services import dkim as svc
+else:
+    svc = lazy("maillist.services.dkim")
 
 app = typer.Typer(
     rich_markup_mode=None,

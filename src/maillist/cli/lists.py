@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import emit_json, note, say, table
 from maillist.cli.runtime import run
 from maillist.errors import BadInput
 from maillist.listoptions import OPTIONS
 from maillist.models import ListSummary, Posting
-from maillist.services import lists as svc
-from maillist.services import postfix
+
+if TYPE_CHECKING:
+    from maillist.services import lists as svc
+    from maillist.services import postfix
+else:
+    svc = lazy("maillist.services.lists")
+    postfix = lazy("maillist.services.postfix")
 
 app = typer.Typer(
     rich_markup_mode=None, help="Create, inspect, configure and delete lists.", no_args_is_help=True

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from maillist import memberfile
+from maillist.cli.lazy import lazy
 from maillist.cli.output import emit_json, note, say, table
 from maillist.cli.runtime import run
 from maillist.models import Mode, Role
-from maillist.services import members as svc
+
+if TYPE_CHECKING:
+    from maillist.services import members as svc
+else:
+    svc = lazy("maillist.services.members")
 
 app = typer.Typer(
     rich_markup_mode=None,

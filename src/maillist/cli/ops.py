@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import emit_json, note, say
 from maillist.cli.runtime import run
 from maillist.errors import MaillistError
-from maillist.services import dkim as dkim_svc
-from maillist.services import postfix
-from maillist.services import status as svc
+
+if TYPE_CHECKING:
+    from maillist.services import dkim as dkim_svc
+    from maillist.services import postfix
+    from maillist.services import status as svc
+else:
+    dkim_svc = lazy("maillist.services.dkim")
+    postfix = lazy("maillist.services.postfix")
+    svc = lazy("maillist.services.status")
 
 
 class CheckFailed(MaillistError):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import say
 from maillist.cli.runtime import run
 from maillist.errors import BadInput
-from maillist.services import people as svc
+
+if TYPE_CHECKING:
+    from maillist.services import people as svc
+else:
+    svc = lazy("maillist.services.people")
 
 app = typer.Typer(
     rich_markup_mode=None,

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import emit_json, say, table
 from maillist.cli.runtime import run
-from maillist.services import queue as svc
+
+if TYPE_CHECKING:
+    from maillist.services import queue as svc
+else:
+    svc = lazy("maillist.services.queue")
 
 app = typer.Typer(
     rich_markup_mode=None,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from maillist.config import Config
-from maillist.db.store import Store
-from maillist.services.database import open_site
+
+if TYPE_CHECKING:
+    from maillist.db.store import Store
 
 T = TypeVar("T")
 
@@ -27,6 +27,10 @@ def run(
     """Open the database, run one service call on it, close it. Errors propagate to main().
     Only the commands that start a site (`lists create`, `demo`) create a missing database."""
     cfg = config(ctx)
+
+    import asyncio
+
+    from maillist.services.database import open_site  # loaded by the commands that need it
 
     async def go() -> T:
         db = await open_site(cfg.db, create=create)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
 
 import typer
 import uvicorn
@@ -21,7 +20,7 @@ from starlette.applications import Starlette
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from maillist.cli.runtime import config
-from maillist.config import Config, describe
+from maillist.config import LEASE_SECONDS, Config, describe
 from maillist.db.store import SERVER_CACHE_KIB
 from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRelay
 from maillist.delivery.worker import DeliveryWorkers
@@ -33,7 +32,6 @@ from maillist.metrics import Metrics
 from maillist.services import search
 from maillist.services.authentication import Authenticator
 from maillist.services.database import open_site
-from maillist.services.deliveries import LEASE_SECONDS
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
 from maillist.services.notify import NoticeLimits, Notifier
@@ -246,237 +244,90 @@ def _watchdog(seconds: float) -> None:
     timer.start()
 
 
-def serve_command(
-    ctx: typer.Context,
-    host: Annotated[
-        str, typer.Option(envvar="MAILLIST_HOST", help="Address to listen on.")
-    ] = "127.0.0.1",
-    port: Annotated[
-        int,
-        typer.Option(envvar="MAILLIST_PORT", min=0, max=65535, help="Port (0 picks a free one)."),
-    ] = 8025,
-    lmtp: Annotated[
-        bool,
-        typer.Option(
-            "--lmtp", envvar="MAILLIST_LMTP", help="Speak LMTP (RFC 2033), as Postfix expects."
-        ),
-    ] = False,
-    hostname: Annotated[
-        str | None,
-        typer.Option(
-            envvar="MAILLIST_HOSTNAME", help="Name in the greeting (default: this host's FQDN)."
-        ),
-    ] = None,
-    max_sessions: Annotated[
-        int,
-        typer.Option(envvar="MAILLIST_MAX_SESSIONS", min=1, help="Concurrent sessions before 421."),
-    ] = 100,
-    max_sessions_per_client: Annotated[
-        int,
-        typer.Option(
-            envvar="MAILLIST_MAX_SESSIONS_PER_CLIENT",
-            min=1,
-            help="Concurrent sessions from one client address before 421 (Postfix's LMTP "
-            "client opens up to 20).",
-        ),
-    ] = 20,
-    max_recipients: Annotated[
-        int,
-        typer.Option(envvar="MAILLIST_MAX_RECIPIENTS", min=1, help="RCPTs per message before 452."),
-    ] = 50,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            envvar="MAILLIST_TIMEOUT", min=1, help="Idle seconds before a session is closed."
-        ),
-    ] = 60.0,
-    session_seconds: Annotated[
-        float,
-        typer.Option(envvar="MAILLIST_SESSION_SECONDS", min=1, help="Longest a session may last."),
-    ] = 600.0,
-    parse_seconds: Annotated[
-        float,
-        typer.Option(
-            envvar="MAILLIST_PARSE_SECONDS",
-            min=0,
-            help="Time budget for parsing one message before 554.",
-        ),
-    ] = 2.0,
-    parse_workers: Annotated[
-        int,
-        typer.Option(
-            envvar="MAILLIST_PARSE_WORKERS",
-            min=1,
-            max=64,
-            help="Processes that parse multipart and large messages (each under --parse-seconds).",
-        ),
-    ] = 2,
-    relay: Annotated[
-        str | None,
-        typer.Option(
-            envvar="MAILLIST_RELAY",
-            help="Send copies through this MTA, HOST:PORT (default: the --outbox Maildir).",
-        ),
-    ] = None,
-    relay_starttls: Annotated[
-        bool, typer.Option(envvar="MAILLIST_RELAY_STARTTLS", help="Use STARTTLS to the relay.")
-    ] = False,
-    relay_user: Annotated[
-        str,
-        typer.Option(
-            envvar="MAILLIST_RELAY_USER",
-            help="AUTH user for the relay (password from $MAILLIST_RELAY_PASSWORD).",
-        ),
-    ] = "",
-    outbox: Annotated[
-        Path,
-        typer.Option(envvar="MAILLIST_OUTBOX", help="Maildir for copies when no --relay is given."),
-    ] = Path("var/outbox"),
-    connections: Annotated[
-        int,
-        typer.Option(
-            envvar="MAILLIST_CONNECTIONS", min=1, max=64, help="Parallel relay connections."
-        ),
-    ] = 4,
-    give_up: Annotated[
-        float,
-        typer.Option(
-            envvar="MAILLIST_GIVE_UP", min=0.01, help="Hours to keep retrying a deferred delivery."
-        ),
-    ] = 120.0,
-    templates: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="MAILLIST_TEMPLATES", help="Directory of templates overriding the built-in ones."
-        ),
-    ] = None,
-    http_port: Annotated[
-        int | None,
-        typer.Option(
-            envvar="MAILLIST_HTTP_PORT",
-            min=0,
-            max=65535,
-            help="Serve /metrics (Prometheus) on this port.",
-        ),
-    ] = None,
-    http_host: Annotated[
-        str, typer.Option(envvar="MAILLIST_HTTP_HOST", help="Address for --http-port.")
-    ] = "127.0.0.1",
-    lease: Annotated[
-        float,
-        typer.Option(
-            envvar="MAILLIST_LEASE",
-            min=5,
-            help="Seconds a claimed batch stays this process's. With several processes on one "
-            "PostgreSQL database: one that hangs loses its batches after this long (one that "
-            "dies, within seconds).",
-        ),
-    ] = LEASE_SECONDS,
-    drain_seconds: Annotated[
-        float,
-        typer.Option(
-            envvar="MAILLIST_DRAIN_SECONDS",
-            min=1,
-            help="On SIGTERM/SIGINT, how long open sessions and sends may take to finish.",
-        ),
-    ] = 30.0,
-    notices_per_address: Annotated[
-        int,
-        typer.Option(
-            envvar="MAILLIST_NOTICES_PER_ADDRESS",
-            min=1,
-            help="Confirmations, refusals and command results one address may get per hour.",
-        ),
-    ] = 5,
-    notices_per_client: Annotated[
-        int,
-        typer.Option(
-            envvar="MAILLIST_NOTICES_PER_CLIENT",
-            min=1,
-            help="Notices one connecting client address may prompt per hour, all lists.",
-        ),
-    ] = 30,
-    dns: Annotated[
-        str,
-        typer.Option(
-            envvar="MAILLIST_DNS",
-            help="DNS resolver for DKIM keys and DMARC policies, HOST:PORT (default: the system's).",
-        ),
-    ] = "",
-    trusted_authserv: Annotated[
-        str,
-        typer.Option(
-            envvar="MAILLIST_TRUSTED_AUTHSERV",
-            help="authserv-id of the MTA in front (e.g. Postfix with OpenDKIM/OpenDMARC) whose "
-            "topmost Authentication-Results count; it must remove any the sender wrote.",
-        ),
-    ] = "",
-    trusted_arc: Annotated[
-        list[str] | None,
-        typer.Option(
-            envvar="MAILLIST_TRUSTED_ARC",
-            help="An ARC sealer domain whose passing chain proves a post (repeatable).",
-        ),
-    ] = None,
-    tls_cert: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="MAILLIST_TLS_CERT",
-            help="Offer STARTTLS with this certificate chain (PEM), when maillist is the MX "
-            "itself; re-read on SIGHUP.",
-        ),
-    ] = None,
-    tls_key: Annotated[
-        Path | None,
-        typer.Option(envvar="MAILLIST_TLS_KEY", help="The private key (PEM) of --tls-cert."),
-    ] = None,
-    log_level: Annotated[
-        str, typer.Option(envvar="MAILLIST_LOG_LEVEL", help="debug, info, warning or error.")
-    ] = "info",
-) -> None:
-    """Receive mail for the lists over SMTP (or LMTP), store it durably, thread it and decide its fate."""
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What `maillist serve` was given (cli/servecmd.py reads it)."""
+
+    host: str
+    port: int
+    lmtp: bool
+    hostname: str | None
+    max_sessions: int
+    max_sessions_per_client: int
+    max_recipients: int
+    timeout: float
+    session_seconds: float
+    parse_seconds: float
+    parse_workers: int
+    relay: str | None
+    relay_starttls: bool
+    relay_user: str
+    outbox: Path
+    connections: int
+    give_up: float
+    templates: Path | None
+    http_port: int | None
+    http_host: str
+    lease: float
+    drain_seconds: float
+    notices_per_address: int
+    notices_per_client: int
+    dns: str
+    trusted_authserv: str
+    trusted_arc: list[str] | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    log_level: str
+
+
+def start(ctx: typer.Context, options: ServeOptions) -> None:
+    """`maillist serve` after its options were read (cli/servecmd.py): check them, build the
+    settings, serve until stopped."""
+    o = options
     handler = logging.StreamHandler()
     handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(Repeats())
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), handlers=[handler])
+    logging.basicConfig(
+        level=getattr(logging, o.log_level.upper(), logging.INFO), handlers=[handler]
+    )
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
-    if (tls_cert is None) != (tls_key is None):
+    if (o.tls_cert is None) != (o.tls_key is None):
         raise typer.BadParameter("--tls-cert and --tls-key go together")
     certificates = None
-    if tls_cert is not None and tls_key is not None:
+    if o.tls_cert is not None and o.tls_key is not None:
         try:
-            certificates = Certificates(tls_cert, tls_key)
+            certificates = Certificates(o.tls_cert, o.tls_key)
         except TlsError as exc:
             raise typer.BadParameter(str(exc)) from None
     settings = ServerSettings(
         tls=certificates,
-        host=host,
-        port=port,
-        lmtp=lmtp,
-        hostname=hostname or socket.getfqdn(),
-        max_sessions=max_sessions,
-        max_sessions_per_client=max_sessions_per_client,
-        max_recipients=max_recipients,
-        idle_timeout=timeout,
-        session_seconds=session_seconds,
+        host=o.host,
+        port=o.port,
+        lmtp=o.lmtp,
+        hostname=o.hostname or socket.getfqdn(),
+        max_sessions=o.max_sessions,
+        max_sessions_per_client=o.max_sessions_per_client,
+        max_recipients=o.max_recipients,
+        idle_timeout=o.timeout,
+        session_seconds=o.session_seconds,
     )
     relay_settings = None
-    if relay:
-        relay_host, _, relay_port = relay.rpartition(":")
+    if o.relay:
+        relay_host, _, relay_port = o.relay.rpartition(":")
         if not relay_host or not relay_port.isdigit():
-            raise typer.BadParameter(f"--relay must be HOST:PORT, not {relay!r}")
+            raise typer.BadParameter(f"--o.relay must be HOST:PORT, not {o.relay!r}")
         relay_settings = RelaySettings(
-            relay_host.strip("[]"), int(relay_port), starttls=relay_starttls, username=relay_user,
+            relay_host.strip("[]"), int(relay_port), starttls=o.relay_starttls, username=o.relay_user,
             password=os.environ.get("MAILLIST_RELAY_PASSWORD", ""),
         )  # fmt: skip
-    if dns:
+    if o.dns:
         try:
-            parse_server(dns)
+            parse_server(o.dns)
         except MaillistError as exc:
             raise typer.BadParameter(str(exc)) from None
     delivery = DeliverySettings(
-        relay_settings, outbox, connections, give_up * 3600.0, templates, http_host, http_port,
-        drain_seconds, parse_workers, NoticeLimits(notices_per_address, notices_per_client),
-        AuthSettings(dns, trusted_authserv, tuple(trusted_arc or ())), lease,
+        relay_settings, o.outbox, o.connections, o.give_up * 3600.0, o.templates, o.http_host, o.http_port,
+        o.drain_seconds, o.parse_workers, NoticeLimits(o.notices_per_address, o.notices_per_client),
+        AuthSettings(o.dns, o.trusted_authserv, tuple(o.trusted_arc or ())), o.lease,
     )  # fmt: skip
-    asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=parse_seconds), delivery))
+    asyncio.run(serve(config(ctx), settings, Limits(parse_seconds=o.parse_seconds), delivery))

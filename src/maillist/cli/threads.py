@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from maillist.cli.lazy import lazy
 from maillist.cli.output import emit_json, say
 from maillist.cli.runtime import run
-from maillist.services import messages as svc
 from maillist.threads import Node
+
+if TYPE_CHECKING:
+    from maillist.services import messages as svc
+else:
+    svc = lazy("maillist.services.messages")
 
 messages_app = typer.Typer(
     rich_markup_mode=None, help="Look at stored messages.", no_args_is_help=True

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from maillist.config import is_url
-from maillist.db.postgres import PgStore
 from maillist.db.store import BULK_CACHE_KIB, Conn, Store
 
 
@@ -18,6 +17,8 @@ async def open_store(
 ) -> Store:
     """The store at `location`: a SQLite file, or a `postgresql://` URL."""
     if is_url(location):
+        from maillist.db.postgres import PgStore  # psycopg loads only for a site that uses it
+
         return await PgStore.open(location, create=create, migrate_to=migrate_to)
     return await Store.open(
         Path(location), create=create, migrate_to=migrate_to, cache_kib=cache_kib

@@ -8,9 +8,10 @@ import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from maillist.db.postgres import OWNER_LOCKS, PgConn
 from maillist.db.store import Conn
 from maillist.errors import StoreTimeout
+
+OWNER_LOCKS = 0x6D6C  # advisory locks (class, owner): held by each process while it lives
 
 
 def postgres(conn: Conn) -> bool:
@@ -25,7 +26,8 @@ def skip_locked(conn: Conn) -> str:
 
 def owner(conn: Conn) -> int:
     """This process's number on the batches it claims (PostgreSQL; 0 on SQLite)."""
-    return conn.owner if isinstance(conn, PgConn) else 0
+    number = getattr(conn, "owner", 0)  # a PgConn's; imported here, psycopg would load
+    return int(number) if postgres(conn) else 0
 
 
 def dead_owners(conn: Conn, owners: Iterable[int]) -> list[int]:

@@ -31,6 +31,7 @@ import psycopg.errors
 
 from maillist import config
 from maillist.db import migrate
+from maillist.db.engine import OWNER_LOCKS
 from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy, StoreConflict, StoreError
 
@@ -194,7 +195,6 @@ def _rollback(conn: PgConn) -> None:
         conn.raw.execute("ROLLBACK")
 
 
-OWNER_LOCKS = 0x6D6C  # advisory locks (class, owner): held by each process while it lives
 MIGRATIONS = "maillist.db.pgmigrations"
 FIRST_VERSION = 11  # the first PostgreSQL migration brings a database level with SQLite's 0011
 _MIGRATE_LOCK = 0x6D61696C6C697374  # pg_advisory_lock key: 'maillist'

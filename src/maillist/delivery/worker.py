@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from maillist import clock, replies, signing
+from maillist.config import LEASE_SECONDS
 from maillist.db.store import Conn, Store
 from maillist.delivery.relay import Relay
 from maillist.metrics import Metrics
@@ -47,7 +48,7 @@ class DeliveryWorkers:
         connections: int = 4,
         give_up_after: float = 5 * 86400.0,
         metrics: Metrics | None = None,
-        lease: float = deliveries.LEASE_SECONDS,
+        lease: float = LEASE_SECONDS,
     ) -> None:
         self._lease = lease
         self._metrics = metrics or Metrics()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from maillist import clock, dmarc, loops, render, signing, tokens
+from maillist.config import LEASE_SECONDS
 from maillist.db import badges as db_badges
 from maillist.db import copies as db_copies
 from maillist.db import deliveries as sql
@@ -148,7 +149,7 @@ def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
 
 
 SLICE = 2_000  # recipients per expansion step
-LEASE_SECONDS = 15 * 60.0  # a claimed batch not recorded by then is due again (its sender hung)
+# LEASE_SECONDS (config.py): a claimed batch not recorded by then is due again (its sender hung)
 
 
 @dataclass(frozen=True, slots=True)
