@@ -163,8 +163,8 @@ def test_a_thread_looks_like_a_forum_thread(
     assert overflow <= width + 1, f"{overflow}px wide at {width}px"
     shot(page, f"thread-{width}")
     posts.nth(2).get_by_role("link", name="permalink").click()
-    page.wait_for_url(re.compile(r".*/msg/b3@example.org$"))
-    assert page.locator("article.post.highlight .name").inner_text() == "Anne Ambitious"
+    page.wait_for_url(re.compile(r".*/thread/\d+#m\d+$"))  # the permalink lands on the post
+    assert page.locator("article.post:target .name").inner_text() == "Anne Ambitious"
     page.goto(f"{base}/lists/team@example.org/")
     page.get_by_label("Search this list").fill("departments")
     page.get_by_role("button", name="Search").click()

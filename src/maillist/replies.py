@@ -31,6 +31,7 @@ TOO_MANY_FROM_CLIENT = Reply(
     421, "4.7.0", "Too many connections from your address, try again later"
 )
 IDLE_TIMEOUT = Reply(421, "4.4.2", "Idle timeout, closing connection")
+SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")
 MAKING_ROOM = Reply(421, "4.7.0", "Too many sessions from your address: closing an idle one")
 SESSION_TIMEOUT = Reply(421, "4.4.2", "Session time limit exceeded, closing connection")
 

@@ -33,6 +33,23 @@ def subject_key(subject: str, prefix: str = "") -> str:
     return text.casefold()
 
 
+def clean_subject(subject: str, prefix: str = "") -> str:
+    """A subject as a page or a listing shows it: the list's prefix gone and reply markers
+    collapsed to one "Re: " (`Re: [Team] Re: [Team] How do I` -> `Re: How do I`), as the copies
+    members receive already read."""
+    text = strip_prefix(subject, prefix)
+    reply = bool(_REPLY.match(text))
+    previous = None
+    while previous != text:
+        previous = text
+        text = _REPLY.sub("", text).strip()
+        if prefix:
+            text = strip_prefix(text, prefix)
+    if not text:
+        return subject.strip()
+    return f"Re: {text}" if reply else text
+
+
 def is_reply_subject(subject: str, prefix: str = "") -> bool:
     """True for "Re: ..." (also "[team] Re: ..." and localized AW:/SV:), the fallback's trigger."""
     return bool(_REPLY_ONLY.match(strip_prefix(subject, prefix)))

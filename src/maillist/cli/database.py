@@ -9,8 +9,9 @@ import typer
 
 from maillist.cli.lazy import lazy
 from maillist.cli.output import note, say, table
-from maillist.cli.runtime import run
+from maillist.cli.runtime import config, run
 from maillist.config import Config, database, describe
+from maillist.errors import StoreError
 
 if TYPE_CHECKING:
     from maillist.db.store import Store
@@ -37,6 +38,14 @@ def migrate(ctx: typer.Context, to: ToOption) -> None:
     badges, audit. One transaction, verified by counts and checksums before it commits; a target
     that already holds rows is refused. Stop `maillist serve` first."""
     target = database(to)
+    from maillist.services.database import served_by
+
+    pid = served_by(config(ctx).db)
+    if pid:
+        raise StoreError(
+            f"maillist serve (pid {pid}) is using {describe(config(ctx).db)}: stop it first, or "
+            "what it stores meanwhile is not copied"
+        )
 
     async def go(db: Store, cfg: Config) -> list[transfer.TableCheck]:
         total = await transfer.total_rows(db)
@@ -59,7 +68,7 @@ def check(ctx: typer.Context, to: ToOption) -> None:
         [c.table, c.source_rows, c.target_rows, c.source_sum, c.target_sum, _verdict(c)]
         for c in checks
     ]
-    table(["table", "rows here", "rows there", "checksum here", "checksum there", ""], rows)
+    table(["table", "rows here", "rows there", "checksum here", "checksum there", "verdict"], rows)
     different = [c.table for c in checks if not c.same]
     if different:
         say(f"error: the databases differ in {', '.join(different)}", err=True)

@@ -63,6 +63,8 @@ def check(
     for domain in run(ctx, lambda db, cfg: dkim_svc.unsigned_domains(db)):
         note(f"warning: no DKIM key for {domain}: its copies go out unsigned "
              f"(maillist dkim keygen {domain})")  # fmt: skip
+    for warning in run(ctx, lambda db, cfg: svc.warnings(db)):
+        note(f"warning: {warning}")
     say("ok: schema current, site secret present, templates render")
 
 

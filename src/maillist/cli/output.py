@@ -38,9 +38,21 @@ def emit_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
+# The store's timestamps (2026-12-03T09:33:24.123456Z): in a table, to the second and marked UTC.
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?Z$")
+
+
+def when(value: str) -> str:
+    """A stored timestamp as an admin reads it: `2026-12-03 09:33:24 UTC`."""
+    found = _STAMP.match(value)
+    return f"{found.group(1)} {found.group(2)} UTC" if found else value
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """A plain aligned table; fast enough for 100,000 rows, unlike a rich table."""
-    text = [[str(c) for c in row] for row in rows]
+    """A plain aligned table; fast enough for 100,000 rows, unlike a rich table. Timestamps
+    are shown to the second, in UTC (JSON keeps them whole)."""
+    text = [[when(c) if c[:1].isdigit() and c.endswith("Z") else c for c in map(str, row)]
+            for row in rows]  # fmt: skip
     if _UNPRINTABLE.search("".join("".join(row) for row in text)):  # one scan in the usual case
         text = [[printable(c) for c in row] for row in text]
     widths = [len(h) for h in headers]

@@ -25,13 +25,13 @@ from maillist.db.store import SERVER_CACHE_KIB
 from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRelay
 from maillist.delivery.worker import DeliveryWorkers
 from maillist.dmarc import OrgDomains
-from maillist.errors import MaillistError
+from maillist.errors import BadInput, MaillistError
 from maillist.logfilter import Repeats, SafeFormatter
 from maillist.mailparse import Limits
 from maillist.metrics import Metrics
 from maillist.services import search
 from maillist.services.authentication import Authenticator
-from maillist.services.database import open_site
+from maillist.services.database import open_site, serving
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
 from maillist.services.notify import NoticeLimits, Notifier
@@ -126,13 +126,22 @@ async def serve(
     earlier one failed: no thread is left behind to keep the process alive."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # the second Ctrl-C: the admin does not want to wait
+            log.warning("second interrupt: stopping at once (batches being sent go again later)")
+            logging.shutdown()
+            os._exit(1)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     if settings.tls is not None:  # a renewed certificate: new sessions get it, no restart
         loop.add_signal_handler(signal.SIGHUP, settings.tls.reload)
     drain = _Drain(delivery.drain_seconds)
     http_guard.raise_descriptor_limit()
     async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(serving(cfg.db))  # one server per SQLite file
         db = await open_site(cfg.db, create=True, cache_kib=SERVER_CACHE_KIB)
         stack.push_async_callback(_step("database", db.close))
         directory = ListDirectory(db)
@@ -244,6 +253,24 @@ def _watchdog(seconds: float) -> None:
     timer.start()
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def check_templates(directory: Path) -> None:
+    """`--templates DIR` must be a directory whose templates all compile: a typo found at the
+    first post would be a notice or a copy that cannot be made."""
+    if not directory.is_dir():
+        raise BadInput(f"--templates {directory}: no such directory")
+    templates = Templates(directory)
+    for name in templates.env.loader.list_templates() if templates.env.loader else []:
+        if not (directory / name).is_file():
+            continue
+        try:
+            templates.env.get_template(name)
+        except Exception as exc:  # Jinja's syntax errors, unreadable files
+            raise BadInput(f"--templates {directory}: {name} does not load: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     """What `maillist serve` was given (cli/servecmd.py reads it)."""
@@ -284,6 +311,12 @@ def start(ctx: typer.Context, options: ServeOptions) -> None:
     """`maillist serve` after its options were read (cli/servecmd.py): check them, build the
     settings, serve until stopped."""
     o = options
+    if o.log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {o.log_level!r}"
+        )
+    if o.templates is not None:
+        check_templates(o.templates)
     handler = logging.StreamHandler()
     handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(Repeats())

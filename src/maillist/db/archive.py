@@ -196,8 +196,8 @@ def search(conn: Conn, list_id: int, words: Sequence[str], limit: int) -> list[H
 def _search(conn: Conn, list_id: int, words: Sequence[str], limit: int) -> list[Hit]:
     if engine.postgres(conn):
         rows = conn.execute(
-            f"SELECT {_POST}, ts_headline('simple', s.body, q, ?) "
-            "FROM search s JOIN messages m ON m.id = s.rowid, plainto_tsquery('simple', ?) q "
+            f"SELECT {_POST}, ts_headline('english', s.body, q, ?) "
+            "FROM search s JOIN messages m ON m.id = s.rowid, plainto_tsquery('english', ?) q "
             f"WHERE s.document @@ q AND m.list_id = ? AND m.verdict IN {_VISIBLE} "
             "ORDER BY ts_rank(s.document, q) DESC, m.id DESC LIMIT ?",
             (_HEADLINE, " ".join(words), list_id, limit),

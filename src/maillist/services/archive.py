@@ -20,9 +20,11 @@ from maillist.db import lists as db_lists
 from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
-from maillist.errors import NotFound, SignInRequired, StoreTimeout, Unavailable
+from maillist.errors import NotFound, SignInRequired, StoreTimeout, Unavailable, UnknownList
 from maillist.models import MailingList
+from maillist.render import sub_address
 from maillist.services.sandbox import Overrun, Sandbox, SandboxBusy, SandboxFailed
+from maillist.threads import clean_subject
 from maillist.urls import list_url, message_url, thread_url
 
 ADMIN = "\x00admin"  # the viewer the CLI reads as: never an address, never a cookie's
@@ -112,6 +114,15 @@ class ThreadPage:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinPage:
+    mlist: ListEntry
+    join: str  # LIST-join@DOMAIN
+    leave: str
+    owner: str
+    subscription: str  # confirm | approve | closed
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     post: PostView
     snippet: list[tuple[str, bool]]  # (text, matched)
@@ -148,7 +159,9 @@ class Archive:
     # -- who may read -------------------------------------------------------------------
     def _readable(self, conn: Conn, address: str, viewer: str) -> MailingList:
         mlist = db_lists.by_address(conn, address)
-        if mlist is not None and viewer == ADMIN:  # the `maillist` command: the site's admin
+        if viewer == ADMIN:  # the `maillist` command: the site's admin
+            if mlist is None:
+                raise UnknownList(f"no such list: {address}")
             return mlist
         if mlist is None or mlist.archive == "none":
             raise NotFound(f"no archive here for {address}")
@@ -183,7 +196,7 @@ class Archive:
         threads = [
             ThreadEntry(
                 thread_url(mlist.address, r.id),
-                r.subject or "(no subject)",
+                clean_subject(r.subject, mlist.subject_prefix) or "(no subject)",
                 people.get(r.starter, True, r.starter_name),
                 r.posts,
                 r.participants,
@@ -212,7 +225,20 @@ class Archive:
         await self._render(mlist, rows, raws)
         views = {r.id: self._view(mlist, r, people, raws) for r in rows}
         ordered = _reply_order(list(views.values()), {r.id: r.parent_id for r in rows})
-        return ThreadPage(_entry(mlist), thread_id, subject or "(no subject)", ordered)
+        shown = clean_subject(subject, mlist.subject_prefix)
+        return ThreadPage(_entry(mlist), thread_id, shown or "(no subject)", ordered)
+
+    async def joining(self, address: str) -> JoinPage:
+        """How a visitor joins the list (its archive is public or private: a list with no
+        archive has no pages at all)."""
+        async with self.db.read() as conn:
+            mlist = db_lists.by_address(conn, address)
+        if mlist is None or mlist.archive == "none":
+            raise NotFound(f"no archive here for {address}")
+        return JoinPage(
+            _entry(mlist), sub_address(mlist, "join"), sub_address(mlist, "leave"),
+            sub_address(mlist, "owner"), mlist.subscription,
+        )  # fmt: skip
 
     async def locate(self, address: str, message_id: str, viewer: str) -> tuple[int, int]:
         """(thread id, row) of a delivered post: where its permalink shows it."""
@@ -387,7 +413,8 @@ class Archive:
             body = bodies.degraded(raws[row.id], why)
         author = people.get(row.sender, row.verified, row.sender_name)
         return PostView(
-            row.id, row.message_id, url, row.subject, row.date, author, False, body=body,
+            row.id, row.message_id, url, clean_subject(row.subject, mlist.subject_prefix),
+            row.date, author, False, body=body,
             held=row.verdict == "hold",
         )  # fmt: skip
 

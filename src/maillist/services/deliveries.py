@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -375,10 +376,24 @@ def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob 
     base = shared_edits(post, mlist, author)
     people: dict[str, int] = {}  # personalised copies' tokens: see member_ids
     key = db_dkim.key_for(conn, mlist.domain) if copy.personalized else None
+    # What the log names: the Message-ID of what is sent (a digest's or a notice's own, not that
+    # of the post that caused it).
+    sent_id = _own_id(copy.rendered) or post.message_id
     return SendJob(
-        mlist, copy, post.raw, post.message_id, author, db_site.secret(conn), base, people, key,
+        mlist, copy, post.raw, sent_id, author, db_site.secret(conn), base, people, key,
         post.auth or NO_RESULTS,
     )  # fmt: skip
+
+
+_MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*<([^<>\r\n]{1,250})>")
+
+
+def _own_id(rendered: bytes | None) -> str:
+    if not rendered:
+        return ""
+    head = rendered[: rendered.find(b"\r\n\r\n") if b"\r\n\r\n" in rendered else 8192]
+    found = _MESSAGE_ID.search(head)
+    return found.group(1).decode("utf-8", "replace") if found else ""
 
 
 def member_ids(

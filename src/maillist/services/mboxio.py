@@ -205,7 +205,11 @@ async def export_mbox(db: Store, list_address: str, path: Path) -> int:
         rows = db_archive.month(conn, mlist.id, "0000", "9999")
         raws = db_archive.raws(conn, [r.id for r in rows])
     written = 0
-    with path.open("wb") as out:
+    try:
+        out = path.open("wb")
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror}") from None
+    with out:
         for row in rows:
             if row.id in raws:
                 out.write(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from maillist.db import Store
 from maillist.db import badges as db_badges
@@ -12,7 +12,7 @@ from maillist.db import people as db_people
 from maillist.errors import UnknownList
 from maillist.models import VISIBLE, StoredMessage, ThreadSummary
 from maillist.services.lists import require
-from maillist.threads import Node, build_tree
+from maillist.threads import Node, build_tree, clean_subject
 
 
 async def show(db: Store, message_id: str) -> list[tuple[str, StoredMessage]]:
@@ -49,7 +49,7 @@ async def thread_views(db: Store, list_address: str, limit: int = 50) -> list[Th
         node = Node(
             id=m.id,
             message_id=m.message_id,
-            subject=m.subject if visible else "",
+            subject=clean_subject(m.subject, mlist.subject_prefix) if visible else "",
             date=m.date if visible else "",
             sender=m.sender if visible else "",
             sender_name=names.get(m.sender.lower(), "") if visible else "",  # the account's name
@@ -61,7 +61,8 @@ async def thread_views(db: Store, list_address: str, limit: int = 50) -> list[Th
     views = []
     for summary in summaries:
         nodes = by_thread.get(summary.id, [])
+        shown = replace(summary, subject=clean_subject(summary.subject, mlist.subject_prefix))
         views.append(
-            ThreadView(summary, build_tree(nodes), sum(1 for n in nodes if not n.placeholder))
+            ThreadView(shown, build_tree(nodes), sum(1 for n in nodes if not n.placeholder))
         )
     return views

@@ -6,6 +6,7 @@ resolv.conf. Tests point it at a DNS server on loopback; no test asks the intern
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -47,6 +48,12 @@ def parse_server(value: str) -> tuple[str, int]:
         host, port = text.split(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise BadOption(f"--dns wants HOST or HOST:PORT, not {value!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise BadOption(
+            f"--dns wants the resolver's IP address (and port), not {value!r}"
+        ) from None
     return host, int(port)
 
 

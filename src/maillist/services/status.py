@@ -8,6 +8,7 @@ from typing import Any
 
 from maillist import __version__
 from maillist.db import Store, migrate
+from maillist.db import lists as db_lists
 from maillist.db import queue as db_queue
 from maillist.db import status as db_status
 from maillist.models import MailingList, Posting
@@ -86,3 +87,16 @@ async def check(db: Store, templates: Path | None = None) -> list[str]:
     except Exception as exc:  # a template an admin edited can fail in any way Jinja can
         problems.append(f"templates do not render: {type(exc).__name__}: {exc}")
     return problems
+
+
+async def warnings(db: Store) -> list[str]:
+    """What is not broken but leaves someone out: a private archive with no web address has no
+    way in (its sign-in links have nowhere to point)."""
+    async with db.read() as conn:
+        found = [s.list for s in db_lists.all_lists(conn)]
+    return [
+        f"{m.address}: its archive is private but it has no web_url, so members cannot sign in "
+        f"(maillist lists set {m.address} web_url https://...)"
+        for m in found
+        if m.archive == "private" and not m.web_url
+    ]

@@ -89,6 +89,7 @@ class SessionGate:
         self._clients: dict[str, list[_Limited]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self.stopping = False  # the server is stopping: no new transactions
 
     def full(self) -> bool:
         """No room even to look at the newcomer (the burst allowance is used up too)."""
@@ -226,6 +227,18 @@ class _Limited:
             return  # refused past the total cap: aiosmtpd never started
         super().connection_lost(error)  # type: ignore[misc]
 
+    def in_transaction(self) -> bool:
+        """Between MAIL and the end of DATA: what a stop lets finish."""
+        envelope = getattr(self, "envelope", None)
+        return self.busy or (envelope is not None and envelope.mail_from is not None)
+
+    def shut(self) -> None:
+        """The server is stopping: `421` and goodbye (an idle session at once, a busy one when
+        its message is done)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(f"{replies.SHUTTING_DOWN()}\r\n".encode())
+            self.transport.close()
+
     def make_room(self) -> None:
         """Closed so a client with fewer sessions may have one (SessionGate.room_for)."""
         log.info("closing an idle session of %s to make room for another client", self._client)
@@ -258,6 +271,9 @@ class _Limited:
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.gate.stopping:
+            self.shut()
+            return
         self._progress()
         await super().smtp_MAIL(arg)  # type: ignore[misc]
 
@@ -330,6 +346,8 @@ class _Limited:
         # through the documented _create_envelope (the guard checks it does nothing more).
         self.envelope = self._create_envelope()  # type: ignore[attr-defined]
         await self.push(status)
+        if self.gate.stopping:  # its message is stored and answered: now it may go
+            self.shut()
 
     def __dir__(self) -> list[str]:
         """aiosmtpd's __init__ runs inspect.getmembers(self) on every connection only to find
@@ -414,7 +432,13 @@ class Listener:
         self.port: int = server.sockets[0].getsockname()[1]
 
     async def stop(self, grace: float = 30.0) -> None:
+        """No new connections; idle sessions get `421` at once, sessions in a transaction when
+        their message is stored; past `grace` every session goes."""
         self._server.close()
+        self.gate.stopping = True
+        for protocol in list(self.gate.live):
+            if isinstance(protocol, _Limited) and not protocol.in_transaction():
+                protocol.shut()
         if not await self.gate.drained(grace):
             log.warning("closing %d session(s) still open after %.0fs", len(self.gate.live), grace)
             for protocol in list(self.gate.live):

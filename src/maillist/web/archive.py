@@ -67,13 +67,15 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
                 return await view(request, viewer)
             except NotFound as exc:
                 return html("message.html.j2", request, viewer, 404, heading="Not found",
-                            text=str(exc), signin=False, next="")  # fmt: skip
+                            text=str(exc), signin=False, next="", join="")  # fmt: skip
             except SignInRequired as exc:
+                listed = request.path_params.get("list", "")
                 return html("message.html.j2", request, viewer, 403, heading="Members only",
-                            text=str(exc), signin=True, next=request.url.path)  # fmt: skip
+                            text=str(exc), signin=True, next=request.url.path,
+                            join=f"{urls.list_url(listed)}join" if listed else "")  # fmt: skip
             except Unavailable as exc:
                 return html("message.html.j2", request, viewer, 503, heading="Not available",
-                            text=str(exc), signin=False, next="")  # fmt: skip
+                            text=str(exc), signin=False, next="", join="")  # fmt: skip
 
         return run
 
@@ -119,9 +121,15 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
                 address, part.group(1), int(part.group(2)), viewer
             )
             return _download(data, kind, name, viewer)
+        # The permalink (what every copy's Archived-At names) lands on the post itself: its
+        # thread, scrolled to it and marked (CSS :target), on a phone as on a desktop.
         thread_id, row = await archive.locate(address, rest, viewer)
-        found = await archive.thread(address, thread_id, viewer)
-        return html("thread.html.j2", request, viewer, page=found, highlight=row)
+        target = f"{urls.thread_url(address, thread_id)}#m{row}"
+        return RedirectResponse(target, status_code=303, headers=_headers(viewer))
+
+    async def join_page(request: Request, viewer: str) -> Response:
+        found = await archive.joining(request.path_params["list"])
+        return html("join.html.j2", request, viewer, page=found)
 
     async def month_page(request: Request, viewer: str) -> Response:
         year, month = int(request.path_params["year"]), int(request.path_params["month"])
@@ -209,6 +217,7 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
         Route("/signout", signout, methods=["POST"]),
         Route("/lists/{list}/", guarded(threads_page)),
         Route("/lists/{list}/feed.atom", guarded(list_feed)),
+        Route("/lists/{list}/join", guarded(join_page)),
         Route("/lists/{list}/search", guarded(search_page)),
         Route("/lists/{list}/thread/{spec}", guarded(thread_page)),
         Route("/lists/{list}/msg/{rest:path}", guarded(message_page)),
