@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -197,8 +198,7 @@ def test_permalinks_raw_and_a_slash_in_a_message_id(site: Site) -> None:
     assert f'id="m{row}"' in text
     raw = site.web.get("/lists/team@example.org/msg/r1%2Fx@example.net/raw")
     assert raw.status_code == 200 and raw.headers["x-content-type-options"] == "nosniff"
-    [(stored,)] = site.server.rows("SELECT raw FROM messages WHERE message_id = 'r1/x@example.net'")
-    assert raw.content == stored
+    assert "Message-Id: <r1/x@example.net>" in raw.text  # an anonymous reader's copy
     page(site, "/lists/team@example.org/msg/nothing@example.org", 404)
 
 
@@ -538,3 +538,51 @@ def test_import_streams_caps_each_message_and_refuses_what_is_no_mbox(
     passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
     refused = admin(site.db, "archive", "import", "huge@example.org", str(passwd))
     assert refused.returncode == 1 and "is not an mbox file" in refused.stderr
+
+
+ADDRESS = re.compile(r"[\w.+%'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def test_an_anonymous_reader_sees_no_members_address_anywhere(site: Site) -> None:
+    """Pages, raw messages, parts, a thread's mbox, feeds and search: a public archive shows
+    what people wrote, never where to mail them. Only the list's own addresses appear."""
+    with smtplib.SMTP("127.0.0.1", site.server.port, timeout=10) as client:
+        client.sendmail(ANNE, [TEAM], mail(ANNE, "quoting@example.org", "Re: Rotations?", (
+            "Agreed.\r\n\r\n-----Original Message-----\r\nFrom: Bob <bob@example.net>\r\n"
+            "Sent: Tuesday\r\nTo: team@example.org\r\n\r\nOn Tue, Anne <anne@example.org> "
+            "wrote:\r\n> mail carol@example.net about it\r\n"),
+            extra="In-Reply-To: <q1@example.org>\r\nCc: carol@example.net\r\n"))  # fmt: skip
+    [(thread,)] = site.server.rows(
+        "SELECT thread_id FROM messages WHERE message_id = 'quoting@example.org'"
+    )
+    base = f"/lists/{TEAM}/"
+    paths = [
+        "/", base, f"{base}thread/{thread}", f"{base}thread/{thread}.mbox",
+        f"{base}thread/{thread}.atom", f"{base}feed.atom", f"{base}msg/quoting@example.org",
+        f"{base}msg/quoting@example.org/raw", f"{base}msg/q1@example.org/raw",
+        f"{base}search?q=agreed", f"{base}2026/12/", f"{base}join",
+    ]  # fmt: skip
+    ids = {str(m) for (m,) in site.server.rows("SELECT message_id FROM messages")}
+    ids |= {quote(m, safe="@") for m in ids}  # as permalinks write them
+    lists = [str(a).split("@")[0] for (a,) in site.server.rows("SELECT address FROM lists")]
+    anonymous = httpx.Client(base_url=site.base, timeout=10)  # no cookie from earlier tests
+    for path in paths:
+        response = anonymous.get(path, follow_redirects=True)
+        assert response.status_code == 200, path
+        found = set(ADDRESS.findall(response.text))
+        shown = {
+            a for a in found
+            if a not in ids and not any(i.endswith(a) for i in ids)
+            and a.split("@")[0].split("-")[0] not in lists  # the lists' own, to write to
+        }  # fmt: skip
+        assert not shown, (path, shown)
+    raw = anonymous.get(f"{base}msg/quoting@example.org/raw").text
+    anonymous.close()
+    assert "Agreed." in raw and "anne@\u2026" in raw  # the text is there, the addresses are not
+    with sign_in(site, ANNE, base) as member:  # the list's members read posts whole
+        whole = member.get(f"{base}msg/quoting@example.org/raw").content
+        assert b"carol@example.net" in whole and b"From: Someone <anne@example.org>" in whole
+    [(stored,)] = site.server.rows(
+        "SELECT raw FROM messages WHERE message_id = 'quoting@example.org'"
+    )
+    assert whole == stored

@@ -19,6 +19,18 @@ from email.parser import BytesParser
 import nh3
 
 MAX_TEXT = 256 * 1024  # characters of a body shown; the rest is in the raw message
+# An address as people write it in a text (an attribution, a signature, an Outlook From: line).
+_ADDRESS = re.compile(
+    r"(?<![\w.+%'-])([\w.+%'-]{1,64})@([A-Za-z0-9\u00a0-\uffff-]+(?:\.[A-Za-z0-9\u00a0-\uffff-]+)+)"
+)
+
+
+def hide_addresses(text: str) -> str:
+    """Every address in `text` as `anne@…`: the archive publishes what people wrote, never
+    where to mail them (a harvester reads archives too)."""
+    return _ADDRESS.sub(lambda m: f"{m.group(1)}@\u2026", text)
+
+
 MAX_PARTS = 200
 _URL = re.compile(r"\bhttps?://[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]")
 _TAGS = {
@@ -89,7 +101,7 @@ def render(raw: bytes, url: str) -> Body:
     )
     if chosen is None:
         return Body("", attachments)
-    text = _text(chosen)[:MAX_TEXT]
+    text = hide_addresses(_text(chosen)[:MAX_TEXT])
     if chosen.get_content_type() == "text/html":
         cids = {
             str(p.get("Content-ID", "")).strip().strip("<>"): i
@@ -107,7 +119,7 @@ def degraded(raw: bytes, why: str) -> Body:
     """What is shown of a post that could not be rendered in time: its body as received,
     escaped, with a note; linear in the bytes shown, whatever they hold."""
     _, _, body = raw.partition(b"\r\n\r\n")
-    text = body[:DEGRADED_TEXT].decode("utf-8", "replace")
+    text = hide_addresses(body[:DEGRADED_TEXT].decode("utf-8", "replace"))
     note = html.escape(f"This message could not be displayed ({why}). Its text as received:")
     return Body(f'<p class="degraded">{note}</p>\n<pre>{html.escape(text)}</pre>', ())
 
@@ -252,7 +264,37 @@ def clean_html(text: str, cids: dict[str, int], part_url: Callable[[int], str]) 
         tags=_TAGS,
         attributes=_ATTRIBUTES,
         attribute_filter=keep,
-        url_schemes={"http", "https", "mailto", "cid"},  # cid: only survives as a part URL
+        url_schemes={"http", "https", "cid"},  # cid: only as a part URL; no mailto: addresses
         link_rel="nofollow ugc noopener",
     )
     return _EMPTY_IMG.sub("", cleaned)
+
+
+PUBLIC_FIELDS = ("from", "to", "cc", "subject", "date", "message-id", "in-reply-to", "references")
+_IDS = frozenset({"message-id", "in-reply-to", "references"})
+
+
+def public_copy(raw: bytes) -> bytes:
+    """A post as an anonymous reader of a public archive gets it for `raw` or a thread's mbox:
+    its identifying fields, then its text, with no address anywhere (`hide_addresses`) and
+    its attachments listed by name. Message-IDs stay as written: threading needs them."""
+    lines: list[str] = []
+    try:
+        message = parse(raw)
+        for name in PUBLIC_FIELDS:
+            for value in message.get_all(name, []):
+                text = " ".join(str(value).split())
+                lines.append(f"{name.title()}: {text if name in _IDS else hide_addresses(text)}")
+        parts = leaves(message)
+        chosen = _choose(message, parts)
+        text = _text(chosen)[:MAX_TEXT] if chosen is not None else ""
+        if chosen is not None and chosen.get_content_type() == "text/html":
+            text = html.unescape(nh3.clean(text, tags=set()))
+        listed = [f"[attachment: {filename(p, i)} ({p.get_content_type()}, {_size(p)} bytes)]"
+                  for i, p in enumerate(parts) if p is not chosen and not _twin(chosen, p)]  # fmt: skip
+    except Exception:  # what the parser cannot read is shown as text, addresses hidden all the same
+        text, listed = raw.partition(b"\r\n\r\n")[2].decode("utf-8", "replace"), []
+    lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
+              "Content-Transfer-Encoding: 8bit", ""]  # fmt: skip
+    body = hide_addresses(text).replace("\r\n", "\n").split("\n") + listed
+    return ("\r\n".join(lines + body) + "\r\n").encode("utf-8")

@@ -250,13 +250,19 @@ class Archive:
         return found.thread_id, found.id
 
     async def raw(self, address: str, message_id: str, viewer: str) -> bytes:
+        """The bytes as received for the list's members; for anyone else (a public archive's
+        anonymous reader) the post's text with no address in it (bodies.public_copy)."""
         async with self.db.read() as conn:
             mlist = self._readable(conn, address, viewer)
             found = sql.post(conn, mlist.id, message_id)
             data = sql.raws(conn, [found.id]) if found is not None else {}
+            whole = _sees_addresses(conn, mlist, viewer)
         if found is None or found.id not in data:
             raise NotFound(f"no message <{message_id}> in the archive of {address}")
-        return data[found.id]
+        if whole:
+            return data[found.id]
+        [public] = await self._public([data[found.id]])
+        return public
 
     async def part(
         self, address: str, message_id: str, index: int, viewer: str
@@ -313,7 +319,7 @@ class Archive:
         found = [
             SearchHit(
                 self._view(mlist, h.post, people, {}),
-                _marks(h.snippet),
+                _marks(bodies.hide_addresses(h.snippet)),
                 thread_url(mlist.address, h.post.thread_id or 0),
             )
             for h in hits
@@ -341,7 +347,24 @@ class Archive:
                 raise NotFound(f"no thread {thread_id} in {mlist.address}")
             rows = [r for r in found[1] if not r.placeholder]
             raws = sql.raws(conn, [r.id for r in rows])
-        return [raws[r.id] for r in rows if r.id in raws]
+            whole = _sees_addresses(conn, mlist, viewer)
+        ordered = [raws[r.id] for r in rows if r.id in raws]
+        return ordered if whole else await self._public(ordered)
+
+    async def _public(self, raws: list[bytes]) -> list[bytes]:
+        """Public copies, made in the display sandbox (they parse); one past its budget is
+        left out with a line that says so."""
+        try:
+            made = await self._display.each(
+                bodies.public_copy, [(raw,) for raw in raws], seconds=BODY_SECONDS,
+                total=PAGE_SECONDS,
+            )  # fmt: skip
+        except SandboxBusy:
+            made = []
+        gone = b"Subject: (this message could not be shown in time)\r\n\r\n"
+        return [m if isinstance(m, bytes) else gone for m in made] + [gone] * (
+            len(raws) - len(made)
+        )
 
     async def badge_css(self) -> str:
         """One rule per badge with a colour (checked to be #rrggbb when it was set)."""
@@ -419,6 +442,12 @@ class Archive:
         )  # fmt: skip
 
 
+def _sees_addresses(conn: Conn, mlist: MailingList, viewer: str) -> bool:
+    """The list's members (and the site's admin) read posts whole; anyone else reads them
+    without addresses: a public archive is no harvest for spammers."""
+    return viewer == ADMIN or bool(viewer and db_subs.is_member(conn, mlist.id, viewer))
+
+
 def _moderates(conn: Conn, mlist: MailingList, viewer: str) -> bool:
     if not viewer or viewer == ADMIN:
         return False
@@ -447,7 +476,7 @@ class _People:
         if not address:
             return None
         account = self.accounts.get(address.lower())
-        fallback = " ".join(written.split())[:100] or address.split("@")[0]
+        fallback = bodies.hide_addresses(" ".join(written.split())[:100]) or address.split("@")[0]
         shown = account.name if account is not None and account.name else fallback
         badges = tuple(
             Badge(b, *self.styles.get(b, ("", ""))) for b in self.badges.get(address.lower(), [])

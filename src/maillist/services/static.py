@@ -100,7 +100,7 @@ async def _render(
         found = await archive.thread(mlist.address, thread_id, ADMIN)
         thread_url = urls.thread_url(mlist.address, thread_id)
         _write(_file(out, thread_url), page("thread.html.j2", page=found, highlight=0))
-        raws = await archive.thread_raws(mlist.address, thread_id, ADMIN)
+        raws = await archive.thread_raws(mlist.address, thread_id, "")  # public: no addresses
         _write(_file(out, thread_url + ".mbox", index=False), mboxes.mboxrd(raws))
         for post in found.posts:
             if post.placeholder:
