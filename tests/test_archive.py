@@ -577,7 +577,9 @@ def test_an_anonymous_reader_sees_no_members_address_anywhere(site: Site) -> Non
         }  # fmt: skip
         assert not shown, (path, shown)
     raw = anonymous.get(f"{base}msg/quoting@example.org/raw").text
+    folded = anonymous.get(f"{base}thread/{thread}").text  # Outlook's original: folded away
     anonymous.close()
+    assert "<summary>The message this answers</summary>" in folded
     assert "Agreed." in raw and "anne@\u2026" in raw  # the text is there, the addresses are not
     with sign_in(site, ANNE, base) as member:  # the list's members read posts whole
         whole = member.get(f"{base}msg/quoting@example.org/raw").content
@@ -586,3 +588,28 @@ def test_an_anonymous_reader_sees_no_members_address_anywhere(site: Site) -> Non
         "SELECT raw FROM messages WHERE message_id = 'quoting@example.org'"
     )
     assert whole == stored
+
+
+def test_sign_in_works_on_a_list_with_no_post_and_says_so_where_it_cannot(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "new.db"
+    for args in (
+        ("lists", "create", "new@example.org", "--name", "New"),
+        ("members", "add", "new@example.org", ANNE),
+    ):
+        assert admin(db, *args).returncode == 0
+    with RunningSink(Sink()) as sink:
+        server = Server(db, "--relay", f"127.0.0.1:{sink.port}", "--http-port", "0")
+        base = f"http://127.0.0.1:{server.http_port}"
+        try:
+            with httpx.Client(base_url=base, timeout=10) as web:
+                # No list has a web address: said plainly, to everyone alike.
+                asked = web.post("/signin", data={"address": ANNE})
+                assert "not set up on this site" in asked.text
+                assert admin(db, "lists", "set", "new@example.org", "web_url", base).returncode == 0
+                asked = web.post("/signin", data={"address": ANNE})
+                assert "on its way" in asked.text
+            sink.wait(lambda s: any(b"/signin/" in r.data for r in s.received if ANNE in r.rcpts))
+        finally:
+            server.stop()

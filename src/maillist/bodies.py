@@ -18,6 +18,8 @@ from email.parser import BytesParser
 
 import nh3
 
+from maillist import replytext
+
 MAX_TEXT = 256 * 1024  # characters of a body shown; the rest is in the raw message
 # An address as people write it in a text (an attribution, a signature, an Outlook From: line).
 _ADDRESS = re.compile(
@@ -215,9 +217,13 @@ def plain_html(text: str) -> str:
     """Plain text as HTML: paragraphs, each run of quoted lines and the signature folded."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     signature: list[str] = []
-    if "-- " in lines:
-        at = len(lines) - 1 - lines[::-1].index("-- ")
-        lines, signature = lines[:at], lines[at + 1 :]
+    original: list[str] = []
+    copied = replytext.copied_original(lines)  # Outlook's unquoted original, folded like a quote
+    if copied is not None:
+        lines, original = lines[:copied], lines[copied:]
+    marks = [i for i, line in enumerate(lines) if line in {"-- ", "--"}]  # with or without space
+    if marks:
+        lines, signature = lines[: marks[-1]], lines[marks[-1] + 1 :]
     out: list[str] = []
     run: list[str] = []
     quoted = False
@@ -240,6 +246,12 @@ def plain_html(text: str) -> str:
         body = "\n".join(linkify(html.escape(x)) for x in signature)
         out.append(
             f'<details class="signature"><summary>Signature</summary><pre>{body}</pre></details>'
+        )
+    if any(x.strip() for x in original):
+        body = "\n".join(linkify(html.escape(x)) for x in original)
+        out.append(
+            '<details class="quote"><summary>The message this answers</summary>'
+            f"<blockquote><pre>{body}</pre></blockquote></details>"
         )
     return "\n".join(x for x in out if x)
 

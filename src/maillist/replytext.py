@@ -77,6 +77,16 @@ def typed_lines(text: str, limit: int = 50) -> list[str]:
     return out
 
 
+def copied_original(lines: list[str]) -> int | None:
+    """Where an original message a client copied in unquoted begins (Outlook's
+    `-----Original Message-----`, its underscore rule or `From: ... Sent: ...` block, a
+    forward's marker), or None."""
+    for index, line in enumerate(lines):
+        if _ORIGINAL.match(line.strip()) or _outlook_header(lines, index):
+            return index
+    return None
+
+
 def _quote_follows(lines: list[str], index: int) -> bool:
     """Whether the next non-blank line is quoted (or there is none): an attribution's mark."""
     for line in lines[index + 1 : index + 4]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from maillist.db.store import Conn
 
 
@@ -53,3 +55,23 @@ def latest_message(conn: Conn, list_id: int) -> int | None:
         "SELECT id FROM messages WHERE list_id = ? ORDER BY id DESC LIMIT 1", (list_id,)
     ).fetchone()
     return int(row[0]) if row else None
+
+
+def possible(conn: Conn) -> bool:
+    """Whether any list has an archive and a web address (a sign-in link has a place to go)."""
+    row = conn.execute(
+        "SELECT 1 FROM lists WHERE archive <> 'none' AND web_url <> '' LIMIT 1"
+    ).fetchone()
+    return row is not None
+
+
+def web_request(conn: Conn, list_id: int, domain: str, address: str, at: str) -> int:
+    """A row for a sign-in asked for on the web, for a list that has no mail yet: every notice
+    names the message that caused it, and here that is the request itself."""
+    row = conn.execute(
+        "INSERT INTO messages (list_id, kind, message_id, sender, verdict, reasons, "
+        "received_at, claimed) VALUES (?, 'request', ?, ?, 'accept', ?, ?, 0) RETURNING id",
+        (list_id, f"sign-in.{secrets.token_hex(12)}@{domain}", address,
+         "sign-in link asked for on the web", at),
+    ).fetchone()  # fmt: skip
+    return int(row[0])

@@ -373,14 +373,19 @@ def load_job(conn: Conn, job_id: int, lists: dict[int, MailingList]) -> SendJob 
     if mlist is None or post is None:
         return None
     author = author_of(conn, post.sender, post.verified)
-    base = shared_edits(post, mlist, author)
+    if copy.rendered is not None and not copy.personalized:
+        # Made already (a shared copy, a notice, a digest): the post is not edited again (a
+        # notice's cause may be no post at all: a sign-in asked for on the web).
+        base = render.Parts([], b"")
+    else:
+        base = shared_edits(post, mlist, author)
     people: dict[str, int] = {}  # personalised copies' tokens: see member_ids
     key = db_dkim.key_for(conn, mlist.domain) if copy.personalized else None
     # What the log names: the Message-ID of what is sent (a digest's or a notice's own, not that
     # of the post that caused it).
     sent_id = _own_id(copy.rendered) or post.message_id
     return SendJob(
-        mlist, copy, post.raw, sent_id, author, db_site.secret(conn), base, people, key,
+        mlist, copy, post.raw or b"", sent_id, author, db_site.secret(conn), base, people, key,
         post.auth or NO_RESULTS,
     )  # fmt: skip
 

@@ -59,9 +59,15 @@ async def request(
         link = f"{mlist.web_url}/signin/{token}" + (f"?next={next_path}" if next_path else "")
         cause = sql.latest_message(conn, mlist.id)
         if cause is None:  # a notice names the message that caused it: a list with no mail yet
-            return
+            cause = sql.web_request(conn, mlist.id, mlist.domain, canonical, clock.iso(now))
         notifier.send(conn, mlist, cause, canonical, "sign-in", link=link, client=client,
                       minutes=LINK_MINUTES)  # fmt: skip
+
+
+async def possible(db: Store) -> bool:
+    """Whether signing in can work at all here (some list has a web_url for its links)."""
+    async with db.read() as conn:
+        return sql.possible(conn)
 
 
 async def pending(db: Store, token: str) -> str:

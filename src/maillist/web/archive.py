@@ -167,6 +167,8 @@ def routes(db: Store, pages: Templates, notifier: Notifier, archive: svc.Archive
     async def signin_page(request: Request) -> Response:
         viewer = await viewer_of(request)
         next_path = _local(request.query_params.get("next", ""))
+        if not await signin.possible(db):  # said to everyone alike: it reveals no member
+            return html("signin.html.j2", request, viewer, state="unavailable", next="")
         if request.method == "GET":
             return html("signin.html.j2", request, viewer, state="ask", next=next_path)
         form = await _form(request)
