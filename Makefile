@@ -32,10 +32,11 @@ install: $(VENV)/.installed
 
 HOST   ?= 127.0.0.1
 PORT   ?= 8025
+HTTP_PORT ?= 8080
 
 serve: install
-	$(VENV)/bin/maillist --db $(DB) demo
-	exec $(VENV)/bin/maillist --db $(DB) serve --host $(HOST) --port $(PORT) $(if $(RELAY),--relay $(RELAY))
+	$(VENV)/bin/maillist --db $(DB) demo --web-url http://$(HOST):$(HTTP_PORT)
+	exec $(VENV)/bin/maillist --db $(DB) serve --host $(HOST) --port $(PORT) --http-port $(HTTP_PORT) $(if $(RELAY),--relay $(RELAY))
 
 test: $(DEVVENV)/.installed
 	$(PY) -m pytest -q

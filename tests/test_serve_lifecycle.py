@@ -6,6 +6,7 @@ the process really ends: each test here runs the real command and waits for its 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 import subprocess
@@ -190,3 +191,95 @@ def test_the_http_port_accepts_as_soon_as_it_is_announced(tmp_path: Path) -> Non
                 assert r.status == 200
         finally:
             assert srv.stop() == 0
+
+
+def test_ctrl_c_closes_an_idle_client_at_once_and_a_second_one_stops_now(
+    tmp_path: Path,
+) -> None:
+    """An idle SMTP client does not make a stop wait the whole drain: it gets `421` at once.
+    A client in a transaction is let finish, unless the admin presses Ctrl-C again."""
+    db = tmp_path / "m.db"
+    assert admin(db, "lists", "create", "team@example.org").returncode == 0
+    server = Server(db)
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    reader = idle.makefile("rb")
+    assert reader.readline().startswith(b"220")
+    busy = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    busy_reader = busy.makefile("rb")
+    busy_reader.readline()
+    busy.sendall(b"EHLO busy\r\n")
+    while not busy_reader.readline().startswith(b"250 "):
+        pass
+    busy.sendall(b"MAIL FROM:<a@example.org>\r\n")
+    assert busy_reader.readline().startswith(b"250")
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGINT)
+    assert reader.readline().startswith(b"421 4.3.2")  # at once, and told why
+    assert time.monotonic() - started < 5
+    server.proc.send_signal(signal.SIGINT)  # the transaction would get the drain: not now
+    assert server.proc.wait(10) != 0
+    assert time.monotonic() - started < 10
+    for sock in (idle, busy):
+        sock.close()
+
+
+def test_serving_mistakes_are_one_line_and_exit_one(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    assert admin(db, "lists", "create", "team@example.org").returncode == 0
+    for args, says in (
+        (("--templates", str(tmp_path / "nowhere")), "--templates"),
+        (("--log-level", "chatty"), "--log-level must be one of debug, info, warning, error"),
+        (("--dns", "notahost"), "--dns wants the resolver's IP address"),
+    ):
+        code, err = finish(start(db, "--port", "0", *args))
+        assert code in {1, 2} and says in err and "Traceback" not in err, (args, err)
+        assert "internal error" not in err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "message").mkdir()
+    (broken / "message" / "footer.txt.j2").write_text("{% if %}")
+    code, err = finish(start(db, "--port", "0", "--templates", str(broken)))
+    assert code == 1 and "--templates" in err and "internal error" not in err, err
+    gone = admin(db, "archive", "export", "team@example.org", str(tmp_path / "no" / "x.mbox"))
+    assert gone.returncode == 1 and "cannot write" in gone.stderr and "internal" not in gone.stderr
+
+
+def test_one_server_per_sqlite_file(tmp_path: Path) -> None:
+    """Two servers on one SQLite file would reset each other's claims: the second is refused,
+    and so is a migration that would miss what the first stores meanwhile."""
+    db = tmp_path / "m.db"
+    assert admin(db, "lists", "create", "team@example.org").returncode == 0
+    if dbutil.POSTGRES:
+        pytest.skip("PostgreSQL runs several servers on one database by design")
+    first = Server(db)
+    try:
+        code, err = finish(start(db, "--port", "0"))
+        assert code == 1 and f"(pid {first.proc.pid})" in err, err
+        moved = admin(db, "db", "migrate", "--to", str(tmp_path / "copy.db"))
+        assert moved.returncode == 1 and "stop it first" in moved.stderr
+    finally:
+        first.stop()
+
+
+def test_the_demo_serves_its_archive(tmp_path: Path) -> None:
+    """`make serve`: the demo list's first thread, public at the URL the demo prints."""
+    db = tmp_path / "demo.db"
+    port = _free_port()
+    made = admin(db, "demo", "--web-url", f"http://127.0.0.1:{port}")
+    assert made.returncode == 0 and f"http://127.0.0.1:{port}/lists/" in made.stdout
+    server = Server(db, "--http-port", str(port))
+    try:
+        base = f"http://127.0.0.1:{port}/lists/managers@example.org/"
+        listing = urllib.request.urlopen(base, timeout=10).read().decode()
+        assert "How do you run your one-on-ones?" in listing
+        [thread] = re.findall(r'href="(/lists/managers@example.org/thread/\d+)"', listing)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}{thread}", timeout=10).read()
+        assert b"BariTony" in page and b"Training Badge" in page
+    finally:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,11 +17,12 @@ from maillist.models import Role
 
 if TYPE_CHECKING:
     from maillist.db.store import Store
-    from maillist.services import badges, lists, members
+    from maillist.services import badges, lists, mboxio, members
 else:
     badges = lazy("maillist.services.badges")
     lists = lazy("maillist.services.lists")
     members = lazy("maillist.services.members")
+    mboxio = lazy("maillist.services.mboxio")
 
 PEOPLE = (
     ("madamos@example.org", "Mark Adamos", Role.OWNER, ("Licensee Badge",)),
@@ -29,13 +32,49 @@ PEOPLE = (
 )
 
 
+HISTORY = (  # (author, subject, text, replying to): the demo archive's first thread
+    ("madamos@example.org", "How do you run your one-on-ones?",
+     "We are a new team and I want the weekly one-on-ones to be worth everyone's time.\n"
+     "What do you put on the agenda, and who writes it?", None),
+    ("baritony@example.org", "Re: How do you run your one-on-ones?",
+     "Their agenda first, mine second, the future last. They write it; I keep notes.\n"
+     "Rotated it a few times before it stuck.", 0),
+    ("kai@example.com", "Re: How do you run your one-on-ones?",
+     "> Their agenda first, mine second, the future last.\n\n"
+     "This. And never cancel one: move it, but never cancel it.", 1),
+    ("dolores@example.net", "Re: How do you run your one-on-ones?",
+     "Thirty minutes, same time each week, and we walk when we can.", 0),
+)  # fmt: skip
+
+
+def _history(address: str) -> bytes:
+    """The demo thread as an mbox, so it is stored as any imported history is."""
+    out = []
+    for n, (who, subject, text, parent) in enumerate(HISTORY):
+        head = [
+            f"From: {who}", f"To: {address}", f"Subject: {subject}",
+            f"Message-ID: <demo-{n}@example.org>", f"Date: Tue, 1 Dec 2026 1{n}:00:00 +0000",
+        ]  # fmt: skip
+        if parent is not None:
+            head.append(f"In-Reply-To: <demo-{parent}@example.org>")
+        out.append(f"From {who} Tue Dec  1 1{n}:00:00 2026\n" + "\n".join(head) + f"\n\n{text}\n")
+    return "\n".join(out).encode()
+
+
 def demo(
     ctx: typer.Context,
     address: Annotated[
         str, typer.Option(help="Address of the demo list.")
     ] = "managers@example.org",
+    web_url: Annotated[
+        str,
+        typer.Option(
+            help="Where `serve --http-port` is reached: the demo archive goes public there."
+        ),
+    ] = "",
 ) -> None:
-    """Create a demo list with four members and a few badges (skipped if it already exists)."""
+    """Create a demo list with four members, a few badges and a first thread (skipped if it
+    already exists). With --web-url its archive is public at that address."""
 
     async def build(db: Store, cfg: Config) -> bool:
         try:
@@ -43,12 +82,22 @@ def demo(
                 db, address, name="Managers", description="Demo discussion list", actor=cfg.actor
             )
         except DuplicateList:
-            return False
-        for who, name, role, granted in PEOPLE:
-            await members.add(db, address, [who], name=name, role=role, actor=cfg.actor)
-            for badge in granted:
-                await badges.grant(db, who, badge, actor=cfg.actor)
-        return True
+            created = False
+        else:
+            created = True
+            for who, name, role, granted in PEOPLE:
+                await members.add(db, address, [who], name=name, role=role, actor=cfg.actor)
+                for badge in granted:
+                    await badges.grant(db, who, badge, actor=cfg.actor)
+            await lists.set_option(db, address, "badges", "unless-forged", actor=cfg.actor)
+            with tempfile.TemporaryDirectory() as where:
+                history = Path(where) / "demo.mbox"
+                history.write_bytes(_history(address))
+                await mboxio.import_mbox(db, address, history)
+        if web_url:
+            await lists.set_option(db, address, "web_url", web_url, actor=cfg.actor)
+            await lists.set_option(db, address, "archive", "public", actor=cfg.actor)
+        return created
 
     cfg = ctx.find_root().obj
     created = run(ctx, build, create=True)
@@ -63,3 +112,5 @@ def demo(
     say(
         f"Post to it with any SMTP client once `maillist serve` runs; see: maillist threads {address}"
     )
+    if web_url:
+        say(f"Its archive (public): {web_url.rstrip('/')}/lists/{address}/")

@@ -179,7 +179,10 @@ async def serve(
             http = await start_http(web, delivery.http_host, delivery.http_port)
             stack.push_async_callback(_step("http", _stop_http, http))
             print(
-                f"maillist http listening on {delivery.http_host}:{http[2]} (/metrics)", flush=True
+                f"maillist http listening on {delivery.http_host}:{http[2]} "
+                f"(the archive: http://{delivery.http_host}:{http[2]}/, one-click unsubscribe, "
+                "/metrics)",
+                flush=True,
             )
         target = (
             f"relay {delivery.relay.host}:{delivery.relay.port}"
@@ -261,7 +264,10 @@ def check_templates(directory: Path) -> None:
     first post would be a notice or a copy that cannot be made."""
     if not directory.is_dir():
         raise BadInput(f"--templates {directory}: no such directory")
-    templates = Templates(directory)
+    try:
+        templates = Templates(directory)
+    except Exception as exc:  # the footer, loaded at once, does not compile
+        raise BadInput(f"--templates {directory}: {exc}") from None
     for name in templates.env.loader.list_templates() if templates.env.loader else []:
         if not (directory / name).is_file():
             continue

@@ -121,7 +121,7 @@ def serve_command(
             envvar="MAILLIST_HTTP_PORT",
             min=0,
             max=65535,
-            help="Serve /metrics (Prometheus) on this port.",
+            help="Serve the web archive, one-click unsubscribe links and /metrics on this port.",
         ),
     ] = None,
     http_host: Annotated[

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, say
+from maillist.cli.output import emit_json, say, when
 from maillist.cli.runtime import run
 from maillist.threads import Node
 
@@ -71,7 +71,8 @@ def threads(
     for view in views:
         count = f"{view.messages} message{'' if view.messages == 1 else 's'}"
         say(
-            f"# {view.thread.subject or '(no subject)'}  ({count}, last {view.thread.last_activity_at})"
+            f"# {view.thread.subject or '(no subject)'}  ({count}, last "
+            f"{when(view.thread.last_activity_at)})"
         )
         stack = [(n, 0) for n in reversed(view.roots)]
         while stack:
@@ -82,7 +83,7 @@ def threads(
             else:
                 who = f"{node.sender_name} <{node.sender}>" if node.sender_name else node.sender
                 badges = f" - {', '.join(node.badges)}" if node.badges else ""
-                say(f"{pad}- {node.subject}  {who}{badges}  {node.date}")
+                say(f"{pad}- {node.subject}  {who}{badges}  {when(node.date)}")
             stack.extend((r, depth + 1) for r in reversed(node.replies))
 
 
@@ -115,8 +116,8 @@ def show(
             "envelope-from": m.envelope_from,
             "recipient": m.recipient,
             "subject": m.subject,
-            "date": m.date,
-            "received": m.received_at,
+            "date": when(m.date),
+            "received": when(m.received_at),
             "in-reply-to": m.in_reply_to,
             "references": m.refs,
             "size": str(m.size),
