@@ -13,11 +13,14 @@ import mailbox
 import os
 import re
 import select
+import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +52,8 @@ def main(work: Path) -> None:
     cli("members", "add", "smoke@example.org", "anne@example.org", "--name", "Anne Example")
     cli("members", "add", "smoke@example.org", "bob@example.net")
     cli("badges", "grant", "anne@example.org", "Licensee Badge")
+    # Nothing signs this post (no DKIM here): badges for every post that is not a forgery.
+    cli("lists", "set", "smoke@example.org", "badges", "unless-forged")
     cli("check")
 
     outbox = work / "var" / "outbox"
@@ -96,7 +101,136 @@ def main(work: Path) -> None:
         code = server.wait(timeout=TIMEOUT)
     assert code == 0, f"serve exited {code}: {(work / 'serve.log').read_text()[-2000:]}"
     _postgresql(work, cli, maillist, env, threads)
+    people(work, cli, maillist, env)
     print(f"smoke: ok ({where.parent})")
+
+
+def people(work: Path, cli: Callable[..., str], maillist: str, env: dict[str, str]) -> None:
+    """What issue 21 asked of the installed package, as people use it: a moderator approves by
+    a reply s-nail bottom-posts, a member with a full hour of notices still leaves, history
+    imported with a "-0000" date keeps it, a public archive shows no address to an anonymous
+    reader, search finds word forms, and `maillist --version` answers at once."""
+    took = []
+    for _ in range(5):
+        begun = time.monotonic()
+        subprocess.run([maillist, "--version"], check=True, capture_output=True, env=env)
+        took.append(time.monotonic() - begun)
+    assert sorted(took)[2] < 0.3, f"maillist --version took {sorted(took)[2]:.2f} s (median)"
+    team = "team@example.org"
+    cli("lists", "create", team, "--name", "Team")
+    cli("lists", "set", team, "archive", "public")
+    cli("members", "add", team, "anne@example.org", "--name", "Anne")
+    cli("members", "add", team, "mo@example.org", "--role", "moderator")
+    history = work / "history.mbox"
+    history.write_bytes(
+        b"From a@b Thu Jan  1 00:00:00 1970\nFrom: Old Timer <old@elsewhere.example>\n"
+        b"To: team@example.org\nSubject: Rotated again\nMessage-ID: <old-1@elsewhere.example>\n"
+        b"Date: Tue, 01 Oct 2019 10:00:00 -0000\n\nThey rotated me again; ask bob@example.net.\n"
+    )
+    cli("archive", "import", team, str(history))
+    listed = cli("threads", team, "--json")
+    assert '"date": "2019-10-01T10:00:00' in listed, listed
+    assert "old-1@elsewhere.example" in cli("search", team, "rotate")  # the word form "rotated"
+    outbox = work / "var" / "team-outbox"
+    http_port = _free_port()
+    cli("lists", "set", team, "web_url", f"http://127.0.0.1:{http_port}")
+    server = subprocess.Popen(
+        [maillist, "--db", str(work / "var" / "smoke.db"), "serve", "--port", "0",
+         "--http-port", str(http_port), "--outbox", str(outbox),
+         "--dns", f"127.0.0.1:{nxdomain_resolver()}"],
+        stdout=subprocess.PIPE, stderr=(work / "people.log").open("wb"), env=env,
+    )  # fmt: skip
+    try:
+        port = _port(server)
+        _public_archive_shows_no_address(http_port, team)
+        _moderator_approves_with_s_nail(port, outbox, team)
+        _a_member_with_a_full_hour_leaves(port, outbox, team, cli)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=TIMEOUT)
+
+
+def _public_archive_shows_no_address(http_port: int, team: str) -> None:
+    base = f"http://127.0.0.1:{http_port}/lists/{team}/"
+    listing = urllib.request.urlopen(base, timeout=TIMEOUT).read().decode()
+    [thread] = re.findall(rf'href="(/lists/{team}/thread/\d+)"', listing)
+    for path in (f"/lists/{team}/", thread, f"{thread}.mbox", f"{thread}.atom",
+                 f"/lists/{team}/feed.atom", f"/lists/{team}/msg/old-1@elsewhere.example/raw"):  # fmt: skip
+        text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}{path}", timeout=TIMEOUT)
+        found = set(re.findall(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", text.read().decode()))
+        shown = {a for a in found if not a.startswith("team") and "old-1@" not in a}
+        assert not shown, (path, shown)
+
+
+def _notices(outbox: Path, to: str) -> list[mailbox.MaildirMessage]:
+    if not (outbox / "new").is_dir():
+        return []
+    return [m for m in mailbox.Maildir(str(outbox), create=False) if m["Delivered-To"] == to]
+
+
+def _wait(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _moderator_approves_with_s_nail(port: int, outbox: Path, team: str) -> None:
+    if not shutil.which("s-nail"):
+        print("smoke: s-nail not installed: its moderation reply was not tried")
+        return
+    with smtplib.SMTP("127.0.0.1", port, timeout=TIMEOUT) as smtp:
+        smtp.sendmail("zed@else.example", [team], (
+            f"From: zed@else.example\r\nTo: {team}\r\nSubject: May I?\r\n"
+            "Message-ID: <held-1@else.example>\r\n\r\nA stranger's post.\r\n").encode())  # fmt: skip
+    _wait(lambda: bool(_notices(outbox, "mo@example.org")), "the moderator's notice")
+    [notice] = _notices(outbox, "mo@example.org")
+    box = outbox.parent / "mo-inbox"
+    for sub in ("cur", "new", "tmp"):
+        (box / sub).mkdir(parents=True, exist_ok=True)
+    (box / "new" / "1.notice").write_bytes(notice.as_bytes())
+    subprocess.run(
+        ["s-nail", "-#", "-N", "-S", "quote", "-S", "from=mo@example.org",
+         "-S", f"mta=smtp://127.0.0.1:{port}", "-f", str(box)],
+        input=b"reply 1\napprove\n~.\n", check=True, timeout=60, capture_output=True,
+    )  # fmt: skip
+    _wait(lambda: any(m["Message-ID"] == "<held-1@else.example>"
+                      for m in _notices(outbox, "anne@example.org")), "the approved post")  # fmt: skip
+
+
+def _a_member_with_a_full_hour_leaves(
+    port: int, outbox: Path, team: str, cli: Callable[..., str]
+) -> None:
+    request = team.replace("@", "-request@")
+    with smtplib.SMTP("127.0.0.1", port, timeout=TIMEOUT) as smtp:
+        for n in range(6):
+            smtp.sendmail("anne@example.org", [request], (
+                f"From: anne@example.org\r\nTo: {request}\r\nSubject: info\r\n"
+                f"Message-ID: <info-{n}@example.org>\r\n\r\ninfo\r\n").encode())  # fmt: skip
+        leave = team.replace("@", "-leave@")
+        smtp.sendmail("anne@example.org", [leave], (
+            f"From: anne@example.org\r\nTo: {leave}\r\nSubject: bye\r\n"
+            "Message-ID: <leave-1@example.org>\r\n\r\nbye\r\n").encode())  # fmt: skip
+
+    def confirmation() -> mailbox.MaildirMessage | None:
+        return next((m for m in _notices(outbox, "anne@example.org")
+                     if "leaving" in str(m["Subject"])), None)  # fmt: skip
+
+    _wait(lambda: confirmation() is not None, "the leave confirmation")
+    found = confirmation()
+    assert found is not None
+    confirm = re.sub(r".*<|>.*", "", str(found["Reply-To"]))
+    with smtplib.SMTP("127.0.0.1", port, timeout=TIMEOUT) as smtp:
+        smtp.sendmail("anne@example.org", [confirm], (
+            f"From: anne@example.org\r\nTo: {confirm}\r\nSubject: Re: leaving\r\n"
+            "Message-ID: <yes-1@example.org>\r\n\r\nyes\r\n").encode())  # fmt: skip
+    _wait(lambda: "anne@example.org" not in cli("members", "list", team), "anne to leave")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _postgresql(
