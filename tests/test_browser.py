@@ -122,9 +122,10 @@ def open_page(browser: Any, width: int, height: int = 900) -> tuple[Any, list[st
     return page, problems
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full: bool = True) -> None:
+    """`full`: the whole page; else what the reader sees first (the window)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
 
 
 @pytest.mark.parametrize("width", [1280, 375], ids=["desktop", "phone"])
@@ -164,7 +165,17 @@ def test_a_thread_looks_like_a_forum_thread(
     shot(page, f"thread-{width}")
     posts.nth(2).get_by_role("link", name="permalink").click()
     page.wait_for_url(re.compile(r".*/thread/\d+#m\d+$"))  # the permalink lands on the post
-    assert page.locator("article.post:target .name").inner_text() == "Anne Ambitious"
+    target = page.locator("article.post:target")
+    assert target.locator(".name").inner_text() == "Anne Ambitious"
+    top = target.evaluate("a => a.getBoundingClientRect().top")
+    assert 0 <= top < page.viewport_size["height"] - 40, top  # in view: landed on it
+    shot(page, f"permalink-{width}", full=False)
+    page.goto(f"{base}/lists/team@example.org/join")
+    assert page.get_by_role("link", name="team-join@example.org").is_visible()
+    shot(page, f"join-{width}")
+    page.goto(f"{base}/signin")
+    assert page.get_by_role("button", name="Mail me a link").is_visible()
+    shot(page, f"signin-{width}")
     page.goto(f"{base}/lists/team@example.org/")
     page.get_by_label("Search this list").fill("departments")
     page.get_by_role("button", name="Search").click()
@@ -185,7 +196,8 @@ def test_a_private_list_is_refused_then_readable_after_the_emailed_link(
     problems.remove(
         "Failed to load resource: the server responded with a status of 403 (Forbidden)"
     )
-    page.get_by_role("link", name="Sign in with your email address").click()
+    shot(page, "members-only-1280")
+    page.get_by_role("link", name="sign in with the address you receive the list at").click()
     page.get_by_label("Email address").fill("anne@example.org")
     page.get_by_role("button", name="Mail me a link").click()
     assert page.get_by_text("a sign-in link is on its way").is_visible()

@@ -168,7 +168,7 @@ class Archive:
         if mlist.archive == "private" and not (
             viewer and db_subs.is_member(conn, mlist.id, viewer)
         ):
-            raise SignInRequired(f"the archive of {mlist.address} is for its members")
+            raise SignInRequired(f"The archive of {mlist.address} is for its members.")
         return mlist
 
     async def lists(self, viewer: str) -> list[ListEntry]:
