@@ -125,7 +125,9 @@ def test_an_ordinary_bounce_is_still_read(site: tuple[Server, Path]) -> None:
 
 
 def http(srv: Server) -> httpx.Client:
-    return httpx.Client(base_url=f"http://127.0.0.1:{srv.http_port}", timeout=60)
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{srv.http_port}", timeout=60, follow_redirects=True
+    )
 
 
 def test_an_archive_read_of_a_poisoned_post_freezes_nobody(site: tuple[Server, Path]) -> None:
