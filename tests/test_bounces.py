@@ -8,16 +8,17 @@ import json
 import smtplib
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import dbutil
 from maillist import bouncereport, clock
+from maillist.db import Conn, open_store
 from maillist.db import bounces as db_bounces
 from maillist.db import lists as db_lists
-from maillist.db import open_store
+from maillist.models import MailingList
 from maillist.services import bounces, lists, members
 from maillist.services.notify import Notifier
 from maillist.templating import Templates
@@ -286,6 +287,18 @@ def test_a_returned_personalised_copy_names_its_member_by_token(tmp_path: Path) 
     assert bob["bounce_score"] == 1.0, admin(db, "bounces", LIST).stdout
 
 
+def a_bounce_row(conn: Conn, now: datetime) -> tuple[MailingList, int]:
+    """The list, and a stored bounce the notices can name as their cause."""
+    mlist = db_lists.by_address(conn, LIST)
+    assert mlist is not None
+    row = conn.execute(
+        "INSERT INTO messages (list_id, kind, message_id, received_at) "
+        "VALUES (?, 'bounces', 'b@x', ?) RETURNING id",
+        (mlist.id, clock.iso(now)),
+    ).fetchone()[0]
+    return mlist, int(row)
+
+
 async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
     """The weekly round on an injected clock: a probe that does not bounce enables delivery a
     week on; a member whose probes keep bouncing is removed after the list's warnings (3)."""
@@ -296,13 +309,7 @@ async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
         notifier = Notifier(Templates())
         now = clock.now()
         async with store.write() as conn:
-            mlist = db_lists.by_address(conn, LIST)
-            assert mlist is not None
-            row = conn.execute(
-                "INSERT INTO messages (list_id, kind, message_id, received_at) "
-                "VALUES (?, 'bounces', 'b@x', ?) RETURNING id",
-                (mlist.id, clock.iso(now)),
-            ).fetchone()[0]
+            mlist, row = a_bounce_row(conn, now)
             for address in ("anne@example.org", "bob@example.net"):
                 for _ in range(5):  # five hard refusals on five days: a probe
                     conn.execute("UPDATE subscriptions SET last_bounce_at = ''")
@@ -353,13 +360,7 @@ async def test_forged_bounces_alone_never_disable_a_member(tmp_path: Path) -> No
         notifier = Notifier(Templates())
         now = clock.now()
         async with store.write() as conn:
-            mlist = db_lists.by_address(conn, LIST)
-            assert mlist is not None
-            row = conn.execute(
-                "INSERT INTO messages (list_id, kind, message_id, received_at) "
-                "VALUES (?, 'bounces', 'f@x', ?) RETURNING id",
-                (mlist.id, clock.iso(now)),
-            ).fetchone()[0]
+            mlist, row = a_bounce_row(conn, now)
             forged = bouncereport.Report(("bob@example.net",), "hard", "5.1.1")
             for _ in range(5):
                 conn.execute("UPDATE subscriptions SET last_bounce_at = ''")

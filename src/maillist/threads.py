@@ -21,8 +21,8 @@ def strip_prefix(subject: str, prefix: str) -> str:
     return " ".join(text.split())
 
 
-def subject_key(subject: str, prefix: str = "") -> str:
-    """The base subject a thread is known by: no Re:/Fwd: markers, no list prefix, case-folded."""
+def _base(subject: str, prefix: str) -> str:
+    """The subject without reply markers and without the list's prefix, however interleaved."""
     text = strip_prefix(subject, prefix)
     previous = None
     while previous != text:
@@ -30,24 +30,22 @@ def subject_key(subject: str, prefix: str = "") -> str:
         text = _REPLY.sub("", text).strip()
         if prefix:
             text = strip_prefix(text, prefix)
-    return text.casefold()
+    return text
+
+
+def subject_key(subject: str, prefix: str = "") -> str:
+    """The base subject a thread is known by: no Re:/Fwd: markers, no list prefix, case-folded."""
+    return _base(subject, prefix).casefold()
 
 
 def clean_subject(subject: str, prefix: str = "") -> str:
     """A subject as a page or a listing shows it: the list's prefix gone and reply markers
     collapsed to one "Re: " (`Re: [Team] Re: [Team] How do I` -> `Re: How do I`), as the copies
     members receive already read."""
-    text = strip_prefix(subject, prefix)
-    reply = bool(_REPLY.match(text))
-    previous = None
-    while previous != text:
-        previous = text
-        text = _REPLY.sub("", text).strip()
-        if prefix:
-            text = strip_prefix(text, prefix)
+    text = _base(subject, prefix)
     if not text:
         return subject.strip()
-    return f"Re: {text}" if reply else text
+    return f"Re: {text}" if _REPLY.match(strip_prefix(subject, prefix)) else text
 
 
 def is_reply_subject(subject: str, prefix: str = "") -> bool:
