@@ -308,7 +308,7 @@ async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
         await members.add(store, LIST, ["anne@example.org", "bob@example.net"], actor="test")
         notifier = Notifier(Templates())
         now = clock.now()
-        async with store.write() as conn:
+        async with store.writing() as conn:
             mlist, row = a_bounce_row(conn, now)
             for address in ("anne@example.org", "bob@example.net"):
                 for _ in range(5):  # five hard refusals on five days: a probe
@@ -322,7 +322,7 @@ async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
             bob_id = int(bob.fetchone()[0])
 
         async def week(days: int) -> list[str]:
-            async with store.write() as conn:
+            async with store.writing() as conn:
                 db_bounces.probe_bounced(conn, mlist.id, bob_id)  # bob's probes bounce
                 return bounces.review(conn, mlist, notifier, now + timedelta(days=days))
 
@@ -330,7 +330,7 @@ async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
         assert await week(8) == ["enabled anne@example.org", "warned bob@example.net"]
         assert await week(16) == ["warned bob@example.net"]  # his third warning: the last
         assert await week(24) == ["removed bob@example.net"]
-        async with store.read() as conn:
+        async with store.reading() as conn:
             sent = conn.execute(
                 "SELECT b.recipients, j.envelope_from, j.rendered FROM outbound_jobs j "
                 "JOIN outbound_batches b ON b.job_id = j.id WHERE j.notice = 1 ORDER BY j.id"
@@ -359,13 +359,13 @@ async def test_forged_bounces_alone_never_disable_a_member(tmp_path: Path) -> No
         await members.add(store, LIST, ["bob@example.net"], actor="test")
         notifier = Notifier(Templates())
         now = clock.now()
-        async with store.write() as conn:
+        async with store.writing() as conn:
             mlist, row = a_bounce_row(conn, now)
             forged = bouncereport.Report(("bob@example.net",), "hard", "5.1.1")
             for _ in range(5):
                 conn.execute("UPDATE subscriptions SET last_bounce_at = ''")
                 bounces.process(conn, mlist, row, forged, "bob=example.net", notifier)
-        async with store.write() as conn:
+        async with store.writing() as conn:
             assert bounces.review(conn, mlist, notifier, now + timedelta(days=1)) == []
             state = conn.execute("SELECT status, bounce_score FROM subscriptions").fetchone()
             assert tuple(state) == ("enabled", 5.0)

@@ -256,6 +256,7 @@ class PgStore(Store):
     """Store's write lock, queues and threads; PostgreSQL's transactions."""
 
     READ_BEGIN = READ_SNAPSHOT
+    OFF_LOOP = True  # every statement is a network round trip: never on the event loop
 
     @staticmethod
     def _connect(

@@ -3,7 +3,7 @@
 One writer connection and one reader connection, both plain sqlite3. Every write is a transaction
 on the writer, one at a time (an asyncio lock, fair: FIFO). Two ways to write:
 
-- `async with store.write() as conn:` BEGIN IMMEDIATE, then the statements run on the caller's
+- `async with store.writing() as conn:` BEGIN IMMEDIATE, then the statements run on the caller's
   thread (the event loop, where the Python that drives them runs anyway: no GIL fight), then COMMIT
   in the writer thread, which waits for fsync with the GIL released. BEGIN never waits inside
   SQLite: a lock held by another process is retried with asyncio.sleep, up to LOCK_WAIT_SECONDS.
@@ -120,6 +120,7 @@ class Store:
     """The SQLite store; db/postgres.py's PgStore replaces the hooks marked "engine"."""
 
     READ_BEGIN = "BEGIN"
+    OFF_LOOP = False  # engine: whether every transaction's statements run in a thread
 
     def __init__(
         self, path: Path | str, writer: Any, reader: Any, executor: ThreadPoolExecutor
@@ -176,8 +177,44 @@ class Store:
             self._reader.close()
         self._executor.shutdown(wait=True)
 
+    async def write(
+        self,
+        fn: Callable[[Conn], T],
+        *,
+        durable: bool = True,
+        urgent: bool = False,
+        heavy: bool = False,
+    ) -> T:
+        """`fn(conn)` as one write transaction; returns what it returns, after the COMMIT. Where
+        `fn` runs is the engine's choice: SQLite runs it on the event loop, between a BEGIN and
+        a COMMIT that run in the writer thread (its statements are C calls: no GIL to fight
+        over), or, when the caller says the work is `heavy` (a slice of a big fan-out, a
+        digest), in the writer thread; PostgreSQL always in the writer thread (each statement
+        waits for a network round trip, which must never hold the loop). `durable=False`: see
+        `writing`. `urgent` writes (a session waits for their commit) go before background
+        ones. `fn` runs once; it raises to roll back."""
+        if heavy or self.OFF_LOOP:
+            async with self._write_lock.hold(urgent):
+                await self._ensure_writer()
+                return await self._call(partial(self._in_transaction, self._writer, fn, durable))
+        async with self.writing(durable=durable, urgent=urgent) as conn:
+            return fn(conn)
+
+    async def read(self, fn: Callable[[Conn], T], *, heavy: bool = False) -> T:
+        """`fn(conn)` in a snapshot on the reader connection (it never waits for the writer):
+        on the loop for SQLite, in the reader's thread for a `heavy` read (a search, planning a
+        slice of fan-out) or on PostgreSQL."""
+        if heavy or self.OFF_LOOP:
+            async with self._read_lock:
+                await self._ensure_reader()
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._read_executor, partial(_snapshot, self._reader, fn, self.READ_BEGIN)
+                )
+        async with self.reading() as conn:
+            return fn(conn)
+
     @asynccontextmanager
-    async def write(self, *, durable: bool = True, urgent: bool = False) -> AsyncIterator[Conn]:
+    async def writing(self, *, durable: bool = True, urgent: bool = False) -> AsyncIterator[Conn]:
         """A write transaction. `durable=False` is for writes a crash may take back without
         harm, because what they record is redone or reset at start-up (a claim, a slice of
         fan-out with its cursor): their COMMIT skips the fsync, and the next durable commit's
@@ -229,7 +266,7 @@ class Store:
             )
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Conn]:
+    async def reading(self) -> AsyncIterator[Conn]:
         async with self._read_lock:
             await self._ensure_reader()
             self._reader.execute(self.READ_BEGIN)
@@ -239,7 +276,7 @@ class Store:
                 self._reader.execute("COMMIT")
 
     async def schema_version(self) -> int:
-        async with self.read() as conn:
+        async with self.reading() as conn:
             return self._version(conn)
 
     # engine: the schema's version, and how a write transaction starts, commits and ends

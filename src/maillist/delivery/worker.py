@@ -76,7 +76,7 @@ class DeliveryWorkers:
         self._jobs_ready.set()
 
     async def start(self) -> None:
-        async with self._store.write() as conn:
+        async with self._store.writing() as conn:
             again = deliveries.reset_sending(conn)
         if again:
             log.warning(
@@ -106,7 +106,7 @@ class DeliveryWorkers:
         self._recorder_task.cancel()  # every sender has stopped: nothing is left to record
         with contextlib.suppress(asyncio.CancelledError):
             await self._recorder_task
-        async with self._store.write() as conn:  # claimed but not sent: due again at once
+        async with self._store.writing() as conn:  # claimed but not sent: due again at once
             deliveries.release(conn, sorted(self._claimed))
         await self._relay.close()
         if self._signers is not None:
@@ -180,7 +180,7 @@ class DeliveryWorkers:
             if self._stopping:
                 return
             try:
-                async with self._store.write(durable=False) as conn:
+                async with self._store.writing(durable=False) as conn:
                     again = deliveries.reclaim_dead(conn)
                 if again:
                     log.warning("%d batch(es) of a process that died: sending them", again)
@@ -192,7 +192,7 @@ class DeliveryWorkers:
         while not self._stopping:
             try:
                 # A claim lost in a crash is reset at start-up anyway: no fsync of its own.
-                async with self._store.write(durable=False) as conn:
+                async with self._store.writing(durable=False) as conn:
                     claimed = deliveries.claim(conn, CLAIM, lease=self._lease)
                     jobs = {b.job_id: self._job(conn, b.job_id) for b in claimed}
                     deliveries.member_ids(conn, jobs, claimed)
@@ -232,7 +232,7 @@ class DeliveryWorkers:
     async def _fail(self, batch: Batch, error: str) -> None:
         log.error("batch %d failed: %s", batch.id, error)
         try:
-            async with self._store.write() as conn:
+            async with self._store.writing() as conn:
                 deliveries.fail_batch(conn, batch, error)
             self._claimed.discard(batch.id)
         except Exception:
@@ -240,7 +240,7 @@ class DeliveryWorkers:
 
     async def _release(self, batches: list[Batch]) -> None:
         try:
-            async with self._store.write() as conn:
+            async with self._store.writing() as conn:
                 deliveries.release(conn, [b.id for b in batches])
             self._claimed.difference_update(b.id for b in batches)
         except Exception:
@@ -278,7 +278,7 @@ class DeliveryWorkers:
             while not self._records.empty():
                 pending.append(self._records.get_nowait())
             try:
-                async with self._store.write() as conn:
+                async with self._store.writing() as conn:
                     states = []
                     for b, lid, r, copy, _ in pending:
                         if copy is not None and r.sent:

@@ -173,7 +173,8 @@ class Archive:
 
     async def lists(self, viewer: str) -> list[ListEntry]:
         """Public archives, and the private ones the reader belongs to."""
-        async with self.db.read() as conn:
+
+        def snapshot(conn: Conn) -> list[ListEntry]:
             found = [s.list for s in db_lists.all_lists(conn)]
             return [
                 _entry(m)
@@ -182,10 +183,12 @@ class Archive:
                 or (m.archive == "private" and viewer and db_subs.is_member(conn, m.id, viewer))
             ]
 
+        return await self.db.read(snapshot)
+
     async def threads(
         self, address: str, viewer: str, page: int = 1, per_page: int = THREADS_PER_PAGE
     ) -> ThreadsPage:
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             mlist = self._readable(conn, address, viewer)
             total = sql.count_threads(conn, mlist.id)
             pages = max(1, -(-total // per_page))
@@ -207,7 +210,7 @@ class Archive:
         return ThreadsPage(_entry(mlist), threads, page, pages, months)
 
     async def thread(self, address: str, thread_id: int, viewer: str) -> ThreadPage:
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             mlist = self._readable(conn, address, viewer)
             found = sql.thread(conn, mlist.id, thread_id)
             if found is None or all(p.placeholder for p in found[1]):
@@ -231,7 +234,7 @@ class Archive:
     async def joining(self, address: str) -> JoinPage:
         """How a visitor joins the list (its archive is public or private: a list with no
         archive has no pages at all)."""
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             mlist = db_lists.by_address(conn, address)
         if mlist is None or mlist.archive == "none":
             raise NotFound(f"no archive here for {address}")
@@ -242,7 +245,7 @@ class Archive:
 
     async def locate(self, address: str, message_id: str, viewer: str) -> tuple[int, int]:
         """(thread id, row) of a delivered post: where its permalink shows it."""
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             mlist = self._readable(conn, address, viewer)
             found = sql.post(conn, mlist.id, message_id)
         if found is None or found.thread_id is None:
@@ -252,7 +255,7 @@ class Archive:
     async def raw(self, address: str, message_id: str, viewer: str) -> bytes:
         """The bytes as received for the list's members; for anyone else (a public archive's
         anonymous reader) the post's text with no address in it (bodies.public_copy)."""
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             mlist = self._readable(conn, address, viewer)
             found = sql.post(conn, mlist.id, message_id)
             data = sql.raws(conn, [found.id]) if found is not None else {}
@@ -269,7 +272,7 @@ class Archive:
     ) -> tuple[bytes, str, str]:
         """(bytes, content type, file name) of one part of a post, taken out in the display
         sandbox; raises Unavailable when the post is past its budget (now or before)."""
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             mlist = self._readable(conn, address, viewer)
             found = sql.post(conn, mlist.id, message_id)
             data = sql.raws(conn, [found.id]) if found is not None else {}
@@ -294,7 +297,7 @@ class Archive:
     ) -> tuple[ListEntry, list[PostView]]:
         start = f"{year:04d}-{month:02d}"
         end = f"{year + month // 12:04d}-{month % 12 + 1:02d}"
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             mlist = self._readable(conn, address, viewer)
             rows = sql.month(conn, mlist.id, start, end)
             people = _People(conn, [r.sender for r in rows])
@@ -330,7 +333,7 @@ class Archive:
         self, address: str, viewer: str, thread_id: int | None = None, limit: int = 30
     ) -> tuple[ListEntry, list[PostView]]:
         """The newest delivered posts (of one thread), with their bodies: what a feed shows."""
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             mlist = self._readable(conn, address, viewer)
             rows = sql.latest(conn, mlist.id, limit, thread_id)
             people = _People(conn, [r.sender for r in rows])
@@ -340,7 +343,7 @@ class Archive:
 
     async def thread_raws(self, address: str, thread_id: int, viewer: str) -> list[bytes]:
         """Every delivered post of a thread, as received, in date order (the thread's mbox)."""
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             mlist = self._readable(conn, address, viewer)
             found = sql.thread(conn, mlist.id, thread_id)
             if found is None:
@@ -368,7 +371,7 @@ class Archive:
 
     async def badge_css(self) -> str:
         """One rule per badge with a colour (checked to be #rrggbb when it was set)."""
-        async with self.db.read() as conn:
+        async with self.db.reading() as conn:
             styles = sql.badge_styles(conn)
         return "".join(
             f"li.badge.{badge_class(name)} {{ background: {colour}; }}\n"
@@ -378,9 +381,12 @@ class Archive:
 
     async def picture(self, key: str) -> tuple[bytes, str] | None:
         """The picture an admin set for a person, by its unguessable key (avatars.key)."""
-        async with self.db.read() as conn:
+
+        def snapshot(conn: Conn) -> tuple[bytes, str] | None:
             person = avatars.person_of(db_site.secret(conn), key)
             return sql.picture(conn, person) if person is not None else None
+
+        return await self.db.read(snapshot)
 
     # -- drawing --------------------------------------------------------------------------
     async def _render(

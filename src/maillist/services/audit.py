@@ -8,5 +8,4 @@ from maillist.models import AuditEntry
 
 
 async def recent(db: Store, limit: int = 50) -> list[AuditEntry]:
-    async with db.read() as conn:
-        return db_audit.recent(conn, limit)
+    return await db.read(lambda conn: db_audit.recent(conn, limit))

@@ -41,7 +41,7 @@ async def grant(
     db: Store, address: str, badge: str, *, actor: str, allow_confusable: bool = False
 ) -> BadgeGrant:
     name = badge_name(badge)
-    async with db.write() as conn:
+    async with db.writing() as conn:
         person = _person(conn, address)
         if not allow_confusable:  # a badge is a claim of trust: not for a look-alike address
             lookalikes.check(conn, [person.address])
@@ -55,7 +55,7 @@ async def grant(
 
 async def revoke(db: Store, address: str, badge: str, *, actor: str) -> None:
     name = badge_name(badge)
-    async with db.write() as conn:
+    async with db.writing() as conn:
         person = _person(conn, address)
         badge_id = db_badges.badge_id(conn, name)
         if badge_id is None or not db_badges.revoke(conn, person.id, badge_id):
@@ -64,22 +64,29 @@ async def revoke(db: Store, address: str, badge: str, *, actor: str) -> None:
 
 
 async def grants(db: Store, address: str | None = None) -> list[BadgeGrant]:
-    async with db.read() as conn:
+    def snapshot(conn: Conn) -> list[BadgeGrant]:
         if address is None:
             return db_badges.grants(conn)
         return db_badges.grants(conn, (_person(conn, address)).id)
 
+    return await db.read(snapshot)
+
 
 async def badges_for(db: Store, address: str) -> list[str]:
     """The badges shown beside this address's posts; empty for an unknown address."""
-    async with db.read() as conn:
+
+    def snapshot(conn: Conn) -> list[str]:
         person = db_people.by_address(conn, normalise(address))
         return [] if person is None else db_badges.for_person(conn, person.id)
 
+    return await db.read(snapshot)
+
 
 async def summary(db: Store) -> list[Badge]:
-    async with db.read() as conn:
+    def snapshot(conn: Conn) -> list[Badge]:
         return db_badges.summary(conn)
+
+    return await db.read(snapshot)
 
 
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -96,7 +103,7 @@ async def style(
         raise BadgeError(f"a colour is #rrggbb (six hex digits), not {colour!r}")
     if icon is not None and (len(icon.strip()) > MAX_ICON or has_control(icon)):
         raise BadgeError(f"an icon is at most {MAX_ICON} printable characters")
-    async with db.write() as conn:
+    async with db.writing() as conn:
         current = db_badges.style_of(conn, name)
         if current is None:
             raise BadgeError(f"no such badge: {name!r} (grant it to someone first)")

@@ -8,5 +8,6 @@ from maillist.services.lists import require
 
 
 async def recent(db: Store, list_address: str, limit: int = 100) -> list[db_bounces.Bounce]:
-    async with db.read() as conn:
-        return db_bounces.recent(conn, require(conn, list_address).id, limit)
+    return await db.read(
+        lambda conn: db_bounces.recent(conn, require(conn, list_address).id, limit)
+    )

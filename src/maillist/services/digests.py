@@ -91,7 +91,7 @@ def _items(conn: Conn, rows: list[int]) -> list[digestmail.Item]:
 
 async def send_now(db: Store, templates: Templates, list_address: str | None) -> list[str]:
     """`maillist digests send [LIST]`: every waiting digest now, whatever the hour."""
-    async with db.write() as conn:
+    async with db.writing() as conn:
         if list_address is not None:
             mlist = db_lists.by_address(conn, list_address)
             if mlist is None:

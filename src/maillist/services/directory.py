@@ -23,8 +23,7 @@ class ListDirectory:
         self._loaded = float("-inf")
 
     async def _reload(self) -> None:
-        async with self._db.read() as conn:
-            summaries = db_lists.all_lists(conn)
+        summaries = await self._db.read(db_lists.all_lists)
         self._lists = {s.list.address.lower(): s.list for s in summaries}
         self._loaded = time.monotonic()
 

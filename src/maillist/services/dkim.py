@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from maillist import clock, signing
-from maillist.db import Store
+from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import dkim as db_dkim
 from maillist.db import lists as db_lists
@@ -27,7 +27,7 @@ async def keygen(
     if ed25519:
         seed, ed_txt = signing.new_ed25519_key()
         second = (f"{selector}-ed", seed, ed_txt)
-    async with db.write() as conn:
+    async with db.writing() as conn:
         at = clock.stamp()
         db_dkim.put(conn, domain, selector, private, txt, at, second)
         detail = f"selector={selector}" + (f" ed25519={second[0]}" if ed25519 else "")
@@ -40,7 +40,7 @@ async def keygen(
 
 async def show(db: Store, domain: str) -> list[str]:
     name = domain.strip().lower().rstrip(".")
-    async with db.read() as conn:
+    async with db.reading() as conn:
         found = db_dkim.records_for(conn, name)
     if not found:
         raise BadInput(f"no DKIM key for {domain}: make one with `maillist dkim keygen {domain}`")
@@ -49,6 +49,9 @@ async def show(db: Store, domain: str) -> list[str]:
 
 async def unsigned_domains(db: Store) -> list[str]:
     """List domains whose copies go out unsigned."""
-    async with db.read() as conn:
+
+    def snapshot(conn: Conn) -> list[str]:
         have = db_dkim.domains(conn)
         return sorted({s.list.domain.lower() for s in db_lists.all_lists(conn)} - have)
+
+    return await db.read(snapshot)

@@ -279,7 +279,7 @@ class Ingestor:
         a parent) and decides from them."""
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
-                async with self._db.write(urgent=True):  # the statements: db.statements
+                async with self._db.writing(urgent=True):  # the statements: db.statements
                     outcomes = await self._db.statements(
                         partial(ingest_each, items=items, requests=self._requests)
                     )

@@ -34,7 +34,7 @@ async def create(
     local = canonical.rsplit("@", 1)[0]
     _, display = parse_option("name", name if name is not None else local)
     _, description = parse_option("description", description)
-    async with db.write() as conn:
+    async with db.writing() as conn:
         if db_lists.by_address(conn, canonical) is not None:
             raise DuplicateList(f"list already exists: {canonical}")
         at = stamp()
@@ -44,13 +44,17 @@ async def create(
 
 
 async def all_lists(db: Store) -> list[ListSummary]:
-    async with db.read() as conn:
+    def snapshot(conn: Conn) -> list[ListSummary]:
         return db_lists.all_lists(conn)
+
+    return await db.read(snapshot)
 
 
 async def show(db: Store, address: str) -> ListSummary:
-    async with db.read() as conn:
+    def snapshot(conn: Conn) -> ListSummary:
         return db_lists.summary(conn, require(conn, address))
+
+    return await db.read(snapshot)
 
 
 async def set_option(db: Store, address: str, option: str, value: str, *, actor: str) -> object:
@@ -58,7 +62,7 @@ async def set_option(db: Store, address: str, option: str, value: str, *, actor:
     column, typed = parse_option(option, value)
     if column not in db_lists.SETTABLE:
         raise BadOption(f"list option {column!r} cannot be set")
-    async with db.write() as conn:
+    async with db.writing() as conn:
         mlist = require(conn, address)
         db_lists.set_option(conn, mlist.id, column, typed)
         db_audit.record(conn, stamp(), actor, "lists.set", mlist.address, f"{column}={typed}")
@@ -66,7 +70,7 @@ async def set_option(db: Store, address: str, option: str, value: str, *, actor:
 
 
 async def delete(db: Store, address: str, *, actor: str) -> ListSummary:
-    async with db.write() as conn:
+    async with db.writing() as conn:
         mlist = require(conn, address)
         gone = db_lists.summary(conn, mlist)
         db_lists.delete(conn, mlist.id)

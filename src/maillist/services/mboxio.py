@@ -97,7 +97,7 @@ async def import_mbox(
     """`progress(n)`: n more bytes of the file read. Each message is capped as SMTP caps it
     (the list's size limit, the header caps, the parse budget in a sandbox for what SMTP would
     not parse on its loop); what is over a cap is reported by position and skipped."""
-    async with db.read() as conn:
+    async with db.reading() as conn:
         mlist = db_lists.by_address(conn, list_address)
     if mlist is None:
         raise UnknownList(f"no such list: {list_address}")
@@ -178,7 +178,7 @@ async def _incoming(
 async def _store(
     db: Store, items: list[tuple[int, Incoming]], requests: Requests, report: ImportReport
 ) -> None:
-    async with db.write() as conn:
+    async with db.writing() as conn:
         for position, item in items:
             conn.execute("SAVEPOINT one")
             try:
@@ -198,7 +198,7 @@ async def _store(
 
 async def export_mbox(db: Store, list_address: str, path: Path) -> int:
     """Every delivered post, oldest first, as mboxrd; returns how many."""
-    async with db.read() as conn:
+    async with db.reading() as conn:
         mlist = db_lists.by_address(conn, list_address)
         if mlist is None:
             raise UnknownList(f"no such list: {list_address}")

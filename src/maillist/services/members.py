@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from maillist.addresses import has_control, normalise
 from maillist.clock import stamp
-from maillist.db import Store
+from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import people as db_people
 from maillist.db import subscriptions as db_subs
@@ -47,7 +47,7 @@ async def add(
     canonical = _unique([normalise(a) for a in addresses])
     if name and has_control(name):
         raise BadInput("a name must be one line without control characters")
-    async with db.write() as conn:
+    async with db.writing() as conn:
         mlist = require(conn, list_address)
         present = db_subs.addresses_on(conn, mlist.id)
         already = [a for a in canonical if a.lower() in present]
@@ -69,7 +69,7 @@ async def remove(
     db: Store, list_address: str, addresses: Sequence[str], *, actor: str
 ) -> list[str]:
     canonical = _unique([normalise(a) for a in addresses])
-    async with db.write() as conn:
+    async with db.writing() as conn:
         mlist = require(conn, list_address)
         present = db_subs.addresses_on(conn, mlist.id)
         missing = [a for a in canonical if a.lower() not in present]
@@ -83,8 +83,10 @@ async def remove(
 
 
 async def members(db: Store, list_address: str) -> list[Member]:
-    async with db.read() as conn:
+    def snapshot(conn: Conn) -> list[Member]:
         return db_subs.members(conn, (require(conn, list_address)).id)
+
+    return await db.read(snapshot)
 
 
 def check_rows(
@@ -123,13 +125,13 @@ async def import_rows(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Add the valid new rows in one transaction; with `strict`, add nothing if any row is bad."""
-    async with db.read() as conn:
+    async with db.reading() as conn:
         require(conn, list_address)  # an unknown list fails before the rows are checked
     addresses = await normalise_all([row.address for row in rows], progress)
     good, problems = check_rows(rows, addresses)
     if strict and problems:
         return ImportReport(added=0, already=0, invalid=tuple(problems), applied=False)
-    async with db.write() as conn:
+    async with db.writing() as conn:
         mlist = require(conn, list_address)
         present = db_subs.addresses_on(conn, mlist.id)
         new = [m for m in good if m.address.lower() not in present]
@@ -211,7 +213,7 @@ async def set_option(
     except (ValueError, KeyError):
         raise BadInput(f"bad value {value!r} for {key}: {valid}") from None
     canonical = normalise(address)
-    async with db.write() as conn:
+    async with db.writing() as conn:
         mlist = require(conn, list_address)
         if key == "name":
             if not db_subs.is_member(conn, mlist.id, canonical):

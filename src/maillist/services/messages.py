@@ -18,7 +18,7 @@ from maillist.threads import Node, build_tree, clean_subject
 async def show(db: Store, message_id: str) -> list[tuple[str, StoredMessage]]:
     """Every stored copy of a Message-ID (one per list and kind), with raw bytes and list address."""
     wanted = message_id.strip().removeprefix("<").removesuffix(">")
-    async with db.read() as conn:
+    async with db.reading() as conn:
         found = db_messages.by_message_id(conn, wanted, with_raw=True)
         addresses = {m.list_id: db_lists.address_of(conn, m.list_id) for m in found}
     if not found:
@@ -36,7 +36,7 @@ class ThreadView:
 async def thread_views(db: Store, list_address: str, limit: int = 50) -> list[ThreadView]:
     """Threads newest activity first; held, rejected or discarded posts show as placeholders.
     Authors are shown with their account's name and badges, never the name a sender wrote."""
-    async with db.read() as conn:
+    async with db.reading() as conn:
         mlist = require(conn, list_address)
         summaries = db_messages.threads(conn, mlist.id, limit)
         rows = db_messages.thread_messages(conn, [t.id for t in summaries])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maillist.db import Store
+from maillist.db import Conn, Store
 from maillist.db import held as db_held
 from maillist.errors import UnknownHeld
 from maillist.models import HeldMessage, Verdict
@@ -15,8 +15,10 @@ ACTIONS = {Verdict.APPROVED: "approve", Verdict.REJECTED: "reject", Verdict.DISC
 
 
 async def pending(db: Store, list_address: str) -> list[HeldMessage]:
-    async with db.read() as conn:
+    def snapshot(conn: Conn) -> list[HeldMessage]:
         return db_held.pending(conn, (require(conn, list_address)).id)
+
+    return await db.read(snapshot)
 
 
 async def decide(
@@ -35,7 +37,7 @@ async def decide(
     if verdict not in ACTIONS:
         raise ValueError(f"not a moderator's decision: {decision}")
     notifier = Notifier(templates or Templates())
-    async with db.write() as conn:
+    async with db.writing() as conn:
         found = db_held.get(conn, held_id)
         if found is None:
             raise UnknownHeld(f"no such held message: {held_id}")

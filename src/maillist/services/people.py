@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 
 from maillist.addresses import normalise
 from maillist.clock import stamp
-from maillist.db import Store
+from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import people as db_people
 from maillist.errors import BadInput, UnknownPerson
@@ -47,10 +47,13 @@ async def set_picture(db: Store, address: str, data: bytes, *, actor: str) -> in
     """Store the resized picture; returns its size in bytes."""
     png = thumbnail(data)
     canonical = normalise(address)
-    async with db.write() as conn:
+
+    def store(conn: Conn) -> None:
         person = db_people.by_address(conn, canonical)
         if person is None:
             raise UnknownPerson(f"no such person: {canonical} (add them to a list first)")
         db_people.set_picture(conn, person.id, png, "image/png")
         db_audit.record(conn, stamp(), actor, "people.picture", canonical, f"{len(png)} bytes")
+
+    await db.write(store)
     return len(png)

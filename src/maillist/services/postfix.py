@@ -17,8 +17,7 @@ FILES = ("transport", "recipients", "domains")
 
 async def write_maps(db: Store, out: Path, host: str = "127.0.0.1", port: int = 8024) -> list[Path]:
     """Write each map atomically (temp file + rename), then `postmap` it if Postfix is there."""
-    async with db.read() as conn:
-        lists = [s.list for s in db_lists.all_lists(conn)]
+    lists = [s.list for s in await db.read(db_lists.all_lists)]
     texts = {
         "transport": postfixmaps.transport_map(lists, host, port),
         "recipients": postfixmaps.recipient_map(lists),

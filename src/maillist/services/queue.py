@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from maillist import clock
-from maillist.db import Store
+from maillist.db import Conn, Store
 from maillist.db import queue as db_queue
 from maillist.models import BatchState
 
@@ -36,7 +36,8 @@ def _now() -> str:
 
 async def view(db: Store, limit: int = 100) -> QueueView:
     now = _now()
-    async with db.read() as conn:
+
+    def look(conn: Conn) -> QueueView:
         rows = db_queue.open_batches(
             conn, tuple(s for s in BatchState if s is not BatchState.SENT), limit
         )
@@ -50,8 +51,9 @@ async def view(db: Store, limit: int = 100) -> QueueView:
             [FailedJob(*row) for row in db_queue.failed_jobs(conn, limit)],
         )
 
+    return await db.read(look)
+
 
 async def retry(db: Store) -> tuple[int, int]:
     """(deferred, stuck) batches made due now."""
-    async with db.write() as conn:
-        return db_queue.retry_now(conn, _now())
+    return await db.write(lambda conn: db_queue.retry_now(conn, _now()))

@@ -34,12 +34,12 @@ async def backfill(db: Store) -> int:
     """Index every post search does not know yet; returns how many."""
     done = 0
     while True:
-        async with db.read() as conn:
+        async with db.reading() as conn:
             rows = db_archive.unindexed(conn, STEP)
         if not rows:
             break
         texts = await asyncio.to_thread(_texts, [raw for _, raw, _, _ in rows])
-        async with db.write(durable=False) as conn:
+        async with db.writing(durable=False) as conn:
             entries = [(row, subject, text, author)
                        for (row, _, subject, author), text in zip(rows, texts, strict=True)]  # fmt: skip
             db_ingest.index_posts(conn, entries)

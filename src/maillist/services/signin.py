@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from maillist import clock, tokens
 from maillist.addresses import normalise
-from maillist.db import Store
+from maillist.db import Conn, Store
 from maillist.db import lists as db_lists
 from maillist.db import people as db_people
 from maillist.db import signins as sql
@@ -46,7 +46,7 @@ async def request(
         canonical = normalise(address)
     except BadAddress:
         return
-    async with db.write() as conn:
+    async with db.writing() as conn:
         lists = sql.lists_of(conn, canonical)
         mlist = db_lists.by_id(conn, lists[0]) if lists else None
         if mlist is None:
@@ -66,12 +66,15 @@ async def request(
 
 async def possible(db: Store) -> bool:
     """Whether signing in can work at all here (some list has a web_url for its links)."""
-    async with db.read() as conn:
+
+    def snapshot(conn: Conn) -> bool:
         return sql.possible(conn)
+
+    return await db.read(snapshot)
 
 
 async def pending(db: Store, token: str) -> str:
-    async with db.read() as conn:
+    async with db.reading() as conn:
         found = sql.pending(conn, _hash(token), clock.stamp())
     if found is None:
         raise BadToken("this sign-in link is not valid (used, or expired)")
@@ -80,7 +83,7 @@ async def pending(db: Store, token: str) -> str:
 
 async def sign_in(db: Store, token: str) -> tuple[str, str]:
     """(address, session cookie) for a link, spending it."""
-    async with db.write() as conn:
+    async with db.writing() as conn:
         found = sql.use(conn, _hash(token), clock.stamp())
         secret = db_site.secret(conn)
     if found is None:
@@ -95,7 +98,7 @@ async def viewer(db: Store, cookie: str) -> str:
     if not cookie:
         return ""
     now = int(time.time())
-    async with db.read() as conn:
+    async with db.reading() as conn:
         address = tokens.session_address(db_site.secret(conn), cookie, now)
         if not address:
             return ""
@@ -108,5 +111,5 @@ async def sign_out(db: Store, cookie: str) -> None:
     """Every session of the person this cookie names ends now."""
     address = await viewer(db, cookie)
     if address:
-        async with db.write() as conn:
+        async with db.writing() as conn:
             db_people.sign_out(conn, address, int(time.time()))

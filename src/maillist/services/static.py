@@ -56,7 +56,7 @@ async def render(
 async def _render(
     db: Store, archive: Archive, list_address: str, out: Path, pages: Templates
 ) -> Rendered:
-    async with db.read() as conn:
+    async with db.reading() as conn:
         mlist = db_lists.by_address(conn, list_address)
         if mlist is None:
             raise UnknownList(f"no such list: {list_address}")

@@ -41,7 +41,7 @@ class Status:
 
 
 async def status(db: Store) -> Status:
-    async with db.read() as conn:
+    async with db.reading() as conn:
         totals = db_status.totals(conn)
         counts = db_queue.counts(conn)
         waiting = db_queue.pending_jobs(conn)
@@ -67,7 +67,7 @@ async def check(db: Store, templates: Path | None = None) -> list[str]:
         problems.append(
             f"database schema is version {version}, this maillist needs {migrate.latest()}"
         )
-    async with db.read() as conn:
+    async with db.reading() as conn:
         if not db_status.secret_present(conn):
             problems.append("the site secret (for unsubscribe tokens) is missing or too short")
     try:
@@ -92,7 +92,7 @@ async def check(db: Store, templates: Path | None = None) -> list[str]:
 async def warnings(db: Store) -> list[str]:
     """What is not broken but leaves someone out: a private archive with no web address has no
     way in (its sign-in links have nowhere to point)."""
-    async with db.read() as conn:
+    async with db.reading() as conn:
         found = [s.list for s in db_lists.all_lists(conn)]
     return [
         f"{m.address}: its archive is private but it has no web_url, so members cannot sign in "

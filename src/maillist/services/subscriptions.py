@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from maillist import clock
-from maillist.db import Store
+from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import lists as db_lists
 from maillist.db import requests as db_requests
@@ -26,11 +26,13 @@ class Pending:
 
 
 async def awaiting(db: Store, list_address: str) -> list[Pending]:
-    async with db.read() as conn:
+    def snapshot(conn: Conn) -> list[Pending]:
         mlist = require(conn, list_address)
         return [
             Pending(r.id, r.address, r.created_at) for r in db_requests.awaiting(conn, mlist.id)
         ]
+
+    return await db.read(snapshot)
 
 
 async def decide(
@@ -38,7 +40,8 @@ async def decide(
 ) -> str:
     """Approve (subscribe, welcome) or deny a confirmed request; returns the address."""
     notifier = Notifier(templates or Templates())
-    async with db.write() as conn:
+
+    def transaction(conn: Conn) -> str:
         request = db_requests.by_id(conn, request_id)
         if request is None or request.state != "awaiting":
             raise UnknownHeld(f"no subscription request {request_id} is waiting")
@@ -55,3 +58,5 @@ async def decide(
             if cause is not None:
                 notifier.send(conn, mlist, cause, request.address, "welcome", capped=False)
         return request.address
+
+    return await db.write(transaction)

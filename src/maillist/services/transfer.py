@@ -27,8 +27,10 @@ class TableCheck:
 
 
 async def total_rows(source: Store) -> int:
-    async with source.read() as conn:
+    def snapshot(conn: Conn) -> int:
         return sum(sql.count(conn, t) for t in sql.TABLES)
+
+    return await source.read(snapshot)
 
 
 async def copy(
@@ -42,7 +44,7 @@ async def copy(
             f"the source's schema is version {source_version}, the target's {target_version}: "
             "run the same maillist on both (open the source once to upgrade it)"
         )
-    async with source.read() as src, target.write() as dst:
+    async with source.reading() as src, target.writing() as dst:
         occupied = sql.occupied(dst)
         if occupied:
             listed = ", ".join(f"{table} ({n})" for table, n in occupied[:4])
@@ -67,7 +69,7 @@ async def copy(
 
 
 async def compare(source: Store, target: Store) -> list[TableCheck]:
-    async with source.read() as src, target.read() as dst:
+    async with source.reading() as src, target.reading() as dst:
         return [_check(src, dst, table) for table in sql.TABLES]
 
 

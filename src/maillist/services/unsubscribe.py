@@ -44,14 +44,14 @@ def _verified(conn: Conn, list_address: str, token: str) -> tuple[MailingList, P
 
 async def check(db: Store, list_address: str, token: str) -> Unsubscription:
     """What a click would do (for the page a GET shows); changes nothing."""
-    async with db.read() as conn:
+    async with db.reading() as conn:
         mlist, person = _verified(conn, list_address, token)
         subscribed = db_subs.is_member(conn, mlist.id, person.address)
     return Unsubscription(mlist, person.address, subscribed)
 
 
 async def unsubscribe(db: Store, list_address: str, token: str, *, actor: str) -> Unsubscription:
-    async with db.write() as conn:
+    async with db.writing() as conn:
         mlist, person = _verified(conn, list_address, token)
         subscribed = db_subs.is_member(conn, mlist.id, person.address)
         if subscribed:
