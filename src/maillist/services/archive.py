@@ -188,26 +188,28 @@ class Archive:
     async def threads(
         self, address: str, viewer: str, page: int = 1, per_page: int = THREADS_PER_PAGE
     ) -> ThreadsPage:
-        async with self.db.reading() as conn:
+        def snapshot(conn: Conn) -> ThreadsPage:
             mlist = self._readable(conn, address, viewer)
             total = sql.count_threads(conn, mlist.id)
             pages = max(1, -(-total // per_page))
-            page = min(max(page, 1), pages)
-            rows = sql.threads(conn, mlist.id, (page - 1) * per_page, per_page)
+            shown = min(max(page, 1), pages)
+            rows = sql.threads(conn, mlist.id, (shown - 1) * per_page, per_page)
             people = _People(conn, [r.starter for r in rows])
             months = sql.months(conn, mlist.id)
-        threads = [
-            ThreadEntry(
-                thread_url(mlist.address, r.id),
-                clean_subject(r.subject, mlist.subject_prefix) or "(no subject)",
-                people.get(r.starter, True, r.starter_name),
-                r.posts,
-                r.participants,
-                r.last_activity_at,
-            )
-            for r in rows
-        ]
-        return ThreadsPage(_entry(mlist), threads, page, pages, months)
+            threads = [
+                ThreadEntry(
+                    thread_url(mlist.address, r.id),
+                    clean_subject(r.subject, mlist.subject_prefix) or "(no subject)",
+                    people.get(r.starter, True, r.starter_name),
+                    r.posts,
+                    r.participants,
+                    r.last_activity_at,
+                )
+                for r in rows
+            ]
+            return ThreadsPage(_entry(mlist), threads, shown, pages, months)
+
+        return await self.db.read(snapshot)
 
     async def thread(self, address: str, thread_id: int, viewer: str) -> ThreadPage:
         async with self.db.reading() as conn:
@@ -234,23 +236,29 @@ class Archive:
     async def joining(self, address: str) -> JoinPage:
         """How a visitor joins the list (its archive is public or private: a list with no
         archive has no pages at all)."""
-        async with self.db.reading() as conn:
+
+        def snapshot(conn: Conn) -> JoinPage:
             mlist = db_lists.by_address(conn, address)
-        if mlist is None or mlist.archive == "none":
-            raise NotFound(f"no archive here for {address}")
-        return JoinPage(
-            _entry(mlist), sub_address(mlist, "join"), sub_address(mlist, "leave"),
-            sub_address(mlist, "owner"), mlist.subscription,
-        )  # fmt: skip
+            if mlist is None or mlist.archive == "none":
+                raise NotFound(f"no archive here for {address}")
+            return JoinPage(
+                _entry(mlist), sub_address(mlist, "join"), sub_address(mlist, "leave"),
+                sub_address(mlist, "owner"), mlist.subscription,
+            )  # fmt: skip
+
+        return await self.db.read(snapshot)
 
     async def locate(self, address: str, message_id: str, viewer: str) -> tuple[int, int]:
         """(thread id, row) of a delivered post: where its permalink shows it."""
-        async with self.db.reading() as conn:
+
+        def snapshot(conn: Conn) -> tuple[int, int]:
             mlist = self._readable(conn, address, viewer)
             found = sql.post(conn, mlist.id, message_id)
-        if found is None or found.thread_id is None:
-            raise NotFound(f"no message <{message_id}> in the archive of {address}")
-        return found.thread_id, found.id
+            if found is None or found.thread_id is None:
+                raise NotFound(f"no message <{message_id}> in the archive of {address}")
+            return found.thread_id, found.id
+
+        return await self.db.read(snapshot)
 
     async def raw(self, address: str, message_id: str, viewer: str) -> bytes:
         """The bytes as received for the list's members; for anyone else (a public archive's
@@ -297,10 +305,13 @@ class Archive:
     ) -> tuple[ListEntry, list[PostView]]:
         start = f"{year:04d}-{month:02d}"
         end = f"{year + month // 12:04d}-{month % 12 + 1:02d}"
-        async with self.db.reading() as conn:
+
+        def snapshot(conn: Conn) -> tuple[MailingList, list[sql.PostRow], _People]:
             mlist = self._readable(conn, address, viewer)
             rows = sql.month(conn, mlist.id, start, end)
-            people = _People(conn, [r.sender for r in rows])
+            return mlist, rows, _People(conn, [r.sender for r in rows])
+
+        mlist, rows, people = await self.db.read(snapshot)  # the views outside: the cache is ours
         return _entry(mlist), [self._view(mlist, r, people, {}) for r in rows]
 
     async def search(
@@ -371,13 +382,16 @@ class Archive:
 
     async def badge_css(self) -> str:
         """One rule per badge with a colour (checked to be #rrggbb when it was set)."""
-        async with self.db.reading() as conn:
+
+        def snapshot(conn: Conn) -> str:
             styles = sql.badge_styles(conn)
-        return "".join(
-            f"li.badge.{badge_class(name)} {{ background: {colour}; }}\n"
-            for name, (colour, _) in sorted(styles.items())
-            if colour
-        )
+            return "".join(
+                f"li.badge.{badge_class(name)} {{ background: {colour}; }}\n"
+                for name, (colour, _) in sorted(styles.items())
+                if colour
+            )
+
+        return await self.db.read(snapshot)
 
     async def picture(self, key: str) -> tuple[bytes, str] | None:
         """The picture an admin set for a person, by its unguessable key (avatars.key)."""

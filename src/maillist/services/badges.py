@@ -41,7 +41,8 @@ async def grant(
     db: Store, address: str, badge: str, *, actor: str, allow_confusable: bool = False
 ) -> BadgeGrant:
     name = badge_name(badge)
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> BadgeGrant:
         person = _person(conn, address)
         if not allow_confusable:  # a badge is a claim of trust: not for a look-alike address
             lookalikes.check(conn, [person.address])
@@ -50,7 +51,9 @@ async def grant(
         if not db_badges.grant(conn, person.id, badge_id, at, actor):
             raise BadgeError(f"{person.address} already has the badge {name!r}")
         db_audit.record(conn, at, actor, "badges.grant", person.address, name)
-    return BadgeGrant(person.address, person.name, name, at, actor)
+        return BadgeGrant(person.address, person.name, name, at, actor)
+
+    return await db.write(transaction)
 
 
 async def revoke(db: Store, address: str, badge: str, *, actor: str) -> None:
@@ -103,7 +106,8 @@ async def style(
         raise BadgeError(f"a colour is #rrggbb (six hex digits), not {colour!r}")
     if icon is not None and (len(icon.strip()) > MAX_ICON or has_control(icon)):
         raise BadgeError(f"an icon is at most {MAX_ICON} printable characters")
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> tuple[str, str]:
         current = db_badges.style_of(conn, name)
         if current is None:
             raise BadgeError(f"no such badge: {name!r} (grant it to someone first)")
@@ -115,4 +119,6 @@ async def style(
         db_audit.record(
             conn, stamp(), actor, "badges.style", name, f"colour={new[0]} icon={new[1]}"
         )
-    return new
+        return new
+
+    return await db.write(transaction)

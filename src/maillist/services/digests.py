@@ -91,7 +91,8 @@ def _items(conn: Conn, rows: list[int]) -> list[digestmail.Item]:
 
 async def send_now(db: Store, templates: Templates, list_address: str | None) -> list[str]:
     """`maillist digests send [LIST]`: every waiting digest now, whatever the hour."""
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> list[str]:
         if list_address is not None:
             mlist = db_lists.by_address(conn, list_address)
             if mlist is None:
@@ -101,4 +102,6 @@ async def send_now(db: Store, templates: Templates, list_address: str | None) ->
             targets = [s.list for s in db_lists.all_lists(conn)]
         now = clock.now()
         done = [(m.address, send(conn, m, templates, now, force=True)) for m in targets]
-    return [f"{address}: {what}" for address, what in done if what]
+        return [f"{address}: {what}" for address, what in done if what]
+
+    return await db.write(transaction)

@@ -27,24 +27,32 @@ async def keygen(
     if ed25519:
         seed, ed_txt = signing.new_ed25519_key()
         second = (f"{selector}-ed", seed, ed_txt)
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> list[str]:
         at = clock.stamp()
         db_dkim.put(conn, domain, selector, private, txt, at, second)
         detail = f"selector={selector}" + (f" ed25519={second[0]}" if ed25519 else "")
         db_audit.record(conn, at, actor, "dkim.keygen", domain, detail)
-    lines = [signing.txt_zone_line(selector, domain, txt)]
-    if ed25519:
-        lines.append(signing.txt_zone_line(second[0], domain, second[2]))
-    return lines
+        lines = [signing.txt_zone_line(selector, domain, txt)]
+        if ed25519:
+            lines.append(signing.txt_zone_line(second[0], domain, second[2]))
+        return lines
+
+    return await db.write(transaction)
 
 
 async def show(db: Store, domain: str) -> list[str]:
     name = domain.strip().lower().rstrip(".")
-    async with db.reading() as conn:
+
+    def snapshot(conn: Conn) -> list[str]:
         found = db_dkim.records_for(conn, name)
-    if not found:
-        raise BadInput(f"no DKIM key for {domain}: make one with `maillist dkim keygen {domain}`")
-    return [signing.txt_zone_line(selector, name, txt) for selector, txt in found]
+        if not found:
+            raise BadInput(
+                f"no DKIM key for {domain}: make one with `maillist dkim keygen {domain}`"
+            )
+        return [signing.txt_zone_line(selector, name, txt) for selector, txt in found]
+
+    return await db.read(snapshot)
 
 
 async def unsigned_domains(db: Store) -> list[str]:

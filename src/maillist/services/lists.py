@@ -34,13 +34,16 @@ async def create(
     local = canonical.rsplit("@", 1)[0]
     _, display = parse_option("name", name if name is not None else local)
     _, description = parse_option("description", description)
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> MailingList:
         if db_lists.by_address(conn, canonical) is not None:
             raise DuplicateList(f"list already exists: {canonical}")
         at = stamp()
         mlist = db_lists.insert(conn, canonical, display, description, posting, f"[{display}]", at)
         db_audit.record(conn, at, actor, "lists.create", canonical, f"posting={posting.value}")
-    return mlist
+        return mlist
+
+    return await db.write(transaction)
 
 
 async def all_lists(db: Store) -> list[ListSummary]:
@@ -62,19 +65,24 @@ async def set_option(db: Store, address: str, option: str, value: str, *, actor:
     column, typed = parse_option(option, value)
     if column not in db_lists.SETTABLE:
         raise BadOption(f"list option {column!r} cannot be set")
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> object:
         mlist = require(conn, address)
         db_lists.set_option(conn, mlist.id, column, typed)
         db_audit.record(conn, stamp(), actor, "lists.set", mlist.address, f"{column}={typed}")
-    return typed
+        return typed
+
+    return await db.write(transaction)
 
 
 async def delete(db: Store, address: str, *, actor: str) -> ListSummary:
-    async with db.writing() as conn:
+    def transaction(conn: Conn) -> ListSummary:
         mlist = require(conn, address)
         gone = db_lists.summary(conn, mlist)
         db_lists.delete(conn, mlist.id)
         db_audit.record(
             conn, stamp(), actor, "lists.delete", mlist.address, f"members={gone.members}"
         )
-    return gone
+        return gone
+
+    return await db.write(transaction)

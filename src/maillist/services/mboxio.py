@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from maillist import mailparse, mboxes
-from maillist.db import Store
+from maillist.db import Conn, Store
 from maillist.db import archive as db_archive
 from maillist.db import ingest as db_ingest
 from maillist.db import lists as db_lists
@@ -198,25 +198,28 @@ async def _store(
 
 async def export_mbox(db: Store, list_address: str, path: Path) -> int:
     """Every delivered post, oldest first, as mboxrd; returns how many."""
-    async with db.reading() as conn:
+
+    def snapshot(conn: Conn) -> int:
         mlist = db_lists.by_address(conn, list_address)
         if mlist is None:
             raise UnknownList(f"no such list: {list_address}")
         rows = db_archive.month(conn, mlist.id, "0000", "9999")
         raws = db_archive.raws(conn, [r.id for r in rows])
-    written = 0
-    try:
-        out = path.open("wb")
-    except OSError as exc:
-        raise BadInput(f"cannot write {path}: {exc.strerror}") from None
-    with out:
-        for row in rows:
-            if row.id in raws:
-                out.write(
-                    mboxes.entry(raws[row.id], row.sender or "MAILER-DAEMON", _when(row.date))
-                )
-                written += 1
-    return written
+        written = 0
+        try:
+            out = path.open("wb")
+        except OSError as exc:
+            raise BadInput(f"cannot write {path}: {exc.strerror}") from None
+        with out:
+            for row in rows:
+                if row.id in raws:
+                    out.write(
+                        mboxes.entry(raws[row.id], row.sender or "MAILER-DAEMON", _when(row.date))
+                    )
+                    written += 1
+        return written
+
+    return await db.read(snapshot)
 
 
 def _when(iso: str) -> str:

@@ -47,7 +47,8 @@ async def add(
     canonical = _unique([normalise(a) for a in addresses])
     if name and has_control(name):
         raise BadInput("a name must be one line without control characters")
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> list[str]:
         mlist = require(conn, list_address)
         present = db_subs.addresses_on(conn, mlist.id)
         already = [a for a in canonical if a.lower() in present]
@@ -62,14 +63,17 @@ async def add(
             db_audit.record(
                 conn, at, actor, "members.add", mlist.address, f"{address} role={role} mode={mode}"
             )
-    return canonical
+        return canonical
+
+    return await db.write(transaction)
 
 
 async def remove(
     db: Store, list_address: str, addresses: Sequence[str], *, actor: str
 ) -> list[str]:
     canonical = _unique([normalise(a) for a in addresses])
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> list[str]:
         mlist = require(conn, list_address)
         present = db_subs.addresses_on(conn, mlist.id)
         missing = [a for a in canonical if a.lower() not in present]
@@ -79,7 +83,9 @@ async def remove(
         for address in canonical:
             db_subs.delete(conn, mlist.id, address)
             db_audit.record(conn, at, actor, "members.remove", mlist.address, address)
-    return canonical
+        return canonical
+
+    return await db.write(transaction)
 
 
 async def members(db: Store, list_address: str) -> list[Member]:
@@ -131,7 +137,8 @@ async def import_rows(
     good, problems = check_rows(rows, addresses)
     if strict and problems:
         return ImportReport(added=0, already=0, invalid=tuple(problems), applied=False)
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> ImportReport:
         mlist = require(conn, list_address)
         present = db_subs.addresses_on(conn, mlist.id)
         new = [m for m in good if m.address.lower() not in present]
@@ -150,7 +157,9 @@ async def import_rows(
             mlist.address,
             f"added={len(new)} already={len(good) - len(new)} invalid={len(problems)}",
         )
-    return ImportReport(added=len(new), already=len(good) - len(new), invalid=tuple(problems))
+        return ImportReport(added=len(new), already=len(good) - len(new), invalid=tuple(problems))
+
+    return await db.write(transaction)
 
 
 def _member_from(row: ImportRow, address: str) -> NewMember:

@@ -37,9 +37,12 @@ async def decide(
     if verdict not in ACTIONS:
         raise ValueError(f"not a moderator's decision: {decision}")
     notifier = Notifier(templates or Templates())
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> HeldMessage:
         found = db_held.get(conn, held_id)
         if found is None:
             raise UnknownHeld(f"no such held message: {held_id}")
         decide_held(conn, notifier, held_id, verdict, actor, reason)
-    return found[0]
+        return found[0]
+
+    return await db.write(transaction)

@@ -74,22 +74,27 @@ async def possible(db: Store) -> bool:
 
 
 async def pending(db: Store, token: str) -> str:
-    async with db.reading() as conn:
+    def snapshot(conn: Conn) -> str:
         found = sql.pending(conn, _hash(token), clock.stamp())
-    if found is None:
-        raise BadToken("this sign-in link is not valid (used, or expired)")
-    return found
+        if found is None:
+            raise BadToken("this sign-in link is not valid (used, or expired)")
+        return found
+
+    return await db.read(snapshot)
 
 
 async def sign_in(db: Store, token: str) -> tuple[str, str]:
     """(address, session cookie) for a link, spending it."""
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> tuple[str, str]:
         found = sql.use(conn, _hash(token), clock.stamp())
         secret = db_site.secret(conn)
-    if found is None:
-        raise BadToken("this sign-in link is not valid (used, or expired)")
-    expires = int(time.time()) + SESSION_DAYS * 86400
-    return found, tokens.session_cookie(secret, found, expires)
+        if found is None:
+            raise BadToken("this sign-in link is not valid (used, or expired)")
+        expires = int(time.time()) + SESSION_DAYS * 86400
+        return found, tokens.session_cookie(secret, found, expires)
+
+    return await db.write(transaction)
 
 
 async def viewer(db: Store, cookie: str) -> str:
@@ -98,13 +103,16 @@ async def viewer(db: Store, cookie: str) -> str:
     if not cookie:
         return ""
     now = int(time.time())
-    async with db.reading() as conn:
+
+    def snapshot(conn: Conn) -> str:
         address = tokens.session_address(db_site.secret(conn), cookie, now)
         if not address:
             return ""
         out = db_people.signed_out_at(conn, address)
-    issued = tokens.session_expires(cookie) - SESSION_DAYS * 86400
-    return address if issued > out else ""
+        issued = tokens.session_expires(cookie) - SESSION_DAYS * 86400
+        return address if issued > out else ""
+
+    return await db.read(snapshot)
 
 
 async def sign_out(db: Store, cookie: str) -> None:

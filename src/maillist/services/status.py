@@ -11,6 +11,7 @@ from maillist.db import Store, migrate
 from maillist.db import lists as db_lists
 from maillist.db import queue as db_queue
 from maillist.db import status as db_status
+from maillist.db.store import Conn
 from maillist.models import MailingList, Posting
 from maillist.render import Author
 from maillist.templating import Templates
@@ -67,36 +68,42 @@ async def check(db: Store, templates: Path | None = None) -> list[str]:
         problems.append(
             f"database schema is version {version}, this maillist needs {migrate.latest()}"
         )
-    async with db.reading() as conn:
+
+    def snapshot(conn: Conn) -> list[str]:
         if not db_status.secret_present(conn):
             problems.append("the site secret (for unsubscribe tokens) is missing or too short")
-    try:
-        sample = MailingList(
-            id=0, address="check@example.org", name="Check", description="", posting=Posting.MEMBERS,
-            subject_prefix="[Check]", max_message_size=1024, reply_to="author", personalize=False,
-            web_url="https://example.org", created_at="",
-        )  # fmt: skip
-        footer = Templates(templates).footer(
-            sample,
-            Author("a@example.org", "A", ("Badge",)),
-            "check-leave@example.org",
-            "m@example.org",
-        )
-        if "A - Badge" not in footer:
-            problems.append("the footer template does not show the author with their badges")
-    except Exception as exc:  # a template an admin edited can fail in any way Jinja can
-        problems.append(f"templates do not render: {type(exc).__name__}: {exc}")
-    return problems
+        try:
+            sample = MailingList(
+                id=0, address="check@example.org", name="Check", description="", posting=Posting.MEMBERS,
+                subject_prefix="[Check]", max_message_size=1024, reply_to="author", personalize=False,
+                web_url="https://example.org", created_at="",
+            )  # fmt: skip
+            footer = Templates(templates).footer(
+                sample,
+                Author("a@example.org", "A", ("Badge",)),
+                "check-leave@example.org",
+                "m@example.org",
+            )
+            if "A - Badge" not in footer:
+                problems.append("the footer template does not show the author with their badges")
+        except Exception as exc:  # a template an admin edited can fail in any way Jinja can
+            problems.append(f"templates do not render: {type(exc).__name__}: {exc}")
+        return problems
+
+    return await db.read(snapshot)
 
 
 async def warnings(db: Store) -> list[str]:
     """What is not broken but leaves someone out: a private archive with no web address has no
     way in (its sign-in links have nowhere to point)."""
-    async with db.reading() as conn:
+
+    def snapshot(conn: Conn) -> list[str]:
         found = [s.list for s in db_lists.all_lists(conn)]
-    return [
-        f"{m.address}: its archive is private but it has no web_url, so members cannot sign in "
-        f"(maillist lists set {m.address} web_url https://...)"
-        for m in found
-        if m.archive == "private" and not m.web_url
-    ]
+        return [
+            f"{m.address}: its archive is private but it has no web_url, so members cannot sign in "
+            f"(maillist lists set {m.address} web_url https://...)"
+            for m in found
+            if m.archive == "private" and not m.web_url
+        ]
+
+    return await db.read(snapshot)

@@ -44,14 +44,17 @@ def _verified(conn: Conn, list_address: str, token: str) -> tuple[MailingList, P
 
 async def check(db: Store, list_address: str, token: str) -> Unsubscription:
     """What a click would do (for the page a GET shows); changes nothing."""
-    async with db.reading() as conn:
+
+    def snapshot(conn: Conn) -> Unsubscription:
         mlist, person = _verified(conn, list_address, token)
         subscribed = db_subs.is_member(conn, mlist.id, person.address)
-    return Unsubscription(mlist, person.address, subscribed)
+        return Unsubscription(mlist, person.address, subscribed)
+
+    return await db.read(snapshot)
 
 
 async def unsubscribe(db: Store, list_address: str, token: str, *, actor: str) -> Unsubscription:
-    async with db.writing() as conn:
+    def transaction(conn: Conn) -> Unsubscription:
         mlist, person = _verified(conn, list_address, token)
         subscribed = db_subs.is_member(conn, mlist.id, person.address)
         if subscribed:
@@ -59,4 +62,6 @@ async def unsubscribe(db: Store, list_address: str, token: str, *, actor: str) -
             db_audit.record(
                 conn, stamp(), actor, "members.unsubscribe", mlist.address, person.address
             )
-    return Unsubscription(mlist, person.address, subscribed)
+        return Unsubscription(mlist, person.address, subscribed)
+
+    return await db.write(transaction)
