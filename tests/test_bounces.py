@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -308,7 +309,8 @@ async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
         await members.add(store, LIST, ["anne@example.org", "bob@example.net"], actor="test")
         notifier = Notifier(Templates())
         now = clock.now()
-        async with store.writing() as conn:
+
+        def bouncing(conn: Conn) -> tuple[MailingList, int]:
             mlist, row = a_bounce_row(conn, now)
             for address in ("anne@example.org", "bob@example.net"):
                 for _ in range(5):  # five hard refusals on five days: a probe
@@ -319,18 +321,23 @@ async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
                 report = bouncereport.Report((address,), "hard", "5.1.1")
                 bounces.process(conn, mlist, row, report, tag, notifier)
             bob = conn.execute("SELECT id FROM people WHERE address = 'bob@example.net'")
-            bob_id = int(bob.fetchone()[0])
+            return mlist, int(bob.fetchone()[0])
+
+        mlist, bob_id = await store.write(bouncing)
 
         async def week(days: int) -> list[str]:
-            async with store.writing() as conn:
+            def round_(conn: Conn) -> list[str]:
                 db_bounces.probe_bounced(conn, mlist.id, bob_id)  # bob's probes bounce
                 return bounces.review(conn, mlist, notifier, now + timedelta(days=days))
+
+            return await store.write(round_)
 
         assert await week(3) == []  # less than a week since the first warning
         assert await week(8) == ["enabled anne@example.org", "warned bob@example.net"]
         assert await week(16) == ["warned bob@example.net"]  # his third warning: the last
         assert await week(24) == ["removed bob@example.net"]
-        async with store.reading() as conn:
+
+        def results(conn: Conn) -> tuple[list[Any], list[Any], list[str]]:
             sent = conn.execute(
                 "SELECT b.recipients, j.envelope_from, j.rendered FROM outbound_jobs j "
                 "JOIN outbound_batches b ON b.job_id = j.id WHERE j.notice = 1 ORDER BY j.id"
@@ -339,7 +346,13 @@ async def test_warnings_then_re_enabled_or_removed(tmp_path: Path) -> None:
                 "SELECT p.address, s.status, s.bounce_score FROM subscriptions s "
                 "JOIN people p ON p.id = s.person_id"
             ).fetchall()
-            audit = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id")]
+            return (
+                sent,
+                status,
+                [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id")],
+            )
+
+        sent, status, audit = await store.read(results)
         assert status == [("anne@example.org", "enabled", 0.0)]
         # Each: the probe at the threshold, then its warnings (bob's three).
         assert [to for to, _, _ in sent] == ["anne@example.org"] * 2 + ["bob@example.net"] * 4
@@ -359,13 +372,18 @@ async def test_forged_bounces_alone_never_disable_a_member(tmp_path: Path) -> No
         await members.add(store, LIST, ["bob@example.net"], actor="test")
         notifier = Notifier(Templates())
         now = clock.now()
-        async with store.writing() as conn:
+
+        def forging(conn: Conn) -> MailingList:
             mlist, row = a_bounce_row(conn, now)
             forged = bouncereport.Report(("bob@example.net",), "hard", "5.1.1")
             for _ in range(5):
                 conn.execute("UPDATE subscriptions SET last_bounce_at = ''")
                 bounces.process(conn, mlist, row, forged, "bob=example.net", notifier)
-        async with store.writing() as conn:
+            return mlist
+
+        mlist = await store.write(forging)
+
+        def later(conn: Conn) -> None:
             assert bounces.review(conn, mlist, notifier, now + timedelta(days=1)) == []
             state = conn.execute("SELECT status, bounce_score FROM subscriptions").fetchone()
             assert tuple(state) == ("enabled", 5.0)
@@ -376,5 +394,7 @@ async def test_forged_bounces_alone_never_disable_a_member(tmp_path: Path) -> No
                 "SELECT status, bounce_score, probe_sent_at FROM subscriptions"
             ).fetchone()
             assert tuple(state) == ("enabled", 0.0, "")
+
+        await store.write(later)
     finally:
         await store.close()

@@ -13,7 +13,7 @@ PURE = {
     "clock", "models", "errors", "config", "render", "templating", "postfixmaps", "metrics",
     "tokens", "loops", "replies", "notices", "signing", "replytext", "dmarc", "bodies", "avatars",
     "urls", "mboxes", "digestmail", "downgrade", "lookalikes", "bouncereport", "reading",
-    "logfilter",
+    "logfilter", "smtpresult",
 }  # fmt: skip
 
 

@@ -26,9 +26,9 @@ from maillist.delivery.relay import MaildirOutbox
 from maillist.delivery.worker import DeliveryWorkers
 from maillist.models import Posting
 from maillist.services import deliveries, lists, members
-from maillist.services.deliveries import Result
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Ingestor
+from maillist.smtpresult import Result, everyone
 from maillist.templating import Templates
 from test_threading import deliver
 
@@ -236,7 +236,7 @@ def test_backoff_then_give_up_follow_the_clock(db_path: Path) -> None:
     )
     conn.execute("CREATE TABLE delivery_failures (job_id, list_id, address, reply, at)")
     conn.execute("INSERT INTO outbound_batches (id, state) VALUES (1, 'sending')")
-    busy = deliveries.everyone(batch.recipients, "451 4.7.1 try later", temporary=True)
+    busy = everyone(batch.recipients, "451 4.7.1 try later", temporary=True)
     day = 86400.0
     rng = random.Random(7)
     when = created

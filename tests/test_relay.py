@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from maillist.delivery.relay import RelaySettings, SmtpRelay
-from maillist.services.deliveries import Result
+from maillist.smtpresult import Result
 from sink import RunningSink, Sink, free_port
 
 RCPTS = ["a@example.org", "b@example.org", "c@example.org"]

@@ -22,7 +22,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -269,9 +269,6 @@ class PgStore(Store):
 
     def _version(self, conn: Any) -> int:
         return current_version(conn)
-
-    async def statements(self, fn: Callable[[Conn], T]) -> T:
-        return await self._call(partial(fn, self._writer))
 
     async def _ensure_writer(self) -> None:
         if not self._writer.usable:

@@ -1,20 +1,24 @@
 """The store: the one owner of the database, for the CLI and the server alike.
 
-One writer connection and one reader connection, both plain sqlite3. Every write is a transaction
-on the writer, one at a time (an asyncio lock, fair: FIFO). Two ways to write:
+One writer connection and one reader connection. One way in for writes and one for reads:
 
-- `async with store.writing() as conn:` BEGIN IMMEDIATE, then the statements run on the caller's
-  thread (the event loop, where the Python that drives them runs anyway: no GIL fight), then COMMIT
-  in the writer thread, which waits for fsync with the GIL released. BEGIN never waits inside
-  SQLite: a lock held by another process is retried with asyncio.sleep, up to LOCK_WAIT_SECONDS.
-  Group commit (services/ingest.py) is one of these holding many sessions' messages.
-- `await store.write_in_thread(fn)`: `fn(conn)` runs inside BEGIN ... COMMIT in the writer thread,
-  for work long enough that it must not run on the loop (expanding a slice of a big list).
+- `await store.write(fn, durable=..., urgent=..., heavy=...)`: `fn(conn)` as one transaction on
+  the writer, one at a time (an asyncio lock, fair; urgent writes first). Where `fn` runs is the
+  engine's choice: SQLite runs it on the event loop between a BEGIN IMMEDIATE and a COMMIT that
+  run in the writer thread (its statements are C calls, the Python driving them runs on the loop
+  anyway: no GIL fight; COMMIT waits for fsync with the GIL released; BEGIN never waits inside
+  SQLite, a lock held by another process is retried with asyncio.sleep), or in the writer thread
+  when the caller says the work is `heavy` (a slice of a big fan-out); PostgreSQL always in the
+  writer thread (each statement is a network round trip). Group commit (services/ingest.py) is
+  one write holding many sessions' messages.
+- `await store.read(fn, heavy=...)`: `fn(conn)` in a snapshot on the reader connection: in WAL
+  mode it never waits for the writer and sees one committed state. On the loop for SQLite, in the
+  reader's thread for heavy reads and on PostgreSQL.
 
-Reads run in a snapshot (BEGIN ... COMMIT) on the reader connection: in WAL mode they never wait
-for the writer and see one committed state. db/ functions take the `Conn` they are given; nothing
-outside db/ runs SQL or knows the connection's type. The PostgreSQL store (db/postgres.py) is this
-class with its transaction statements replaced; `maillist.db.open_store` picks one by location."""
+`savepoint(conn)` lets a part of a transaction fail alone. `beside` holds two databases at once
+(copying a site). db/ functions take the `Conn` they are given; nothing outside db/ runs SQL or
+knows the connection's type. The PostgreSQL store (db/postgres.py) is this class with its
+transaction statements replaced; `maillist.db.open_store` picks one by location."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -52,6 +56,20 @@ class Conn(Protocol):
     def in_transaction(self) -> bool: ...
     def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
+
+
+@contextmanager
+def savepoint(conn: Conn, name: str = "step") -> Iterator[None]:
+    """A part of a transaction that may fail alone: on an exception what it did is rolled back
+    (the rest of the transaction stays) and the exception goes on to the caller."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
 
 
 LOCK_WAIT_SECONDS = 10.0
@@ -191,13 +209,13 @@ class Store:
         over), or, when the caller says the work is `heavy` (a slice of a big fan-out, a
         digest), in the writer thread; PostgreSQL always in the writer thread (each statement
         waits for a network round trip, which must never hold the loop). `durable=False`: see
-        `writing`. `urgent` writes (a session waits for their commit) go before background
+        `_writing`. `urgent` writes (a session waits for their commit) go before background
         ones. `fn` runs once; it raises to roll back."""
         if heavy or self.OFF_LOOP:
             async with self._write_lock.hold(urgent):
                 await self._ensure_writer()
                 return await self._call(partial(self._in_transaction, self._writer, fn, durable))
-        async with self.writing(durable=durable, urgent=urgent) as conn:
+        async with self._writing(durable=durable, urgent=urgent) as conn:
             return fn(conn)
 
     async def read(self, fn: Callable[[Conn], T], *, heavy: bool = False) -> T:
@@ -210,16 +228,42 @@ class Store:
                 return await asyncio.get_running_loop().run_in_executor(
                     self._read_executor, partial(_snapshot, self._reader, fn, self.READ_BEGIN)
                 )
-        async with self.reading() as conn:
+        async with self._reading() as conn:
             return fn(conn)
 
+    async def beside(
+        self, other: Store, fn: Callable[[Conn, Conn], T], *, write_other: bool = False
+    ) -> T:
+        """`fn(this, that)`: a snapshot of this database beside a snapshot of `other` (or, with
+        `write_other`, one write transaction on it), in a thread: copying or comparing two
+        sites (`maillist db migrate`, `db check`), the only work that needs two at once."""
+        async with self._read_lock:
+            await self._ensure_reader()
+            if write_other:
+                async with other._write_lock.hold(urgent=False):
+                    await other._ensure_writer()
+
+                    def both(this: Conn) -> T:
+                        return other._in_transaction(
+                            other._writer, lambda that: fn(this, that), durable=True
+                        )
+
+                    return await asyncio.to_thread(_snapshot, self._reader, both, self.READ_BEGIN)
+            async with other._read_lock:
+                await other._ensure_reader()
+
+                def pair(this: Conn) -> T:
+                    return _snapshot(other._reader, lambda that: fn(this, that), other.READ_BEGIN)
+
+                return await asyncio.to_thread(_snapshot, self._reader, pair, self.READ_BEGIN)
+
     @asynccontextmanager
-    async def writing(self, *, durable: bool = True, urgent: bool = False) -> AsyncIterator[Conn]:
-        """A write transaction. `durable=False` is for writes a crash may take back without
-        harm, because what they record is redone or reset at start-up (a claim, a slice of
-        fan-out with its cursor): their COMMIT skips the fsync, and the next durable commit's
-        fsync covers them. Consistency is the same either way (WAL). `urgent` writes (a session
-        waits for their commit) go before waiting background ones."""
+    async def _writing(self, *, durable: bool, urgent: bool) -> AsyncIterator[Conn]:
+        """SQLite's write on the loop: BEGIN IMMEDIATE (retried, never waiting inside SQLite),
+        the statements on the caller's thread, COMMIT (the fsync) in the writer thread.
+        `durable=False` is for writes a crash may take back without harm, because what they
+        record is redone or reset at start-up (a claim, a slice of fan-out with its cursor):
+        their COMMIT skips the fsync, and the next durable commit's fsync covers them."""
         async with self._write_lock.hold(urgent):
             await self._ensure_writer()
             conn = self._writer
@@ -239,34 +283,8 @@ class Store:
             finally:
                 self._after(conn, durable)
 
-    async def in_writer(self, fn: Callable[[Conn], T]) -> T:
-        """`fn(conn)` on the writer thread, inside the transaction the caller holds (it is in
-        `write()`): for statements whose work is C code (FTS5 tokenising), which then runs
-        beside the event loop instead of on it."""
-        return await self._call(partial(fn, self._writer))
-
-    async def statements(self, fn: Callable[[Conn], T]) -> T:
-        """`fn(conn)` inside the caller's write transaction, where it costs the event loop least:
-        on the loop for SQLite (its statements are C calls, no GIL to fight over), in the writer
-        thread for PostgreSQL (each statement waits for a network round trip)."""
-        return fn(self._writer)
-
-    async def write_in_thread(self, fn: Callable[[Conn], T], *, durable: bool = True) -> T:
-        async with self._write_lock.hold(urgent=False):
-            await self._ensure_writer()
-            return await self._call(partial(self._in_transaction, self._writer, fn, durable))
-
-    async def read_in_thread(self, fn: Callable[[Conn], T]) -> T:
-        """`fn(conn)` in a snapshot on the reader connection, in a thread of its own: for reads
-        long enough that they must neither run on the loop nor hold the write lock."""
-        async with self._read_lock:
-            await self._ensure_reader()
-            return await asyncio.get_running_loop().run_in_executor(
-                self._read_executor, partial(_snapshot, self._reader, fn, self.READ_BEGIN)
-            )
-
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[Conn]:
+    async def _reading(self) -> AsyncIterator[Conn]:
         async with self._read_lock:
             await self._ensure_reader()
             self._reader.execute(self.READ_BEGIN)
@@ -276,8 +294,7 @@ class Store:
                 self._reader.execute("COMMIT")
 
     async def schema_version(self) -> int:
-        async with self.reading() as conn:
-            return self._version(conn)
+        return await self.read(self._version)
 
     # engine: the schema's version, and how a write transaction starts, commits and ends
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from maillist.services.deliveries import Result, classify, everyone
+from maillist.smtpresult import Result, classify, everyone
 
 
 class ReplyError(Exception):

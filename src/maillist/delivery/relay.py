@@ -14,7 +14,7 @@ import aiosmtplib
 
 from maillist.delivery.pipelining import PipelinedConnection, UnsafeAddress
 from maillist.downgrade import downgrade, needs_smtputf8
-from maillist.services.deliveries import Result, classify, everyone
+from maillist.smtpresult import Result, classify, everyone
 
 log = logging.getLogger("maillist.relay")
 QUIT_SECONDS = 5.0

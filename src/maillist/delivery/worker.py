@@ -14,18 +14,17 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
-from functools import partial
 
 from maillist import clock, replies, signing
 from maillist.config import LEASE_SECONDS
-from maillist.db.store import Conn, Store
+from maillist.db.store import Store
 from maillist.delivery.relay import Relay
 from maillist.metrics import Metrics
-from maillist.models import MailingList
-from maillist.services import bounces, deliveries, digests
-from maillist.services.deliveries import Batch, Result, SendJob
+from maillist.services import deliveries
+from maillist.services.deliveries import Batch, SendJob
 from maillist.services.directory import ListDirectory
-from maillist.services.notify import Notifier
+from maillist.services.sending import Outcome, Sending
+from maillist.smtpresult import Result, everyone
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")
@@ -61,23 +60,21 @@ class DeliveryWorkers:
         self._jobs_ready = asyncio.Event()
         self._batches_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._jobs: dict[int, SendJob] = {}
-        self._records: asyncio.Queue[
-            tuple[Batch, int, Result, bytes | None, asyncio.Future[str]]
-        ] = asyncio.Queue()
+        self._records: asyncio.Queue[tuple[Outcome, asyncio.Future[str]]] = asyncio.Queue()
         self._stopping = False
         self._stop_event = asyncio.Event()
         self._claimed: set[int] = set()  # batches this process holds and has not recorded
         self._signers: ProcessPoolExecutor | None = None  # DKIM for personalised copies
-        self._notifier = Notifier(templates)  # tells a member whose bounces disabled delivery
+        self._sending = Sending(
+            store, directory, templates, give_up_after=give_up_after, lease=lease
+        )
 
     def notify(self) -> None:
         """A post was accepted: expand it now rather than at the next poll."""
         self._jobs_ready.set()
 
     async def start(self) -> None:
-        async with self._store.writing() as conn:
-            again = deliveries.reset_sending(conn)
+        again = await self._sending.reset()
         if again:
             log.warning(
                 "%d batch(es) were being sent when maillist stopped: sending them again", again
@@ -106,8 +103,7 @@ class DeliveryWorkers:
         self._recorder_task.cancel()  # every sender has stopped: nothing is left to record
         with contextlib.suppress(asyncio.CancelledError):
             await self._recorder_task
-        async with self._store.writing() as conn:  # claimed but not sent: due again at once
-            deliveries.release(conn, sorted(self._claimed))
+        await self._sending.release(sorted(self._claimed))
         await self._relay.close()
         if self._signers is not None:
             self._signers.shutdown(wait=False, cancel_futures=True)
@@ -124,15 +120,11 @@ class DeliveryWorkers:
         while not self._stopping:
             try:
                 lists = await self._directory.current()
-                plan = partial(deliveries.plan_slices, lists=lists, templates=self._templates)
                 while not self._stopping:
-                    slices = await self._store.read_in_thread(plan)
+                    slices = await self._sending.plan(lists)
                     if slices is None:
                         break
-                    # A slice lost in a crash is redone from the job's cursor: no fsync of its own.
-                    made = await self._store.write_in_thread(
-                        partial(deliveries.apply_slices, slices=slices), durable=False
-                    )
+                    made = await self._sending.apply(slices)
                     if made:
                         self._batches_ready.set()
                     if all(planned.done or planned.error for planned in slices):
@@ -151,26 +143,13 @@ class DeliveryWorkers:
         while not self._stopping:
             try:
                 lists = await self._directory.current()
-                review = partial(self._review, lists=list(lists.values()), now=clock.now())
-                done = await self._store.write_in_thread(review)
+                done = await self._sending.review(list(lists.values()), clock.now())
                 if done:
                     self._batches_ready.set()
             except Exception:
                 log.exception("reviewing disabled members failed; trying again later")
             with contextlib.suppress(TimeoutError):  # stop() ends this wait at once
                 await asyncio.wait_for(self._stop_event.wait(), REVIEW_EVERY)
-
-    def _review(self, conn: Conn, lists: list[MailingList], now: datetime) -> list[str]:
-        """One round, in the writer thread: templates and digests are built beside the loop."""
-        done = [
-            line for mlist in lists for line in bounces.review(conn, mlist, self._notifier, now)
-        ]
-        for mlist in lists:
-            sent = digests.send(conn, mlist, self._templates, now, force=False)
-            if sent:
-                log.info("digest for %s: %s", mlist.address, sent)
-                done.append(sent)
-        return done
 
     async def _reclaimer(self) -> None:
         """Another process on the same database died holding batches: send them now."""
@@ -180,8 +159,7 @@ class DeliveryWorkers:
             if self._stopping:
                 return
             try:
-                async with self._store.writing(durable=False) as conn:
-                    again = deliveries.reclaim_dead(conn)
+                again = await self._sending.reclaim()
                 if again:
                     log.warning("%d batch(es) of a process that died: sending them", again)
                     self._batches_ready.set()
@@ -191,11 +169,7 @@ class DeliveryWorkers:
     async def _sender(self) -> None:
         while not self._stopping:
             try:
-                # A claim lost in a crash is reset at start-up anyway: no fsync of its own.
-                async with self._store.writing(durable=False) as conn:
-                    claimed = deliveries.claim(conn, CLAIM, lease=self._lease)
-                    jobs = {b.job_id: self._job(conn, b.job_id) for b in claimed}
-                    deliveries.member_ids(conn, jobs, claimed)
+                claimed, jobs = await self._sending.claim(CLAIM)
                 self._claimed.update(b.id for b in claimed)
             except Exception:
                 log.exception("claiming batches failed; retrying")
@@ -225,23 +199,21 @@ class DeliveryWorkers:
         except Exception as exc:  # a bug, not the relay's answer: deferred, retried, given up
             log.exception("sending batch %d failed", batch.id)
             reply = replies.SEND_FAILED(error=f"{type(exc).__name__}: {exc}")
-            result = deliveries.everyone(batch.recipients, reply, temporary=True)
+            result = everyone(batch.recipients, reply, temporary=True)
             with contextlib.suppress(Exception):
                 await self._record_until_done(batch, job.mlist.id, result)
 
     async def _fail(self, batch: Batch, error: str) -> None:
         log.error("batch %d failed: %s", batch.id, error)
         try:
-            async with self._store.writing() as conn:
-                deliveries.fail_batch(conn, batch, error)
+            await self._sending.fail(batch, error)
             self._claimed.discard(batch.id)
         except Exception:
             log.exception("marking batch %d failed did not work; its lease will expire", batch.id)
 
     async def _release(self, batches: list[Batch]) -> None:
         try:
-            async with self._store.writing() as conn:
-                deliveries.release(conn, [b.id for b in batches])
+            await self._sending.release([b.id for b in batches])
             self._claimed.difference_update(b.id for b in batches)
         except Exception:
             log.exception("releasing %d batch(es) failed; their lease will expire", len(batches))
@@ -252,7 +224,7 @@ class DeliveryWorkers:
         """Queue the result for the recorder and wait for its commit: a sender never starts its
         next transaction before the last one is on disk (the one-duplicate-per-worker bound)."""
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._records.put_nowait((batch, list_id, result, copy, done))
+        self._records.put_nowait((Outcome(batch, list_id, result, copy), done))
         return await done
 
     async def _record_until_done(
@@ -278,29 +250,15 @@ class DeliveryWorkers:
             while not self._records.empty():
                 pending.append(self._records.get_nowait())
             try:
-                async with self._store.writing() as conn:
-                    states = []
-                    for b, lid, r, copy, _ in pending:
-                        if copy is not None and r.sent:
-                            deliveries.remember_copy(conn, lid, copy)
-                        states.append(
-                            deliveries.record(
-                                conn,
-                                b,
-                                lid,
-                                r,
-                                give_up_after=self._give_up_after,
-                                notifier=self._notifier,
-                            )
-                        )
+                states = await self._sending.record([outcome for outcome, _ in pending])
             except Exception as exc:
                 log.exception("recording %d delivery result(s) failed", len(pending))
-                for *_, done in pending:
+                for _, done in pending:
                     if not done.done():
                         done.set_exception(exc)
                 continue
-            for (b, *_, done), state in zip(pending, states, strict=True):
-                self._claimed.discard(b.id)
+            for (outcome, done), state in zip(pending, states, strict=True):
+                self._claimed.discard(outcome.batch.id)
                 if not done.done():
                     done.set_result(state)
 
@@ -310,16 +268,6 @@ class DeliveryWorkers:
                 max_workers=SIGNERS, mp_context=multiprocessing.get_context("spawn")
             )
         return self._signers
-
-    def _job(self, conn: Conn, job_id: int) -> SendJob | None:
-        cached = self._jobs.get(job_id)
-        if cached is None:
-            cached = deliveries.load_job(conn, job_id, self._directory.by_id())
-            if cached is not None:
-                if len(self._jobs) > 256:
-                    self._jobs.clear()
-                self._jobs[job_id] = cached
-        return cached
 
     async def _send(self, batch: Batch, job: SendJob) -> None:
         personal: bytes | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from maillist import avatars, bodies
 from maillist.db import Store
@@ -212,7 +213,9 @@ class Archive:
         return await self.db.read(snapshot)
 
     async def thread(self, address: str, thread_id: int, viewer: str) -> ThreadPage:
-        async with self.db.reading() as conn:
+        cached = set(self._bodies)  # read here: the snapshot may run in another thread
+
+        def snapshot(conn: Conn) -> _Thread:
             mlist = self._readable(conn, address, viewer)
             found = sql.thread(conn, mlist.id, thread_id)
             if found is None or all(p.placeholder for p in found[1]):
@@ -224,9 +227,10 @@ class Archive:
                     for r in rows
                 ]
             people = _People(conn, [r.sender for r in rows if not r.placeholder])
-            raws = sql.raws(
-                conn, [r.id for r in rows if not r.placeholder and r.id not in self._bodies]
-            )
+            raws = sql.raws(conn, [r.id for r in rows if not r.placeholder and r.id not in cached])
+            return _Thread(mlist, subject, rows, people, raws)
+
+        mlist, subject, rows, people, raws = await self.db.read(snapshot)
         await self._render(mlist, rows, raws)
         views = {r.id: self._view(mlist, r, people, raws) for r in rows}
         ordered = _reply_order(list(views.values()), {r.id: r.parent_id for r in rows})
@@ -263,11 +267,14 @@ class Archive:
     async def raw(self, address: str, message_id: str, viewer: str) -> bytes:
         """The bytes as received for the list's members; for anyone else (a public archive's
         anonymous reader) the post's text with no address in it (bodies.public_copy)."""
-        async with self.db.reading() as conn:
+
+        def snapshot(conn: Conn) -> tuple[sql.PostRow | None, dict[int, bytes], bool]:
             mlist = self._readable(conn, address, viewer)
             found = sql.post(conn, mlist.id, message_id)
             data = sql.raws(conn, [found.id]) if found is not None else {}
-            whole = _sees_addresses(conn, mlist, viewer)
+            return found, data, _sees_addresses(conn, mlist, viewer)
+
+        found, data, whole = await self.db.read(snapshot)
         if found is None or found.id not in data:
             raise NotFound(f"no message <{message_id}> in the archive of {address}")
         if whole:
@@ -280,10 +287,13 @@ class Archive:
     ) -> tuple[bytes, str, str]:
         """(bytes, content type, file name) of one part of a post, taken out in the display
         sandbox; raises Unavailable when the post is past its budget (now or before)."""
-        async with self.db.reading() as conn:
+
+        def snapshot(conn: Conn) -> tuple[sql.PostRow | None, dict[int, bytes]]:
             mlist = self._readable(conn, address, viewer)
             found = sql.post(conn, mlist.id, message_id)
-            data = sql.raws(conn, [found.id]) if found is not None else {}
+            return found, sql.raws(conn, [found.id]) if found is not None else {}
+
+        found, data = await self.db.read(snapshot)
         if found is None or found.id not in data:
             raise NotFound(f"no message <{message_id}> in the archive of {address}")
         why = self._failed.get(found.id)
@@ -329,7 +339,7 @@ class Archive:
                 raise Unavailable(f"this search took too long ({exc}): try more words") from None
             return mlist, hits, _People(conn, [h.post.sender for h in hits])
 
-        mlist, hits, people = await self.db.read_in_thread(find)
+        mlist, hits, people = await self.db.read(find, heavy=True)
         found = [
             SearchHit(
                 self._view(mlist, h.post, people, {}),
@@ -344,25 +354,33 @@ class Archive:
         self, address: str, viewer: str, thread_id: int | None = None, limit: int = 30
     ) -> tuple[ListEntry, list[PostView]]:
         """The newest delivered posts (of one thread), with their bodies: what a feed shows."""
-        async with self.db.reading() as conn:
+        cached = set(self._bodies)
+
+        def snapshot(
+            conn: Conn,
+        ) -> tuple[MailingList, list[sql.PostRow], _People, dict[int, bytes]]:
             mlist = self._readable(conn, address, viewer)
             rows = sql.latest(conn, mlist.id, limit, thread_id)
             people = _People(conn, [r.sender for r in rows])
-            raws = sql.raws(conn, [r.id for r in rows if r.id not in self._bodies])
+            return mlist, rows, people, sql.raws(conn, [r.id for r in rows if r.id not in cached])
+
+        mlist, rows, people, raws = await self.db.read(snapshot)
         await self._render(mlist, rows, raws)
         return _entry(mlist), [self._view(mlist, r, people, raws) for r in rows]
 
     async def thread_raws(self, address: str, thread_id: int, viewer: str) -> list[bytes]:
         """Every delivered post of a thread, as received, in date order (the thread's mbox)."""
-        async with self.db.reading() as conn:
+
+        def snapshot(conn: Conn) -> tuple[list[bytes], bool]:
             mlist = self._readable(conn, address, viewer)
             found = sql.thread(conn, mlist.id, thread_id)
             if found is None:
                 raise NotFound(f"no thread {thread_id} in {mlist.address}")
             rows = [r for r in found[1] if not r.placeholder]
             raws = sql.raws(conn, [r.id for r in rows])
-            whole = _sees_addresses(conn, mlist, viewer)
-        ordered = [raws[r.id] for r in rows if r.id in raws]
+            return [raws[r.id] for r in rows if r.id in raws], _sees_addresses(conn, mlist, viewer)
+
+        ordered, whole = await self.db.read(snapshot)
         return ordered if whole else await self._public(ordered)
 
     async def _public(self, raws: list[bytes]) -> list[bytes]:
@@ -479,6 +497,14 @@ def _entry(mlist: MailingList) -> ListEntry:
         mlist.address, mlist.name, mlist.description, list_url(mlist.address),
         mlist.archive == "private", mlist.web_url,
     )  # fmt: skip
+
+
+class _Thread(NamedTuple):
+    mlist: MailingList
+    subject: str
+    rows: list[sql.PostRow]
+    people: _People
+    raws: dict[int, bytes]
 
 
 class _People:

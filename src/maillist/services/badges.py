@@ -58,12 +58,15 @@ async def grant(
 
 async def revoke(db: Store, address: str, badge: str, *, actor: str) -> None:
     name = badge_name(badge)
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> None:
         person = _person(conn, address)
         badge_id = db_badges.badge_id(conn, name)
         if badge_id is None or not db_badges.revoke(conn, person.id, badge_id):
             raise BadgeError(f"{person.address} does not have the badge {name!r}")
         db_audit.record(conn, stamp(), actor, "badges.revoke", person.address, name)
+
+    await db.write(transaction)
 
 
 async def grants(db: Store, address: str | None = None) -> list[BadgeGrant]:

@@ -23,45 +23,17 @@ from maillist.db import lists as db_lists
 from maillist.db import people as db_people
 from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
-from maillist.db.store import Conn
+from maillist.db.store import Conn, savepoint
 from maillist.errors import StoreConflict
 from maillist.models import Authentication, BatchState, MailingList
 from maillist.services import bounces
 from maillist.services.notify import Notifier
+from maillist.smtpresult import Result
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")
 FIRST_RETRY = 30.0  # seconds; with jitter the first retry comes within a minute
 MAX_RETRY = 4 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What the relay said about one transaction: who got it, who must wait, who was refused."""
-
-    sent: tuple[str, ...]
-    deferred: tuple[tuple[str, str], ...] = ()  # (address, reply)
-    failed: tuple[tuple[str, str], ...] = ()
-
-
-def classify(recipients: Sequence[str], refused: dict[str, tuple[int, str]]) -> Result:
-    """Per-recipient replies to a transaction whose DATA went through: 4xx waits, 5xx fails."""
-    sent: list[str] = []
-    deferred: list[tuple[str, str]] = []
-    failed: list[tuple[str, str]] = []
-    for r in recipients:
-        if r not in refused:
-            sent.append(r)
-            continue
-        code, text = refused[r]
-        (failed if code >= 500 else deferred).append((r, f"{code} {text}"))
-    return Result(tuple(sent), tuple(deferred), tuple(failed))
-
-
-def everyone(recipients: Sequence[str], reply: str, *, temporary: bool) -> Result:
-    """The same outcome for every recipient (relay down, MAIL FROM or DATA refused)."""
-    pairs = tuple((r, reply) for r in recipients)
-    return Result(sent=(), deferred=pairs) if temporary else Result(sent=(), failed=pairs)
 
 
 def verp(mlist: MailingList, member: str) -> str:
@@ -173,7 +145,7 @@ class Slice:
 def plan_slices(
     conn: Conn, lists: dict[int, MailingList], templates: Templates
 ) -> list[Slice] | None:
-    """Read-only (store.read_in_thread): the oldest expanding jobs' next members, up to SLICE in
+    """Read-only (store.read(..., heavy=True), services/sending.py): the oldest expanding jobs' next members, up to SLICE in
     all, grouped into batches, and a shared copy rendered for a job's first slice. All the
     reading and rendering happens here, outside the write lock; apply_slices then holds it for
     a few inserts only. None when no job is waiting."""
@@ -224,7 +196,7 @@ def _plan(
 
 
 def apply_slices(conn: Conn, slices: Sequence[Slice]) -> int:
-    """Write planned slices (store.write_in_thread): each job's batches and cursor together, in
+    """Write planned slices (store.write(..., heavy=True)): each job's batches and cursor together, in
     a savepoint of its own; a job that fails is rolled back to it and marked failed with the
     reason, and never holds up another. Returns the number of batches written."""
     made = 0
@@ -233,28 +205,26 @@ def apply_slices(conn: Conn, slices: Sequence[Slice]) -> int:
         db_copies.forget(conn, clock.iso(clock.now() - timedelta(days=loops.KEEP_DAYS)))
     for planned in slices:
         job = planned.job
-        conn.execute("SAVEPOINT job")
         try:
-            shared = (planned.personalized, planned.envelope_from, planned.copy)
-            if planned.error:
-                sql.fail_job(conn, job.job_id, planned.error)
-            elif sql.advance_job(
-                conn, job.job_id, expanded_from=job.expanded_to, expanded_to=planned.last,
-                recipients=planned.members, done=planned.done,
-                shared=shared if planned.first else None,
-            ):  # fmt: skip
-                if planned.copy is not None:
-                    db_copies.remember(
-                        conn, planned.list_id, [loops.body_digest(planned.copy)], now
-                    )
-                made += sql.add_batches(conn, job.job_id, planned.groups, now)
+            with savepoint(conn, "job"):
+                shared = (planned.personalized, planned.envelope_from, planned.copy)
+                if planned.error:
+                    sql.fail_job(conn, job.job_id, planned.error)
+                elif sql.advance_job(
+                    conn, job.job_id, expanded_from=job.expanded_to, expanded_to=planned.last,
+                    recipients=planned.members, done=planned.done,
+                    shared=shared if planned.first else None,
+                ):  # fmt: skip
+                    if planned.copy is not None:
+                        db_copies.remember(
+                            conn, planned.list_id, [loops.body_digest(planned.copy)], now
+                        )
+                    made += sql.add_batches(conn, job.job_id, planned.groups, now)
         except StoreConflict:
             raise  # another process at the same rows: the whole step is redone, nothing failed
         except Exception as exc:
-            conn.execute("ROLLBACK TO job")
             log.exception("fan-out job %d (<%s>) failed", job.job_id, job.message_id)
             sql.fail_job(conn, job.job_id, f"expansion failed: {type(exc).__name__}: {exc}")
-        conn.execute("RELEASE job")
     return made
 
 

@@ -4,8 +4,9 @@ Every message is handled inside one SQLite transaction together with the message
 sessions that arrived meanwhile (group commit): one fsync serves them all, and each session's 250
 is sent only after that commit. If any message of a batch fails, the batch is rolled back and
 retried one message per transaction, so one failure costs only that message a 451. The batch is
-one `store.write()` (db/store.py): BEGIN and COMMIT in the writer thread, the statements in
-between on the event loop: two thread hops per batch, and no fight over the GIL."""
+one `store.write(fn)` (db/store.py): on SQLite BEGIN and COMMIT in the writer thread and the
+statements between them on the event loop (two thread hops per batch, no fight over the GIL); on
+PostgreSQL all of it in the writer thread."""
 
 from __future__ import annotations
 
@@ -236,6 +237,15 @@ def ingest_each(conn: Conn, items: list[Incoming], requests: Requests) -> list[O
     return [ingest_one(conn, item, requests) for item in items]
 
 
+def _store_batch(conn: Conn, items: list[Incoming], requests: Requests) -> list[Outcome]:
+    """The batch's messages and their search entries: one transaction."""
+    outcomes = ingest_each(conn, items, requests)
+    entries = [o.search for o in outcomes if o.search is not None]
+    if entries:
+        sql.index_posts(conn, entries)
+    return outcomes
+
+
 CONFLICT_RETRIES = 5
 
 
@@ -279,14 +289,9 @@ class Ingestor:
         a parent) and decides from them."""
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
-                async with self._db.writing(urgent=True):  # the statements: db.statements
-                    outcomes = await self._db.statements(
-                        partial(ingest_each, items=items, requests=self._requests)
-                    )
-                    entries = [o.search for o in outcomes if o.search is not None]
-                    if entries:  # FTS5's tokenising is C: in the writer thread, beside the loop
-                        await self._db.in_writer(partial(sql.index_posts, entries=entries))
-                    return list(outcomes)
+                return await self._db.write(
+                    partial(_store_batch, items=items, requests=self._requests), urgent=True
+                )
             except StoreConflict:
                 if attempt == CONFLICT_RETRIES:
                     raise

@@ -18,6 +18,7 @@ from maillist.db import Conn, Store
 from maillist.db import archive as db_archive
 from maillist.db import ingest as db_ingest
 from maillist.db import lists as db_lists
+from maillist.db.store import savepoint
 from maillist.errors import BadInput, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits
 from maillist.models import Kind, MailingList
@@ -97,8 +98,7 @@ async def import_mbox(
     """`progress(n)`: n more bytes of the file read. Each message is capped as SMTP caps it
     (the list's size limit, the header caps, the parse budget in a sandbox for what SMTP would
     not parse on its loop); what is over a cap is reported by position and skipped."""
-    async with db.reading() as conn:
-        mlist = db_lists.by_address(conn, list_address)
+    mlist = await db.read(lambda conn: db_lists.by_address(conn, list_address))
     if mlist is None:
         raise UnknownList(f"no such list: {list_address}")
     limits = Limits()
@@ -178,22 +178,22 @@ async def _incoming(
 async def _store(
     db: Store, items: list[tuple[int, Incoming]], requests: Requests, report: ImportReport
 ) -> None:
-    async with db.writing() as conn:
+    def transaction(conn: Conn) -> None:
         for position, item in items:
-            conn.execute("SAVEPOINT one")
             try:
-                outcome = ingest_one(conn, item, requests)
+                with savepoint(conn, "one"):
+                    outcome = ingest_one(conn, item, requests)
             except Exception as exc:  # one message's failure never stops the import
-                conn.execute("ROLLBACK TO one")
                 report.problems.append(f"message {position}: not stored: {type(exc).__name__}")
+                continue
+            if outcome.duplicate:
+                report.duplicates += 1
             else:
-                if outcome.duplicate:
-                    report.duplicates += 1
-                else:
-                    report.imported += 1
-                if outcome.search is not None:
-                    db_ingest.index_posts(conn, [outcome.search])
-            conn.execute("RELEASE one")
+                report.imported += 1
+            if outcome.search is not None:
+                db_ingest.index_posts(conn, [outcome.search])
+
+    await db.write(transaction, heavy=True)
 
 
 async def export_mbox(db: Store, list_address: str, path: Path) -> int:

@@ -131,8 +131,7 @@ async def import_rows(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Add the valid new rows in one transaction; with `strict`, add nothing if any row is bad."""
-    async with db.reading() as conn:
-        require(conn, list_address)  # an unknown list fails before the rows are checked
+    await db.read(lambda conn: require(conn, list_address))  # an unknown list fails first
     addresses = await normalise_all([row.address for row in rows], progress)
     good, problems = check_rows(rows, addresses)
     if strict and problems:
@@ -222,7 +221,8 @@ async def set_option(
     except (ValueError, KeyError):
         raise BadInput(f"bad value {value!r} for {key}: {valid}") from None
     canonical = normalise(address)
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> None:
         mlist = require(conn, list_address)
         if key == "name":
             if not db_subs.is_member(conn, mlist.id, canonical):
@@ -233,3 +233,5 @@ async def set_option(
         db_audit.record(
             conn, stamp(), actor, "members.set", mlist.address, f"{canonical} {key}={value}"
         )
+
+    await db.write(transaction)

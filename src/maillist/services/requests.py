@@ -26,7 +26,7 @@ from maillist.db import people as db_people
 from maillist.db import requests as db_requests
 from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
-from maillist.db.store import Conn
+from maillist.db.store import Conn, savepoint
 from maillist.errors import AlreadyDelivered, MaillistError, UnknownHeld
 from maillist.mailparse import ParsedMessage
 from maillist.models import Authentication, Kind, MailingList, Mode, NewMember, Verdict
@@ -319,14 +319,11 @@ class Requests:
             )  # fmt: skip
             return Result(Verdict.DISCARD, "moderation: reply not understood; help sent")
         try:
-            conn.execute("SAVEPOINT decide")
-            outcome = decide_held(
-                conn, self.notifier, request.held_id, decision, f"email:{moderator}", rest
-            )
-            conn.execute("RELEASE decide")
+            with savepoint(conn, "decide"):
+                outcome = decide_held(
+                    conn, self.notifier, request.held_id, decision, f"email:{moderator}", rest
+                )
         except MaillistError as exc:
-            conn.execute("ROLLBACK TO decide")
-            conn.execute("RELEASE decide")
             outcome = str(exc)
         self.notifier.send(
             conn, mlist, mail.row, moderator, "moderation-result", capped=False,

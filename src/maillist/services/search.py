@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
 from maillist import mailparse
 from maillist.db import Store
@@ -34,15 +35,13 @@ async def backfill(db: Store) -> int:
     """Index every post search does not know yet; returns how many."""
     done = 0
     while True:
-        async with db.reading() as conn:
-            rows = db_archive.unindexed(conn, STEP)
+        rows = await db.read(partial(db_archive.unindexed, limit=STEP), heavy=True)
         if not rows:
             break
         texts = await asyncio.to_thread(_texts, [raw for _, raw, _, _ in rows])
-        async with db.writing(durable=False) as conn:
-            entries = [(row, subject, text, author)
-                       for (row, _, subject, author), text in zip(rows, texts, strict=True)]  # fmt: skip
-            db_ingest.index_posts(conn, entries)
+        entries = [(row, subject, text, author)
+                   for (row, _, subject, author), text in zip(rows, texts, strict=True)]  # fmt: skip
+        await db.write(partial(db_ingest.index_posts, entries=entries), durable=False, heavy=True)
         done += len(rows)
     if done:
         log.info("search: indexed %d post(s) stored before search existed", done)

@@ -46,7 +46,8 @@ async def request(
         canonical = normalise(address)
     except BadAddress:
         return
-    async with db.writing() as conn:
+
+    def transaction(conn: Conn) -> None:
         lists = sql.lists_of(conn, canonical)
         mlist = db_lists.by_id(conn, lists[0]) if lists else None
         if mlist is None:
@@ -62,6 +63,8 @@ async def request(
             cause = sql.web_request(conn, mlist.id, mlist.domain, canonical, clock.iso(now))
         notifier.send(conn, mlist, cause, canonical, "sign-in", link=link, client=client,
                       minutes=LINK_MINUTES)  # fmt: skip
+
+    await db.write(transaction)
 
 
 async def possible(db: Store) -> bool:
@@ -119,5 +122,4 @@ async def sign_out(db: Store, cookie: str) -> None:
     """Every session of the person this cookie names ends now."""
     address = await viewer(db, cookie)
     if address:
-        async with db.writing() as conn:
-            db_people.sign_out(conn, address, int(time.time()))
+        await db.write(lambda conn: db_people.sign_out(conn, address, int(time.time())))

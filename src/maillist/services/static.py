@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maillist import mboxes, urls
-from maillist.db import Store
+from maillist.db import Conn, Store
 from maillist.db import archive as db_archive
 from maillist.db import lists as db_lists
 from maillist.errors import BadInput, UnknownList
+from maillist.models import MailingList
 from maillist.services.archive import ADMIN, Archive
 from maillist.templating import Templates, default_dir
 
@@ -56,7 +57,7 @@ async def render(
 async def _render(
     db: Store, archive: Archive, list_address: str, out: Path, pages: Templates
 ) -> Rendered:
-    async with db.reading() as conn:
+    def snapshot(conn: Conn) -> tuple[MailingList, dict[int, str]]:
         mlist = db_lists.by_address(conn, list_address)
         if mlist is None:
             raise UnknownList(f"no such list: {list_address}")
@@ -65,7 +66,10 @@ async def _render(
                 f"the archive of {mlist.address} is {mlist.archive}: only a public archive is "
                 "rendered to static files (they cannot ask who reads them)"
             )
-        activity = {t.id: t.last_activity_at for t in db_archive.threads(conn, mlist.id, 0, 10**9)}
+        threads = db_archive.threads(conn, mlist.id, 0, 10**9)
+        return mlist, {t.id: t.last_activity_at for t in threads}
+
+    mlist, activity = await db.read(snapshot)
     base = out / urls.list_url(mlist.address).strip("/")
     manifest_path = base / MANIFEST
     try:

@@ -42,12 +42,13 @@ class Status:
 
 
 async def status(db: Store) -> Status:
-    async with db.reading() as conn:
-        totals = db_status.totals(conn)
-        counts = db_queue.counts(conn)
-        waiting = db_queue.pending_jobs(conn)
-        oldest = db_status.oldest_open_batch(conn)
-        errors = db_status.last_errors(conn)
+    def snapshot(conn: Conn) -> tuple[Any, ...]:
+        return (
+            db_status.totals(conn), db_queue.counts(conn), db_queue.pending_jobs(conn),
+            db_status.oldest_open_batch(conn), db_status.last_errors(conn),
+        )  # fmt: skip
+
+    totals, counts, waiting, oldest, errors = await db.read(snapshot)
     return Status(
         version=__version__,
         schema=await db.schema_version(),

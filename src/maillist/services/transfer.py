@@ -44,7 +44,8 @@ async def copy(
             f"the source's schema is version {source_version}, the target's {target_version}: "
             "run the same maillist on both (open the source once to upgrade it)"
         )
-    async with source.reading() as src, target.writing() as dst:
+
+    def transaction(src: Conn, dst: Conn) -> list[TableCheck]:
         occupied = sql.occupied(dst)
         if occupied:
             listed = ", ".join(f"{table} ({n})" for table, n in occupied[:4])
@@ -65,12 +66,15 @@ async def copy(
         bad = [c.table for c in checks if not c.same]
         if bad:
             raise StoreError(f"the copy differs from the source in {', '.join(bad)}; nothing kept")
-    return checks
+        return checks
+
+    return await source.beside(target, transaction, write_other=True)
 
 
 async def compare(source: Store, target: Store) -> list[TableCheck]:
-    async with source.reading() as src, target.reading() as dst:
-        return [_check(src, dst, table) for table in sql.TABLES]
+    return await source.beside(
+        target, lambda src, dst: [_check(src, dst, table) for table in sql.TABLES]
+    )
 
 
 def _check(src: Conn, dst: Conn, table: str) -> TableCheck:
