@@ -4,6 +4,7 @@ own verifier against the TXT record the command printed."""
 from __future__ import annotations
 
 import re
+import smtplib
 import stat
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import dkim  # type: ignore[import-untyped]
 import pytest
 
 import dbutil
-from serverutil import relayed
+from serverutil import relayed, running, wait_for
+from sink import RunningSink, Sink
 from test_smtp_receive import admin
 
 LIST = "team@example.org"
@@ -98,3 +100,38 @@ def test_an_ed25519_key_adds_a_second_signature_both_verify(tmp_path: Path) -> N
     checker = dkim.DKIM(data)
     assert checker.verify(idx=0, dnsfunc=dns) and checker.verify(idx=1, dnsfunc=dns)
     assert dkim.arc_verify(data, dnsfunc=dns)[0] == b"pass"
+
+
+@pytest.mark.parametrize("personalize", ["no", "yes"], ids=["shared", "personalised"])
+def test_a_copy_that_cannot_be_signed_is_never_sent_unsigned(
+    tmp_path: Path, personalize: str
+) -> None:
+    """A list with a key whose signature cannot be made (here: the key spoilt in the database):
+    nothing goes out, and `maillist queue` says why."""
+    db = tmp_path / "broken.db"
+    for args in (
+        ("lists", "create", LIST, "--name", "Team", "--posting", "open"),
+        ("members", "add", LIST, "anne@example.org"),
+        ("lists", "set", LIST, "personalize", personalize),
+        ("dkim", "keygen", "example.org"),
+    ):
+        assert admin(db, *args).returncode == 0
+    conn = dbutil.connect(db)
+    with conn:
+        conn.execute("UPDATE dkim_keys SET private_key = 'not a key'")
+    conn.close()
+    with RunningSink(Sink()) as sink:
+        with running(db, "--relay", f"127.0.0.1:{sink.port}") as srv:
+            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as client:
+                client.sendmail("zoe@example.net", [LIST], (
+                    b"From: zoe@example.net\r\nTo: team@example.org\r\nSubject: x\r\n"
+                    b"Message-ID: <unsignable@example.net>\r\n\r\nHi.\r\n"))  # fmt: skip
+
+            def says_why() -> bool:  # a fan-out job failed, or a copy's batch deferred, with why
+                return (
+                    "signature for example.org could not be made"
+                    in admin(db, "queue", "--json").stdout
+                )
+
+            wait_for(says_why, "the queue to say why", 30)
+        assert sink.received == []

@@ -108,3 +108,44 @@ def test_no_cycles() -> None:
     for node in edges:
         if node not in state:
             visit(node)
+
+
+SQL_WORDS = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "CREATE ", "SAVEPOINT", "BEGIN", "PRAGMA ")
+
+
+def test_no_connection_outside_db_and_services() -> None:
+    """A connection is a transaction's: services open them (store.write/read) and hand them to
+    db/ functions; nobody else holds one (the delivery workers ask services/sending.py)."""
+    holders = []
+    for path in ROOT.rglob("*.py"):
+        name = module_name(path)
+        if top(name) in {"db", "services"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                in {
+                    "maillist.db",
+                    "maillist.db.store",
+                }
+                and any(alias.name == "Conn" for alias in node.names)
+            ):
+                holders.append(name)
+    assert holders == []
+
+
+def test_no_sql_outside_db() -> None:
+    """SQL is written in db/ only: no statement text and no execute() anywhere else."""
+    found = []
+    for path in ROOT.rglob("*.py"):
+        name = module_name(path)
+        if top(name) == "db":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and text.lstrip().startswith(SQL_WORDS):  # SQL is upper case
+                found.append(f"{name}: {text[:40]!r}")
+            if isinstance(node, ast.Attribute) and node.attr in {"execute", "executemany"}:
+                found.append(f"{name}: .{node.attr}()")
+    assert found == []

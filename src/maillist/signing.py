@@ -25,6 +25,8 @@ import dkim  # type: ignore[import-untyped]  # dkimpy ships no type information
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 
+from maillist.errors import MaillistError
+
 SIGNED = (
     b"from", b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"in-reply-to",
     b"references", b"reply-to", b"mime-version", b"content-type", b"content-transfer-encoding",
@@ -132,32 +134,41 @@ def arc_seal(data: bytes, selector: str, domain: str, private_key: str, results:
     return b"".join(bytes(h) for h in arc) + data
 
 
+class SigningFailed(MaillistError):
+    """The list's DKIM signature could not be made: the copy must not go out unsigned."""
+
+
 def sign(data: bytes, keys: Keys, results: str | None = None) -> bytes:
     """`data` with the list's signatures on top: first, with `results`, the ARC set
     (arc_seal), then the RSA DKIM-Signature, then the Ed25519 one if the domain has that key.
-    A signature dkimpy cannot make is left out (the copy still goes)."""
+    A copy the RSA signature cannot be made for raises SigningFailed (its batch is deferred,
+    or its fan-out job failed, with the reason: never sent unsigned in silence); an ARC set or
+    an Ed25519 signature that cannot be made is left out (the copy is still signed)."""
     _use_openssl()
     if results is not None:
         data = arc_seal(data, keys.selector, keys.domain, keys.rsa, results)
     present = _present(data)
     headers = [h for h in SIGNED if h in present or h == b"from"]
     signed = _dkim(data, keys.selector, keys.domain, keys.rsa, headers, b"rsa-sha256")
+    if signed is None:
+        raise SigningFailed(f"the DKIM signature for {keys.domain} could not be made")
     if keys.ed25519:
-        signed = _dkim(
+        second = _dkim(
             signed, keys.ed25519_selector, keys.domain, keys.ed25519, headers, b"ed25519-sha256"
         )
+        signed = second if second is not None else signed
     return signed
 
 
 def _dkim(
     data: bytes, selector: str, domain: str, key: str, headers: list[bytes], algorithm: bytes
-) -> bytes:
+) -> bytes | None:
     try:
         field = dkim.sign(
             data, selector.encode(), domain.encode(), key.encode(),
             canonicalize=(b"relaxed", b"relaxed"), include_headers=headers,
             signature_algorithm=algorithm,
         )  # fmt: skip
-    except Exception:  # dkim.DKIMException and anything a hostile post provokes: unsigned
-        return data
+    except Exception:  # dkim.DKIMException and anything a hostile post provokes
+        return None
     return bytes(field) + data
