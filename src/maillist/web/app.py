@@ -27,8 +27,8 @@ from maillist.services.archive import Archive
 from maillist.services.notify import Notifier
 from maillist.services.sandbox import Sandbox
 from maillist.templating import Templates
-from maillist.web.archive import SECURITY, bounded_body
-from maillist.web.archive import routes as archive_routes
+from maillist.web.archive import ROUTES as ARCHIVE_ROUTES
+from maillist.web.archive import SECURITY, Site, bounded_body
 
 MAX_FORM_BYTES = 8192
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
@@ -83,15 +83,17 @@ def build(
             return page("invalid", 400)
         return page("done" if done.subscribed else "gone", list=done.mlist, address=done.address)
 
-    return Starlette(
+    app = Starlette(
         middleware=[Middleware(SecurityHeaders)],
         routes=[
             Route("/metrics", scrape),
             Route("/healthz", healthz),
             Route("/unsubscribe/{list_address}/{token}", unsubscribe, methods=["GET", "POST"]),
-            *archive_routes(db, pages, notifier or Notifier(pages), archive),
+            *ARCHIVE_ROUTES,
         ],
     )
+    app.state.site = Site(db, pages, notifier or Notifier(pages), archive)
+    return app
 
 
 class SecurityHeaders:
