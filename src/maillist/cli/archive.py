@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, note, say, table
+from maillist.cli.output import JsonOption, emit_json, note, say, table
 from maillist.cli.runtime import run
 
 if TYPE_CHECKING:
@@ -85,9 +85,7 @@ def search(
     list_address: ListArg,
     query: Annotated[str, typer.Argument(help="Words to find (all of them, any order).")],
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Search a list's delivered posts (subject, text, author), best match first."""
     mlist, hits = run(

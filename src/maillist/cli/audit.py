@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, table
+from maillist.cli.output import JsonOption, emit_json, table
 from maillist.cli.runtime import run
 
 if TYPE_CHECKING:
@@ -20,9 +20,7 @@ else:
 def audit(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 50,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
-    ] = False,
+    json: JsonOption = False,
 ) -> None:
     """Recent admin actions: who did what, to what, when."""
     entries = run(ctx, lambda db, cfg: svc.recent(db, limit))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, note, say, table
+from maillist.cli.output import JsonOption, emit_json, note, say, table
 from maillist.cli.runtime import run
 
 if TYPE_CHECKING:
@@ -61,9 +61,7 @@ def list_(
     address: Annotated[
         str | None, typer.Argument(help="Only this person's badges (default: every grant).")
     ] = None,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
-    ] = False,
+    json: JsonOption = False,
 ) -> None:
     """Badge grants: who holds which badge, since when, granted by whom."""
     grants = run(ctx, lambda db, cfg: svc.grants(db, address))

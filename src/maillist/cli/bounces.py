@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, say, table
+from maillist.cli.output import JsonOption, ListArg, emit_json, say, table
 from maillist.cli.runtime import run
 
 if TYPE_CHECKING:
@@ -19,10 +19,8 @@ else:
 
 def bounces(
     ctx: typer.Context,
-    list_address: Annotated[str, typer.Argument(help="The list's address.")],
-    json: Annotated[
-        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
-    ] = False,
+    list_address: ListArg,
+    json: JsonOption = False,
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 100,
 ) -> None:
     """Recent bounces: the member matched, the addresses found, hard/soft/policy, the DSN's

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, note, say, table
+from maillist.cli.output import JsonOption, emit_json, note, say, table
 from maillist.cli.runtime import run
 from maillist.errors import BadInput
 from maillist.listoptions import OPTIONS
@@ -24,8 +24,6 @@ else:
 app = typer.Typer(
     rich_markup_mode=None, help="Create, inspect, configure and delete lists.", no_args_is_help=True
 )
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")]
 
 
 def _as_dict(s: ListSummary) -> dict[str, Any]:
@@ -61,7 +59,7 @@ def create(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json: JsonFlag = False) -> None:
+def list_(ctx: typer.Context, json: JsonOption = False) -> None:
     """All lists with their member counts."""
     summaries = run(ctx, lambda db, cfg: svc.all_lists(db))
     if json:
@@ -80,7 +78,7 @@ def list_(ctx: typer.Context, json: JsonFlag = False) -> None:
 def show(
     ctx: typer.Context,
     address: Annotated[str, typer.Argument(help="The list's address.")],
-    json: JsonFlag = False,
+    json: JsonOption = False,
 ) -> None:
     """A list's settings and member counts."""
     summary = run(ctx, lambda db, cfg: svc.show(db, address))

@@ -10,7 +10,7 @@ import typer
 
 from maillist import memberfile
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, note, say, table
+from maillist.cli.output import JsonOption, ListArg, emit_json, note, say, table
 from maillist.cli.runtime import run
 from maillist.models import Mode, Role
 
@@ -25,7 +25,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ListArg = Annotated[str, typer.Argument(help="The list's address.")]
 PROGRESS_FROM = 5000  # rows; smaller files finish before a bar would be worth drawing
 
 
@@ -99,9 +98,7 @@ def set_(
 def list_(
     ctx: typer.Context,
     list_address: ListArg,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
-    ] = False,
+    json: JsonOption = False,
 ) -> None:
     """Members with role, delivery mode, status and badges."""
     rows = run(ctx, lambda db, cfg: svc.members(db, list_address))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, note, say
+from maillist.cli.output import JsonOption, emit_json, note, say
 from maillist.cli.runtime import run
 from maillist.errors import MaillistError
 
@@ -28,9 +28,7 @@ class CheckFailed(MaillistError):
 
 def status(
     ctx: typer.Context,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
-    ] = False,
+    json: JsonOption = False,
 ) -> None:
     """Version, lists, members, messages, queue depth by state, oldest pending delivery, last errors."""
     s = run(ctx, lambda db, cfg: svc.status(db))

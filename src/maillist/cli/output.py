@@ -6,9 +6,13 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+# What many commands take, said once.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")]
+ListArg = Annotated[str, typer.Argument(help="The list's address.")]
 
 # What a terminal would act on instead of showing: C0 controls (ESC, BEL, NUL, CR ...), DEL, C1
 # controls (U+009B is a one-character CSI) and the bidi overrides that reorder what is shown.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, say, table
+from maillist.cli.output import JsonOption, emit_json, say, table
 from maillist.cli.runtime import run
 
 if TYPE_CHECKING:
@@ -27,9 +27,7 @@ app = typer.Typer(
 @app.callback()
 def queue(
     ctx: typer.Context,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
-    ] = False,
+    json: JsonOption = False,
     limit: Annotated[int, typer.Option(min=1, help="How many batches to list.")] = 100,
 ) -> None:
     """Show the queue: counts by state, then each open batch (one SMTP transaction each)."""

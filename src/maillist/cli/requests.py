@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, say, table
+from maillist.cli.output import JsonOption, ListArg, emit_json, say, table
 from maillist.cli.runtime import run
 
 if TYPE_CHECKING:
@@ -27,10 +27,8 @@ IdArg = Annotated[int, typer.Argument(help="The request's id (from `requests lis
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    list_address: Annotated[str, typer.Argument(help="The list's address.")],
-    json: Annotated[
-        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
-    ] = False,
+    list_address: ListArg,
+    json: JsonOption = False,
 ) -> None:
     """Addresses that confirmed and wait for approval, oldest first."""
     pending = run(ctx, lambda db, cfg: svc.awaiting(db, list_address))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from maillist.cli.lazy import lazy
-from maillist.cli.output import emit_json, say, when
+from maillist.cli.output import JsonOption, ListArg, emit_json, say, when
 from maillist.cli.runtime import run
 from maillist.threads import Node
 
@@ -41,13 +41,11 @@ def _node(node: Node) -> dict[str, Any]:
 
 def threads(
     ctx: typer.Context,
-    list_address: Annotated[str, typer.Argument(help="The list's address.")],
+    list_address: ListArg,
     limit: Annotated[
         int, typer.Option(min=1, help="How many threads, newest activity first.")
     ] = 50,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print JSON on stdout and nothing else.")
-    ] = False,
+    json: JsonOption = False,
 ) -> None:
     """Threads newest activity first, replies nested in date order, authors with their badges."""
     views = run(ctx, lambda db, cfg: svc.thread_views(db, list_address, limit))

@@ -1,0 +1,143 @@
+"""PostgreSQL's round trips never hold the event loop: with the database behind a proxy that
+adds 20 ms to every reply, an idle SMTP session is answered at once while posts are stored and a
+10,000-member post is fanned out (every statement waits 20 ms, in the store's threads)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import smtplib
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from pgserver import PgCluster
+from serverutil import Raw, Server, message, wait_for
+from sink import RunningSink, Sink
+from test_smtp_receive import admin
+
+DELAY = 0.020
+MEMBERS = 10_000
+
+
+class SlowProxy:
+    """A TCP proxy on loopback that delays every chunk the database sends by DELAY."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        assert ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._client, "127.0.0.1", 0)
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        ready.set()
+        self._loop.run_forever()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float) -> None:
+            try:
+                while chunk := await src.read(65536):
+                    if delay:
+                        await asyncio.sleep(delay)
+                    dst.write(chunk)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer, 0.0), pipe(up_reader, writer, DELAY))
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def slow_url(tmp_path: Path, pg_cluster: PgCluster) -> Iterator[str]:
+    url = pg_cluster.new_database()
+    members = tmp_path / "members.csv"
+    with members.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["address"])
+        writer.writerows([f"m{i}@example{i % 97}.org"] for i in range(MEMBERS))
+    for args in (
+        ("lists", "create", "big@example.org", "--posting", "open"),
+        ("lists", "create", "small@example.org", "--posting", "open"),
+        ("members", "add", "small@example.org", "anne@example.org"),
+        ("members", "import", "big@example.org", str(members)),
+    ):
+        done = admin(url, *args)
+        assert done.returncode == 0, (args, done.stderr)
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    proxy = SlowProxy((parts.hostname, parts.port))
+    netloc = parts.netloc.replace(f":{parts.port}", f":{proxy.port}")
+    try:
+        yield urlunsplit(parts._replace(netloc=netloc))
+    finally:
+        proxy.close()
+
+
+def fanned(sink: Sink) -> int:
+    return sum(1 for r in sink.rcpts() if r.startswith("m"))
+
+
+def test_an_idle_session_is_answered_at_once_while_the_database_is_slow(
+    slow_url: str, tmp_path: Path
+) -> None:
+    with RunningSink(Sink()) as sink:
+        server = Server(slow_url, "--relay", f"127.0.0.1:{sink.port}", log=tmp_path / "s.log")
+        try:
+            idle = Raw(server.port)
+            assert idle.reply().startswith(b"220")
+            assert idle.cmd(b"EHLO idle").startswith(b"250")
+            stop = threading.Event()
+
+            def posting() -> None:
+                n = 0
+                while not stop.is_set():
+                    with smtplib.SMTP("127.0.0.1", server.port, timeout=60) as client:
+                        client.sendmail("anne@example.org", ["small@example.org"], message(
+                            message_id=f"p{n}@example.org", to="small@example.org"))  # fmt: skip
+                    n += 1
+
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=60) as client:
+                client.sendmail("anne@example.org", ["big@example.org"], message(
+                    message_id="big@example.org", to="big@example.org"))  # fmt: skip
+            poster = threading.Thread(target=posting)
+            poster.start()
+            waits: list[float] = []
+            deadline = time.monotonic() + 120
+            while fanned(sink) < MEMBERS and time.monotonic() < deadline:
+                started = time.monotonic()
+                assert idle.cmd(b"NOOP").startswith(b"250")
+                waits.append(time.monotonic() - started)
+                time.sleep(0.01)  # a client's pace: the measure is each NOOP's own wait
+            stop.set()
+            poster.join(60)
+            wait_for(lambda: fanned(sink) >= MEMBERS, "the fan-out", 120)
+            idle.close()
+        finally:
+            server.stop()
+    waits.sort()
+    p99 = waits[int(len(waits) * 0.99)]
+    assert p99 < DELAY, (
+        f"NOOP waited {p99 * 1000:.1f} ms (p99 of {len(waits)}; median "
+        f"{statistics.median(waits) * 1000:.1f} ms) with 20 ms database round trips"
+    )
