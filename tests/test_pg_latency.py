@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import smtplib
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,11 +19,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from dbutil import BACKEND
 from pgserver import PgCluster
-from serverutil import Raw, Server, message, wait_for
+from serverutil import Server, message, wait_for
 from sink import RunningSink, Sink
 from test_smtp_receive import admin
 
+pytestmark = pytest.mark.skipif(
+    BACKEND != "postgresql", reason="about PostgreSQL's round trips: runs in the PostgreSQL suite"
+)
 DELAY = 0.020
 MEMBERS = 10_000
 
@@ -98,15 +105,49 @@ def fanned(sink: Sink) -> int:
     return sum(1 for r in sink.rcpts() if r.startswith("m"))
 
 
+# The idle client runs in a process of its own, so that what it measures is the server's answer,
+# not this process's threads (the proxy, the sink, the poster) taking turns with it.
+IDLE_CLIENT = """
+import json, select, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=60)
+reader = s.makefile("rb")
+assert reader.readline().startswith(b"220")
+s.sendall(b"EHLO idle\\r\\n")
+while not reader.readline().startswith(b"250 "):
+    pass
+print("ready", flush=True)
+waits = []
+while not select.select([sys.stdin], [], [], 0.01)[0]:  # a client's pace, until told to stop
+    started = time.monotonic()
+    s.sendall(b"NOOP\\r\\n")
+    line = reader.readline()
+    assert line.startswith(b"250"), line
+    waits.append(time.monotonic() - started)
+s.sendall(b"QUIT\\r\\n")
+print(json.dumps(waits), flush=True)
+"""
+
+
 def test_an_idle_session_is_answered_at_once_while_the_database_is_slow(
     slow_url: str, tmp_path: Path
 ) -> None:
     with RunningSink(Sink()) as sink:
-        server = Server(slow_url, "--relay", f"127.0.0.1:{sink.port}", log=tmp_path / "s.log")
+        # NOOP is not progress (it does not hold a session open), so the idle limit is raised
+        server = Server(
+            slow_url,
+            "--relay",
+            f"127.0.0.1:{sink.port}",
+            "--timeout",
+            "600",
+            log=tmp_path / "s.log",
+        )
+        idle = subprocess.Popen(
+            [sys.executable, "-c", IDLE_CLIENT, str(server.port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
         try:
-            idle = Raw(server.port)
-            assert idle.reply().startswith(b"220")
-            assert idle.cmd(b"EHLO idle").startswith(b"250")
+            assert idle.stdout is not None
+            assert idle.stdout.readline() == b"ready\n"
             stop = threading.Event()
 
             def posting() -> None:
@@ -120,24 +161,29 @@ def test_an_idle_session_is_answered_at_once_while_the_database_is_slow(
             with smtplib.SMTP("127.0.0.1", server.port, timeout=60) as client:
                 client.sendmail("anne@example.org", ["big@example.org"], message(
                     message_id="big@example.org", to="big@example.org"))  # fmt: skip
+            began = time.monotonic()
             poster = threading.Thread(target=posting)
             poster.start()
-            waits: list[float] = []
-            deadline = time.monotonic() + 120
-            while fanned(sink) < MEMBERS and time.monotonic() < deadline:
-                started = time.monotonic()
-                assert idle.cmd(b"NOOP").startswith(b"250")
-                waits.append(time.monotonic() - started)
-                time.sleep(0.01)  # a client's pace: the measure is each NOOP's own wait
-            stop.set()
-            poster.join(60)
-            wait_for(lambda: fanned(sink) >= MEMBERS, "the fan-out", 120)
-            idle.close()
+            try:
+                wait_for(lambda: fanned(sink) >= MEMBERS, "the fan-out", 240)
+            finally:
+                stop.set()
+                poster.join(60)
+            fanned_in = time.monotonic() - began
+            out, _ = idle.communicate(b"stop\n", timeout=60)
+            assert idle.returncode == 0, out
+            waits: list[float] = json.loads(out)
         finally:
+            idle.kill()
+            idle.wait(10)
             server.stop()
     waits.sort()
+    print(
+        f"fan-out {fanned_in:.1f} s; {len(waits)} NOOPs, median {statistics.median(waits) * 1000:.1f} ms"
+    )
     p99 = waits[int(len(waits) * 0.99)]
     assert p99 < DELAY, (
         f"NOOP waited {p99 * 1000:.1f} ms (p99 of {len(waits)}; median "
-        f"{statistics.median(waits) * 1000:.1f} ms) with 20 ms database round trips"
+        f"{statistics.median(waits) * 1000:.1f} ms, {sum(w > DELAY for w in waits)} over "
+        f"{DELAY * 1000:.0f} ms) with 20 ms database round trips"
     )

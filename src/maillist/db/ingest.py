@@ -19,6 +19,7 @@ class Known:
     thread_id: int | None
     placeholder: bool
     verdict: str
+    parent: str | None = None  # the parent's Message-ID (containers() only)
 
 
 def lookup(conn: Conn, list_id: int, kind: str, message_ids: Sequence[str]) -> dict[str, Known]:
@@ -46,18 +47,21 @@ def unclaimed_copy(conn: Conn, list_id: int, message_id: str, sender: str) -> Kn
 
 
 @dataclass(frozen=True, slots=True)
-class Container:
-    """A Message-ID the list has a place for (a delivered post or a placeholder), for threading."""
+class PostFacts:
+    """What storing a post needs to know before it writes anything."""
 
-    row_id: int
-    thread_id: int | None
-    parent: str | None  # the parent's Message-ID
+    containers: dict[str, Known]  # the post's own id, its references and all their ancestors
+    is_member: bool  # the sender is subscribed to the list
+    came_back: bool  # the body is that of a copy this list sent lately (loops.py)
+    author: str | None  # the sender's account name
 
 
-def containers(conn: Conn, list_id: int, message_ids: Sequence[str]) -> dict[str, Container]:
-    """The containers of these ids and of all their ancestors, by Message-ID."""
-    if not message_ids:
-        return {}
+def post_facts(
+    conn: Conn, list_id: int, message_ids: Sequence[str], sender: str | None, digest: bytes | None
+) -> PostFacts:
+    """One statement (one round trip to PostgreSQL): the sender's facts, on every row beside
+    the containers of `message_ids` and of all their ancestors (by Message-ID, for threading:
+    threads.place), or on a row of their own when there are none."""
     marks = ",".join("?" * len(message_ids))
     rows = conn.execute(
         f"""WITH RECURSIVE up(id) AS (
@@ -67,12 +71,24 @@ def containers(conn: Conn, list_id: int, message_ids: Sequence[str]) -> dict[str
                 SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id
                 WHERE m.parent_id IS NOT NULL
             )
-            SELECT m.id, m.message_id, m.thread_id, p.message_id
-            FROM up JOIN messages m ON m.id = up.id LEFT JOIN messages p ON p.id = m.parent_id
-            LIMIT 10000""",
-        (list_id, *message_ids),
+            SELECT f.member, f.back, f.author,
+                   c.id, c.message_id, c.thread_id, c.placeholder, c.verdict, c.parent
+            FROM (SELECT EXISTS (SELECT 1 FROM subscriptions s JOIN people p
+                                 ON p.id = s.person_id WHERE s.list_id = ? AND p.address = ?)
+                         AS member,
+                         EXISTS (SELECT 1 FROM sent_copies WHERE list_id = ? AND digest = ?)
+                         AS back,
+                         (SELECT name FROM people WHERE address = ?) AS author) f
+            LEFT JOIN (SELECT m.id, m.message_id, m.thread_id, m.raw IS NULL AS placeholder,
+                              m.verdict, p.message_id AS parent
+                       FROM up JOIN messages m ON m.id = up.id
+                       LEFT JOIN messages p ON p.id = m.parent_id
+                       LIMIT 10000) c ON 1 = 1""",
+        (list_id, *message_ids, list_id, sender or "", list_id, digest or None, sender or ""),
     ).fetchall()
-    return {r[1]: Container(r[0], r[2], r[3]) for r in rows}
+    member, back, author = rows[0][:3]
+    containers = {r[4]: Known(r[3], r[5], bool(r[6]), r[7], r[8]) for r in rows if r[3] is not None}
+    return PostFacts(containers, bool(member), bool(back), author)
 
 
 def set_parent(conn: Conn, row_id: int, parent_row: int | None) -> None:
@@ -184,12 +200,14 @@ SearchEntry = tuple[int, str, str, str]  # (row, subject, body text, author)
 def index_posts(conn: Conn, entries: list[SearchEntry]) -> None:
     """The posts' search entries (rowid = the post's row): FTS5 on SQLite, a row whose tsvector
     PostgreSQL computes on PostgreSQL."""
-    if engine.postgres(conn):
-        conn.executemany(
-            "INSERT INTO search (rowid, subject, body, author) VALUES (?, ?, ?, ?) "
+    if engine.postgres(conn):  # one statement for the batch: one round trip
+        latest = list({entry[0]: entry for entry in entries}.values())
+        rows = ", ".join(["(?, ?, ?, ?)"] * len(latest))
+        conn.execute(
+            f"INSERT INTO search (rowid, subject, body, author) VALUES {rows} "
             "ON CONFLICT (rowid) DO UPDATE SET subject = excluded.subject, "
             "body = excluded.body, author = excluded.author",
-            entries,
+            [value for entry in latest for value in entry],
         )
         return
     conn.executemany(

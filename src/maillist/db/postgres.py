@@ -1,10 +1,17 @@
-"""The PostgreSQL store: the same four ways in as the SQLite store, over psycopg 3.
+"""The PostgreSQL store: the same ways in as the SQLite store, over psycopg 3.
 
 db/ modules are written once, in SQL both engines read; what differs is spelled here, once:
-`?` placeholders become `%s` (client-side binding, so an untyped parameter is a literal PostgreSQL
-types from its context, as SQLite does), `char()`/`instr()` become `chr()`/`strpos()`, booleans
-go as 0/1 (flags are integers in both schemas). The few statements that cannot be shared (full-text
-search, row locks, advisory locks) ask db/engine.py.
+`?` placeholders become `$1, $2, ...` (server-side binding: a string goes as an untyped value
+PostgreSQL types from its context, as SQLite does), `char()`/`instr()` become `chr()`/`strpos()`,
+booleans go as 0/1 (flags are integers in both schemas). The few statements that cannot be shared
+(full-text search, row locks, advisory locks) ask db/engine.py.
+
+Statements: each is one libpq call (psycopg.pq) with psycopg's own adapters (psycopg.adapt:
+Python values to PostgreSQL's and back, in C), not psycopg's cursors: a store statement then
+costs the process about a fifth of the CPU, which on a busy server is the difference that
+matters (bench/scale.py). A statement run a second time is prepared, so PostgreSQL plans it once
+per session. Parameters go in psycopg's own formats (a bytea, a 10 MB post, as its bytes, not as
+hex text); results come back as text, so a type psycopg has no loader for (citext) is a str.
 
 Transactions: one writer connection (the store's write lock keeps one transaction at a time in
 this process, as on SQLite) and one reader (REPEATABLE READ, READ ONLY: one committed state, like
@@ -20,6 +27,7 @@ import asyncio
 import logging
 import re
 import secrets
+import select
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -28,6 +36,8 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
 
 from maillist import config
 from maillist.db import migrate
@@ -39,7 +49,7 @@ T = TypeVar("T")
 log = logging.getLogger("maillist.store")
 
 LOCK_TIMEOUT_MS = 10_000
-READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+READ_SNAPSHOT = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _CONFLICTS = (
     psycopg.errors.UniqueViolation,
     psycopg.errors.DeadlockDetected,
@@ -47,19 +57,22 @@ _CONFLICTS = (
 )
 
 
-_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?|%|\bchar\(|\binstr\(")
-_SPELLING = {"?": "%s", "%": "%%", "char(": "chr(", "instr(": "strpos("}
+_SPELLING = re.compile(r"'(?:[^']|'')*'|\?|\bchar\(|\binstr\(")
+_FUNCTIONS = {"char(": "chr(", "instr(": "strpos("}
 
 
 @lru_cache(maxsize=1024)
-def translate(sql: str) -> str:
-    """SQLite spelling -> PostgreSQL spelling. Quoted literals keep their text; a `%` in them
-    is doubled all the same (psycopg reads every `%` of a query with parameters)."""
-    return _PLACEHOLDER.sub(lambda m: _SPELLING.get(m.group(0), _literal(m.group(0))), sql)
+def translate(sql: str) -> bytes:
+    """SQLite spelling -> PostgreSQL spelling, encoded. Quoted literals keep their text."""
+    numbers = iter(range(1, sql.count("?") + 1))
 
+    def spell(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if word == "?":
+            return f"${next(numbers)}"
+        return _FUNCTIONS.get(word, word)
 
-def _literal(text: str) -> str:
-    return text.replace("%", "%%")
+    return _SPELLING.sub(spell, sql).encode()
 
 
 def _value(value: object) -> object:
@@ -70,72 +83,213 @@ def _value(value: object) -> object:
     return value
 
 
-def _params(params: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(_value(v) for v in params)
-
-
-BULKY = 64 * 1024
-
-
-def _bulky(values: tuple[Any, ...]) -> bool:
-    return any(isinstance(v, bytes | bytearray | memoryview) and len(v) > BULKY for v in values)
+_DONE = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
 
 
 class Cursor:
-    """The part of sqlite3.Cursor db/ modules use."""
+    """The part of sqlite3.Cursor db/ modules use, over one statement's result: its rows are
+    turned into Python values as they are fetched."""
 
-    def __init__(self, cur: psycopg.Cursor[Any] | None, rowcount: int = -1) -> None:
-        self._cur = cur
-        self.rowcount = cur.rowcount if cur is not None else rowcount
+    def __init__(self, result: pq.abc.PGresult | None, context: psycopg.Connection[Any]) -> None:
+        self._result = result if result is not None and result.nfields else None
+        self._context = context
+        self._loader: Any = None  # a psycopg.adapt.Transformer, made when rows are fetched
+        self._next = 0
+        tuples = result.command_tuples if result is not None else None
+        self.rowcount = tuples if tuples is not None else -1
+
+    def _rows(self, count: int) -> list[Any]:
+        result = self._result
+        if result is None:
+            return []
+        end = min(result.ntuples, self._next + count)
+        if end <= self._next:
+            return []
+        if self._loader is None:
+            self._loader = Transformer(self._context)
+            self._loader.set_pgresult(result)
+        rows: list[Any] = self._loader.load_rows(self._next, end, tuple)
+        self._next = end
+        return rows
 
     def fetchone(self) -> Any:
-        return self._cur.fetchone() if self._cur is not None and self._cur.description else None
+        rows = self._rows(1)
+        return rows[0] if rows else None
 
     def fetchall(self) -> list[Any]:
-        return self._cur.fetchall() if self._cur is not None and self._cur.description else []
+        return self._rows(self._result.ntuples if self._result is not None else 0)
 
     def fetchmany(self, size: int = 1, /) -> list[Any]:
-        return self._cur.fetchmany(size) if self._cur is not None and self._cur.description else []
+        return self._rows(size)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchall())
 
 
+PREPARE_AFTER = 2  # runs of the same statement (with the same parameter types)
+MAX_PREPARED = 512  # per session; the hot statements are prepared long before this fills
+
+
+PIPELINE = 256  # statements sent before waiting for their results (executemany)
+
+Command = tuple[bytes | None, bytes, Sequence[Any], Sequence[int], Sequence[pq.Format]]
+
+
 class PgConn:
-    """A psycopg connection shaped like the sqlite3 connection db/ modules were written for."""
+    """A PostgreSQL session shaped like the sqlite3 connection db/ modules were written for.
+
+    Round trips are what a PostgreSQL transaction costs (on another machine, each is a network
+    wait), so a BEGIN is not sent on its own: it waits and goes in one pipeline with the first
+    statement (a transaction that runs none sends nothing), and `executemany` sends its rows in
+    pipelines of PIPELINE statements, one round trip each."""
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
         self.owner = 0  # the writer's: this process's number on the claims it takes
+        self._dumper = Transformer(raw)
+        self._runs: dict[tuple[bytes, tuple[int, ...]], int] = {}
+        self._prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self._ahead: list[bytes] = []  # statements without parameters sent with the next one
 
     @property
     def usable(self) -> bool:
-        return not (self.raw.closed or self.raw.broken)
+        return not self.raw.closed
 
     @property
     def in_transaction(self) -> bool:
-        return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        return bool(self._ahead) or self.raw.pgconn.transaction_status != pq.TransactionStatus.IDLE
+
+    def begin(self, *statements: bytes) -> None:
+        """BEGIN (and what goes with it, e.g. SET LOCAL), sent with the next statement."""
+        self._ahead.extend(statements)
+
+    def end(self, statement: bytes) -> None:
+        """COMMIT or ROLLBACK: nothing to send when the transaction never started."""
+        if self._ahead:
+            self._ahead.clear()
+        elif statement == b"COMMIT" or self.usable:
+            self.execute(statement.decode())
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
         if sql == "ROLLBACK" and not self.usable:  # the session is gone, and its transaction
-            return Cursor(None, 0)
-        values = _params(params)
+            return Cursor(None, self.raw)
         with _errors():
-            # A large bytea (a 10 MB post) as a quoted literal is a hex text twice its size,
-            # built in Python and copied again: such statements bind server-side instead,
-            # where the bytes go as they are (their columns give every parameter its type).
-            cur = psycopg.Cursor(self.raw) if _bulky(values) else self.raw.cursor()
-            cur.execute(translate(sql), values)
-            return Cursor(cur)
+            command = self._command(translate(sql), params)
+            if self._ahead:
+                return Cursor(self._pipeline([command])[-1], self.raw)
+            name, query, args, types, formats = command
+            pgconn = self.raw.pgconn
+            if name is not None:
+                result = pgconn.exec_prepared(name, args, formats)
+            else:
+                result = pgconn.exec_params(query, args, types, formats)
+            _check(result)
+            return Cursor(result, self.raw)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Cursor:
+        query = translate(sql)
+        count = 0
         with _errors():
-            cur = self.raw.cursor()
-            cur.executemany(translate(sql), [_params(r) for r in rows])
-            return Cursor(None, cur.rowcount)
+            commands = [self._command(query, row) for row in rows]
+            for start in range(0, len(commands), PIPELINE):
+                for result in self._pipeline(commands[start : start + PIPELINE]):
+                    count += max(result.command_tuples or 0, 0)
+        cursor = Cursor(None, self.raw)
+        cursor.rowcount = count
+        return cursor
+
+    def _command(self, query: bytes, params: Sequence[Any]) -> Command:
+        args: Sequence[Any] = ()
+        types: Sequence[int] = ()
+        formats: Sequence[pq.Format] = ()
+        if params:
+            values = [_value(v) for v in params]
+            args = self._dumper.dump_sequence(values, [PyFormat.AUTO] * len(values))
+            types, formats = self._dumper.types or (), self._dumper.formats or ()
+        return self._statement(query, types), query, args, types, formats
+
+    def _pipeline(self, commands: Sequence[Command]) -> list[pq.abc.PGresult]:
+        """The statements waiting ahead, then `commands`, in one round trip: the results of
+        `commands`, or the first error (the statements after it are not run)."""
+        pgconn = self.raw.pgconn
+        ahead, self._ahead = self._ahead, []
+        try:
+            pgconn.nonblocking = 1
+            pgconn.enter_pipeline_mode()
+            for statement in ahead:
+                pgconn.send_query_params(statement, None)
+            for name, query, args, types, formats in commands:
+                if name is not None:
+                    pgconn.send_query_prepared(name, args, formats)
+                else:
+                    pgconn.send_query_params(query, args, types, formats)
+                _flush(pgconn)
+            pgconn.pipeline_sync()
+            _flush(pgconn)
+            results: list[pq.abc.PGresult] = []
+            for _ in range(len(ahead) + len(commands)):
+                result = _next_result(pgconn)
+                if result is None:
+                    raise psycopg.OperationalError("the server closed the connection")
+                while _next_result(pgconn) is not None:  # the end of this statement's results
+                    pass
+                results.append(result)
+            _next_result(pgconn)  # the sync point
+            pgconn.exit_pipeline_mode()
+            pgconn.nonblocking = 0
+        except BaseException:
+            self.raw.close()  # halfway through a pipeline: the session cannot be trusted
+            raise
+        for result in results:
+            if result.status != pq.ExecStatus.PIPELINE_ABORTED:
+                _check(result)  # the first error; the statements after it were not run
+        return results[len(ahead) :]
+
+    def _statement(self, query: bytes, types: Sequence[int]) -> bytes | None:
+        """The name of the prepared statement for `query` with these parameter types, preparing
+        it on its second run; None while it runs unprepared."""
+        key = (query, tuple(types))
+        name = self._prepared.get(key)
+        if name is not None or len(self._prepared) >= MAX_PREPARED:
+            return name
+        runs = self._runs.get(key, 0) + 1
+        if runs < PREPARE_AFTER:
+            if len(self._runs) >= 4 * MAX_PREPARED:
+                self._runs.clear()
+            self._runs[key] = runs
+            return None
+        name = b"maillist_%d" % len(self._prepared)
+        result = self.raw.pgconn.prepare(name, query, key[1])
+        if result.status != pq.ExecStatus.COMMAND_OK:  # the statement itself is wrong: said
+            return None  # when it runs
+        self._runs.pop(key, None)
+        self._prepared[key] = name
+        return name
 
     def close(self) -> None:
         self.raw.close()
+
+
+def _flush(pgconn: pq.abc.PGconn) -> None:
+    """Send what libpq holds, waiting for the socket in select() (which lets other threads run:
+    libpq's own blocking waits inside get_result/flush hold Python's GIL, and with it the event
+    loop, for a whole round trip)."""
+    while pgconn.flush():
+        readable, _, _ = select.select([pgconn.socket], [pgconn.socket], [])
+        if readable:
+            pgconn.consume_input()
+
+
+def _next_result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult | None:
+    while pgconn.is_busy():
+        select.select([pgconn.socket], [], [])
+        pgconn.consume_input()
+    return pgconn.get_result()
+
+
+def _check(result: pq.abc.PGresult) -> None:
+    if result.status not in _DONE:
+        raise psycopg.errors.error_from_result(result, encoding="utf-8")
 
 
 @contextmanager
@@ -157,9 +311,7 @@ def _first_line(exc: BaseException) -> str:
 
 def connect(url: str, *, read_only: bool = False) -> PgConn:
     try:
-        raw = psycopg.connect(
-            url, autocommit=True, cursor_factory=psycopg.ClientCursor, connect_timeout=10
-        )
+        raw = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to {config.describe(url)}: {_first_line(exc)}") from None
     conn = PgConn(raw)
@@ -172,9 +324,10 @@ def connect(url: str, *, read_only: bool = False) -> PgConn:
 
 
 def begin_write(conn: PgConn, durable: bool) -> None:
-    conn.execute("BEGIN")
-    if not durable:
-        conn.execute("SET LOCAL synchronous_commit = off")
+    if durable:
+        conn.begin(b"BEGIN")
+    else:
+        conn.begin(b"BEGIN", b"SET LOCAL synchronous_commit = off")
 
 
 def in_transaction(conn: PgConn, fn: Callable[[Conn], T], durable: bool) -> T:
@@ -185,14 +338,21 @@ def in_transaction(conn: PgConn, fn: Callable[[Conn], T], durable: bool) -> T:
     except BaseException:
         _rollback(conn)
         raise
-    with _errors():
-        conn.raw.execute("COMMIT")
+    commit(conn)
     return result
 
 
+def snapshot(conn: PgConn, fn: Callable[[Conn], T]) -> T:
+    """In the reader's thread: `fn(conn)` in one REPEATABLE READ snapshot."""
+    conn.begin(READ_SNAPSHOT)
+    try:
+        return fn(conn)
+    finally:
+        conn.end(b"COMMIT")
+
+
 def _rollback(conn: PgConn) -> None:
-    if not conn.raw.closed:
-        conn.raw.execute("ROLLBACK")
+    conn.end(b"ROLLBACK")
 
 
 MIGRATIONS = "maillist.db.pgmigrations"
@@ -248,14 +408,12 @@ def upgrade(conn: PgConn, target: int | None = None) -> int:
 
 
 def commit(conn: PgConn) -> None:
-    with _errors():
-        conn.raw.execute("COMMIT")
+    conn.end(b"COMMIT")
 
 
 class PgStore(Store):
     """Store's write lock, queues and threads; PostgreSQL's transactions."""
 
-    READ_BEGIN = READ_SNAPSHOT
     OFF_LOOP = True  # every statement is a network round trip: never on the event loop
 
     @staticmethod
@@ -308,6 +466,9 @@ class PgStore(Store):
 
     def _in_transaction(self, conn: Any, fn: Callable[[Conn], T], durable: bool) -> T:
         return in_transaction(conn, fn, durable)
+
+    def _snapshot(self, conn: Any, fn: Callable[[Conn], T]) -> T:
+        return snapshot(conn, fn)
 
 
 def _open(url: str, create: bool, migrate_to: int | None) -> tuple[PgConn, PgConn]:

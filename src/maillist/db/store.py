@@ -137,7 +137,6 @@ class _WriteLock:
 class Store:
     """The SQLite store; db/postgres.py's PgStore replaces the hooks marked "engine"."""
 
-    READ_BEGIN = "BEGIN"
     OFF_LOOP = False  # engine: whether every transaction's statements run in a thread
 
     def __init__(
@@ -226,7 +225,7 @@ class Store:
             async with self._read_lock:
                 await self._ensure_reader()
                 return await asyncio.get_running_loop().run_in_executor(
-                    self._read_executor, partial(_snapshot, self._reader, fn, self.READ_BEGIN)
+                    self._read_executor, partial(self._snapshot, self._reader, fn)
                 )
         async with self._reading() as conn:
             return fn(conn)
@@ -248,14 +247,14 @@ class Store:
                             other._writer, lambda that: fn(this, that), durable=True
                         )
 
-                    return await asyncio.to_thread(_snapshot, self._reader, both, self.READ_BEGIN)
+                    return await asyncio.to_thread(self._snapshot, self._reader, both)
             async with other._read_lock:
                 await other._ensure_reader()
 
                 def pair(this: Conn) -> T:
-                    return _snapshot(other._reader, lambda that: fn(this, that), other.READ_BEGIN)
+                    return other._snapshot(other._reader, lambda that: fn(this, that))
 
-                return await asyncio.to_thread(_snapshot, self._reader, pair, self.READ_BEGIN)
+                return await asyncio.to_thread(self._snapshot, self._reader, pair)
 
     @asynccontextmanager
     async def _writing(self, *, durable: bool, urgent: bool) -> AsyncIterator[Conn]:
@@ -287,7 +286,7 @@ class Store:
     async def _reading(self) -> AsyncIterator[Conn]:
         async with self._read_lock:
             await self._ensure_reader()
-            self._reader.execute(self.READ_BEGIN)
+            self._reader.execute("BEGIN")
             try:
                 yield self._reader
             finally:
@@ -335,16 +334,16 @@ class Store:
     def _in_transaction(self, conn: Any, fn: Callable[[Conn], T], durable: bool) -> T:
         return _in_transaction(conn, fn, durable)
 
+    def _snapshot(self, conn: Any, fn: Callable[[Conn], T]) -> T:
+        """In the reader's thread: `fn(conn)` in one read transaction."""
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-
-def _snapshot(conn: Any, fn: Callable[[Conn], T], begin: str) -> T:
-    conn.execute(begin)
-    try:
-        return fn(conn)
-    finally:
-        conn.execute("COMMIT")
 
 
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[[Conn], T], durable: bool) -> T:

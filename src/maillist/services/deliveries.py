@@ -196,36 +196,49 @@ def _plan(
 
 
 def apply_slices(conn: Conn, slices: Sequence[Slice]) -> int:
-    """Write planned slices (store.write(..., heavy=True)): each job's batches and cursor together, in
-    a savepoint of its own; a job that fails is rolled back to it and marked failed with the
-    reason, and never holds up another. Returns the number of batches written."""
-    made = 0
+    """Write planned slices (store.write(..., heavy=True)): each job's batches and cursor
+    together. They are tried all in one savepoint; if any job fails they are written again one
+    savepoint each, so a job that fails is rolled back alone, marked failed with the reason,
+    and never holds up another. Returns the number of batches written."""
     now = clock.stamp()
     if any(planned.copy is not None for planned in slices):
         db_copies.forget(conn, clock.iso(clock.now() - timedelta(days=loops.KEEP_DAYS)))
-    for planned in slices:
-        job = planned.job
+    if len(slices) > 1:
         try:
-            with savepoint(conn, "job"):
-                shared = (planned.personalized, planned.envelope_from, planned.copy)
-                if planned.error:
-                    sql.fail_job(conn, job.job_id, planned.error)
-                elif sql.advance_job(
-                    conn, job.job_id, expanded_from=job.expanded_to, expanded_to=planned.last,
-                    recipients=planned.members, done=planned.done,
-                    shared=shared if planned.first else None,
-                ):  # fmt: skip
-                    if planned.copy is not None:
-                        db_copies.remember(
-                            conn, planned.list_id, [loops.body_digest(planned.copy)], now
-                        )
-                    made += sql.add_batches(conn, job.job_id, planned.groups, now)
+            with savepoint(conn, "slices"):
+                return sum(_apply(conn, planned, now) for planned in slices)
         except StoreConflict:
             raise  # another process at the same rows: the whole step is redone, nothing failed
+        except Exception:
+            pass  # one of them failed: each on its own below
+    made = 0
+    for planned in slices:
+        try:
+            with savepoint(conn, "job"):
+                made += _apply(conn, planned, now)
+        except StoreConflict:
+            raise
         except Exception as exc:
+            job = planned.job
             log.exception("fan-out job %d (<%s>) failed", job.job_id, job.message_id)
             sql.fail_job(conn, job.job_id, f"expansion failed: {type(exc).__name__}: {exc}")
     return made
+
+
+def _apply(conn: Conn, planned: Slice, now: str) -> int:
+    job = planned.job
+    if planned.error:
+        sql.fail_job(conn, job.job_id, planned.error)
+        return 0
+    shared = (planned.personalized, planned.envelope_from, planned.copy)
+    if not sql.advance_job(
+        conn, job.job_id, expanded_from=job.expanded_to, expanded_to=planned.last,
+        recipients=planned.members, done=planned.done, shared=shared if planned.first else None,
+    ):  # fmt: skip
+        return 0
+    if planned.copy is not None:
+        db_copies.remember(conn, planned.list_id, [loops.body_digest(planned.copy)], now)
+    return sql.add_batches(conn, job.job_id, planned.groups, now)
 
 
 def claim(

@@ -20,11 +20,8 @@ from datetime import timedelta
 from functools import partial
 
 from maillist import clock, dmarc, policy, threads
-from maillist.db import copies as db_copies
 from maillist.db import ingest as sql
 from maillist.db import outbound as db_outbound
-from maillist.db import people as db_people
-from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy, StoreConflict
 from maillist.mailparse import ParsedMessage
@@ -70,11 +67,13 @@ class Outcome:
 def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     p = item.parsed
     lst = item.mlist
-    wanted = [p.message_id]
+    facts: sql.PostFacts | None = None
     if item.kind == Kind.POST:
-        wanted += [*p.references, p.in_reply_to] if p.in_reply_to else list(p.references)
-    known = sql.lookup(conn, lst.id, item.kind, wanted)
-    existing = known.get(p.message_id)
+        chain = threads.reference_chain(p.references, p.in_reply_to, p.message_id)
+        facts = sql.post_facts(conn, lst.id, [*chain, p.message_id], p.sender, p.body_digest)
+        existing = facts.containers.get(p.message_id)
+    else:
+        existing = sql.lookup(conn, lst.id, item.kind, [p.message_id]).get(p.message_id)
     if existing is not None and not existing.placeholder:
         return Outcome(existing.row_id, p.message_id, existing.verdict, (), duplicate=True)
     at = p.date if item.imported else clock.stamp()  # imported threads keep their own times
@@ -91,13 +90,12 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
         "size": len(item.raw),
         "received_at": at,
     }
-    if item.kind != Kind.POST:
+    if facts is None:
         row = sql.insert_message(conn, lst.id, item.kind, p.message_id, fields)
         result = requests.handle(conn, _mail(item, row))
         sql.update_message(conn, row, {"verdict": result.verdict, "reasons": result.reason})
         return Outcome(row, p.message_id, result.verdict, (result.reason,))
 
-    is_member = p.sender is not None and db_subs.is_member(conn, lst.id, p.sender)
     decision = (
         IMPORTED
         if item.imported
@@ -106,13 +104,13 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
                 mlist=lst,
                 sender=p.sender,
                 sender_problem=p.sender_problem,
-                is_member=is_member,
+                is_member=p.sender is not None and facts.is_member,
                 list_ids=p.list_ids,
                 x_loops=p.x_loops,
                 auto_submitted=p.auto_submitted,
                 precedence=p.precedence,
                 autoreply=p.autoreply,
-                came_back=bool(p.body_digest) and db_copies.came_back(conn, lst.id, p.body_digest),
+                came_back=facts.came_back,
                 auth=item.auth,
             )
         )
@@ -127,7 +125,7 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
             return Outcome(again.row_id, p.message_id, again.verdict, (), duplicate=True)
         existing = None
     key = threads.subject_key(p.subject, lst.subject_prefix)
-    parent_row, thread_id, fresh = _place(conn, lst, existing, p, at, key, claims=claims)
+    parent_row, thread_id, fresh = _place(conn, lst, existing, facts, p, at, key, claims=claims)
     fields.update(
         verdict=decision.verdict,
         reasons="; ".join(decision.reasons),
@@ -146,7 +144,9 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     else:  # the placeholder that earlier replies hang from becomes this message
         row = existing.row_id
         sql.update_message(conn, row, fields)
-    entry = (row, p.subject, p.text, _author_name(conn, p))
+    # Search finds a post by its author's account name (the name shown), else the name the
+    # sender wrote (a non-member's post), and by the address.
+    entry = (row, p.subject, p.text, f"{facts.author or p.sender_name} {p.sender or ''}".strip())
     if not fresh:  # a thread made just now for this message already has its name and time
         sql.touch_thread(conn, thread_id, at, p.subject, key, rename=parent_row is None)
     if decision.verdict is Verdict.HOLD:
@@ -157,18 +157,11 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     return Outcome(row, p.message_id, decision.verdict, decision.reasons, search=entry)
 
 
-def _author_name(conn: Conn, p: ParsedMessage) -> str:
-    """Search finds a post by its author's account name (the name shown), else the name the
-    sender wrote (a non-member's post), and by the address."""
-    person = db_people.by_address(conn, p.sender) if p.sender else None
-    name = person.name if person is not None and person.name else p.sender_name
-    return f"{name} {p.sender or ''}".strip()
-
-
 def _place(
     conn: Conn,
     lst: MailingList,
     existing: sql.Known | None,
+    facts: sql.PostFacts,
     p: ParsedMessage,
     at: str,
     key: str,
@@ -182,7 +175,7 @@ def _place(
     chain = threads.reference_chain(p.references, p.in_reply_to, p.message_id)
     if not chain:
         return _place_by_subject(conn, lst, existing, p, at, key)
-    known = sql.containers(conn, lst.id, [*chain, p.message_id])
+    known = facts.containers
     if not claims:
         parent = next((known[m] for m in reversed(chain) if m in known), None)
         if parent is None or parent.thread_id is None:

@@ -102,10 +102,10 @@ class Sending:
         def transaction(conn: Conn) -> tuple[list[Batch], dict[int, SendJob | None]]:
             claimed = deliveries.claim(conn, count, lease=self._lease)
             jobs = {
-                b.job_id: known[b.job_id]
-                if b.job_id in known
-                else deliveries.load_job(conn, b.job_id, lists)
-                for b in claimed
+                job_id: known[job_id]
+                if job_id in known
+                else deliveries.load_job(conn, job_id, lists)
+                for job_id in {b.job_id for b in claimed}  # each job once, however many batches
             }
             deliveries.member_ids(conn, jobs, claimed)
             return claimed, jobs
