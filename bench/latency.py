@@ -3,6 +3,11 @@ sending the end of DATA (the ".\\r\\n" line) to reading the server's 250, with a
 list's fan-out going on in the same server.
 
     python bench/latency.py --members 100000 --posts 300 --interval 20 --runs 3 [--personal]
+        [--postgresql]
+
+With --postgresql each run's database is a fresh database of a throwaway PostgreSQL cluster
+(tests/pgserver.py: Debian's postgresql, loopback, synchronous_commit on) that the template is
+copied into by `maillist db migrate`; the server, the streams and the goal are the same.
 
 One database holds two lists: big@example.org with --members members and small@example.org
 (posting open, 3 members), both made with the CLI. Each run copies that database, starts
@@ -56,8 +61,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parent.parent / "tests"))
 from fanout import SmtpSink, free_port
 from ingest import ensure_postfix_tools
+
+from maillist.db import postgres
+from pgserver import PgCluster, unavailable_reason
 
 BIG = "big@example.org"
 SMALL = "small@example.org"
@@ -73,7 +82,7 @@ OPEN_BATCH = "('pending', 'sending', 'deferred')"
 # -- the database ---------------------------------------------------------------------------------
 
 
-def cli(db: Path, *args: str) -> None:
+def cli(db: Db, *args: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "maillist", "--db", str(db), *args],
         capture_output=True, text=True, timeout=600,
@@ -105,18 +114,26 @@ def make_template(tmp: Path, members: int, personal: bool) -> Path:
     return db
 
 
-def read_only(db: Path) -> sqlite3.Connection:
+Db = Path | str  # a SQLite file or a postgresql:// URL
+Conn = sqlite3.Connection | postgres.PgConn
+
+
+def read_only(db: Db) -> Conn:
+    """A read-only connection that speaks the same SQL on either engine (maillist's own PgConn
+    takes SQLite's `?` placeholders)."""
+    if str(db).startswith("postgresql://"):
+        return postgres.connect(str(db), read_only=True)
     return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
 
 
-def list_id(conn: sqlite3.Connection, address: str) -> int:
+def list_id(conn: Conn, address: str) -> int:
     row = conn.execute("SELECT id FROM lists WHERE address = ?", (address,)).fetchone()
     if row is None:
         raise SystemExit(f"no list {address} in the database")
     return int(row[0])
 
 
-def open_work(conn: sqlite3.Connection, list_id: int | None = None) -> int:
+def open_work(conn: Conn, list_id: int | None = None) -> int:
     """Jobs not yet expanded plus batches not yet sent (or failed), for one list or all."""
     where_job, where_batch = "", ""
     params: tuple[int, ...] = ()
@@ -133,7 +150,7 @@ def open_work(conn: sqlite3.Connection, list_id: int | None = None) -> int:
     return int(jobs) + int(batches)
 
 
-def wait_drained(db: Path, timeout: float, list_id: int | None = None) -> float:
+def wait_drained(db: Db, timeout: float, list_id: int | None = None) -> float:
     """Seconds until no open work is left (for one list or all); SystemExit after `timeout`."""
     start = time.perf_counter()
     conn = read_only(db)
@@ -147,13 +164,13 @@ def wait_drained(db: Path, timeout: float, list_id: int | None = None) -> float:
     return time.perf_counter() - start
 
 
-def delivered(conn: sqlite3.Connection, list_id: int) -> tuple[int, int, int]:
+def delivered(conn: Conn, list_id: int) -> tuple[int, int, int]:
     """(jobs, recipients in sent batches, failed batches) for one list."""
     jobs = conn.execute("SELECT COUNT(*) FROM outbound_jobs WHERE list_id = ?", (list_id,))
     row = conn.execute(
         "SELECT COALESCE(SUM(CASE WHEN b.state = 'sent' THEN "
         "length(b.recipients) - length(replace(b.recipients, char(10), '')) + 1 END), 0), "
-        "COALESCE(SUM(b.state = 'failed'), 0) "
+        "COALESCE(SUM(CASE WHEN b.state = 'failed' THEN 1 ELSE 0 END), 0) "
         "FROM outbound_batches b JOIN outbound_jobs j ON j.id = b.job_id WHERE j.list_id = ?",
         (list_id,),
     ).fetchone()
@@ -166,7 +183,7 @@ def delivered(conn: sqlite3.Connection, list_id: int) -> tuple[int, int, int]:
 class Server:
     """`maillist serve` on a free port, relaying to the sink; stop() is SIGTERM, then SIGKILL."""
 
-    def __init__(self, db: Path, log: Path, relay_port: int, connections: int) -> None:
+    def __init__(self, db: Db, log: Path, relay_port: int, connections: int) -> None:
         self.port = free_port()
         self.log_path = log
         self.log = log.open("wb")
@@ -324,7 +341,7 @@ def corrected(latencies: list[float], interval: float) -> list[float]:
 class FanoutWatch:
     """Polls the database from a thread until the big list has no open work."""
 
-    def __init__(self, db: Path, big_id: int, timeout: float) -> None:
+    def __init__(self, db: Db, big_id: int, timeout: float) -> None:
         self.db, self.big_id, self.timeout = db, big_id, timeout
         self.finished: float | None = None  # perf_counter when first seen done
         self.error: str | None = None
@@ -347,7 +364,7 @@ class FanoutWatch:
                     time.sleep(POLL)
             finally:
                 conn.close()
-        except sqlite3.Error as exc:
+        except Exception as exc:  # sqlite3's or the store's error: reported by join()
             self.error = f"polling the database: {exc}"
 
     def join(self) -> None:
@@ -376,9 +393,21 @@ class Run:
     recipients: int  # delivered for the big post
 
 
-def one_run(template: Path, tmp: Path, sink: SmtpSink, args: argparse.Namespace, n: int) -> Run:
-    db = tmp / f"run{n}.db"
-    shutil.copyfile(template, db)
+def one_run(
+    template: Path,
+    tmp: Path,
+    sink: SmtpSink,
+    args: argparse.Namespace,
+    n: int,
+    cluster: PgCluster | None = None,
+) -> Run:
+    db: Db = tmp / f"run{n}.db"
+    if cluster is not None:
+        url = cluster.new_database()
+        cli(template, "db", "migrate", "--to", url)
+        db = url
+    else:
+        shutil.copyfile(template, db)
     interval = args.interval / 1000
     conn = read_only(template)
     try:
@@ -461,7 +490,12 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=600.0, help="seconds a fan-out may take to drain"
     )
+    parser.add_argument(
+        "--postgresql", action="store_true", help="each run on a PostgreSQL database"
+    )
     args = parser.parse_args()
+    if args.postgresql and (reason := unavailable_reason()):
+        raise SystemExit(f"--postgresql needs PostgreSQL: {reason}")
     if args.posts < 2 or args.runs < 1 or args.members < 1 or args.interval < 0:
         parser.error("need --posts >= 2, --runs >= 1, --members >= 1, --interval >= 0")
     ensure_postfix_tools()
@@ -469,7 +503,8 @@ def main() -> None:
         f"stream: {args.posts} posts to {SMALL} every {args.interval:g} ms "
         f"({1000 / args.interval if args.interval else float('inf'):,.0f}/s) per phase; "
         f"fan-out: 1 post to {BIG} with {args.members:,} members"
-        f"{' (personalised)' if args.personal else ''}; {args.runs} run(s)",
+        f"{' (personalised)' if args.personal else ''}; {args.runs} run(s)"
+        f"{' on PostgreSQL' if args.postgresql else ' on SQLite'}",
         flush=True,
     )
     runs: list[Run] = []
@@ -480,41 +515,52 @@ def main() -> None:
             start = time.perf_counter()
             template = make_template(tmp, args.members, args.personal)
             print(f"database built in {time.perf_counter() - start:.1f} s", flush=True)
-            for n in range(1, args.runs + 1):
-                r = one_run(template, tmp, sink, args, n)
-                runs.append(r)
-                print(
-                    f"run {n}: quiet p50 {r.quiet[0]:.1f} ms p99 {r.quiet[1]:.1f} ms "
-                    f"(max {r.quiet_max:.1f}) | fan-out p50 {r.fanout[0]:.1f} ms "
-                    f"p99 {r.fanout[1]:.1f} ms (max {r.fanout_max:.1f}) | "
-                    f"p99 ratio {r.fanout[1] / r.quiet[1]:.1f}x",
-                    flush=True,
-                )
-                during = "n/a" if r.during is None else f"{r.during:.1f} ms"
-                print(
-                    f"  fan-out p99 corrected for coordinated omission {r.fanout_co:.1f} ms; "
-                    f"p99 of the {r.overlapped} posts sent during the fan-out {during}",
-                    flush=True,
-                )
-                print(
-                    f"  big post: 250 in {r.big_reply:.1f} ms; {r.recipients:,} recipients sent "
-                    f"in {r.fanout_s:.2f} s after its 250; the stream took {r.stream_s:.2f} s, "
-                    f"{r.overlapped} of {args.posts} posts sent during the fan-out; "
-                    f"fan-out still running when the stream ended: "
-                    f"{'yes' if r.still_running else 'no'}",
-                    flush=True,
-                )
-                if not r.still_running:
-                    print(
-                        "  WARNING: the fan-out ended before the stream did; the last "
-                        f"{args.posts - r.overlapped} posts met a quiet server "
-                        f"{'(none overlapped: the phase measured nothing) ' if not r.overlapped else ''}"
-                        "- raise --members or --posts",
-                        flush=True,
-                    )
+            cluster = PgCluster.start(tmp / "pg") if args.postgresql else None
+            try:
+                for n in range(1, args.runs + 1):
+                    runs.append(one_run(template, tmp, sink, args, n, cluster))
+                    report(runs[-1], n, args)
+            finally:
+                if cluster is not None:
+                    cluster.stop()
     finally:
         stop_sink(sink)
+    summary(runs, args)
 
+
+def report(r: Run, n: int, args: argparse.Namespace) -> None:
+    print(
+        f"run {n}: quiet p50 {r.quiet[0]:.1f} ms p99 {r.quiet[1]:.1f} ms "
+        f"(max {r.quiet_max:.1f}) | fan-out p50 {r.fanout[0]:.1f} ms "
+        f"p99 {r.fanout[1]:.1f} ms (max {r.fanout_max:.1f}) | "
+        f"p99 ratio {r.fanout[1] / r.quiet[1]:.1f}x",
+        flush=True,
+    )
+    during = "n/a" if r.during is None else f"{r.during:.1f} ms"
+    print(
+        f"  fan-out p99 corrected for coordinated omission {r.fanout_co:.1f} ms; "
+        f"p99 of the {r.overlapped} posts sent during the fan-out {during}",
+        flush=True,
+    )
+    print(
+        f"  big post: 250 in {r.big_reply:.1f} ms; {r.recipients:,} recipients sent "
+        f"in {r.fanout_s:.2f} s after its 250; the stream took {r.stream_s:.2f} s, "
+        f"{r.overlapped} of {args.posts} posts sent during the fan-out; "
+        f"fan-out still running when the stream ended: "
+        f"{'yes' if r.still_running else 'no'}",
+        flush=True,
+    )
+    if not r.still_running:
+        print(
+            "  WARNING: the fan-out ended before the stream did; the last "
+            f"{args.posts - r.overlapped} posts met a quiet server "
+            f"{'(none overlapped: the phase measured nothing) ' if not r.overlapped else ''}"
+            "- raise --members or --posts",
+            flush=True,
+        )
+
+
+def summary(runs: list[Run], args: argparse.Namespace) -> None:
     def med(values: list[float]) -> float:
         return statistics.median(values)
 

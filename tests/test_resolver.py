@@ -10,7 +10,7 @@ import pytest
 from dnsserver import dns_server
 from maillist import dmarc, render
 from maillist.dmarc import OrgDomains, Record
-from maillist.models import Authentication, MailingList, Posting
+from maillist.models import Authentication, AuthResult, MailingList, Posting
 from maillist.services.resolver import LookupFailed, Resolver
 
 
@@ -73,11 +73,12 @@ def test_mitigation_modes() -> None:
 
 
 def test_what_a_result_amounts_to() -> None:
-    assert Authentication(dmarc="fail", policy="reject").forged
-    assert not Authentication(dmarc="fail", policy="none").forged  # p=none asks for no action
-    assert Authentication(dmarc="fail", policy="none").verified
-    assert not Authentication(dmarc="temperror", policy="unknown").verified
-    assert Authentication(dmarc="none").verified
+    assert Authentication(dmarc=AuthResult.FAIL, policy="reject").forged
+    # p=none asks for no action
+    assert not Authentication(dmarc=AuthResult.FAIL, policy="none").forged
+    assert Authentication(dmarc=AuthResult.FAIL, policy="none").verified
+    assert not Authentication(dmarc=AuthResult.TEMPERROR, policy="unknown").verified
+    assert Authentication(dmarc=AuthResult.NONE).verified
 
 
 def test_results_the_sender_wrote_under_the_lists_name_are_dropped() -> None:

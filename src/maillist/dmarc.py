@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from publicsuffixlist import PublicSuffixList
 
-from maillist.models import Authentication
+from maillist.models import Authentication, AuthResult
 
 POLICIES = frozenset({"none", "quarantine", "reject"})
 STRICT = frozenset({"quarantine", "reject"})
@@ -88,26 +88,26 @@ def evaluate(
     *,
     lookup_failed: bool = False,
     key_lookup_failed: bool = False,
-) -> tuple[str, str]:
+) -> tuple[AuthResult, str]:
     """(dmarc result, published policy). `org_lookup`: the record was found at the
     organisational domain, so a subdomain's sp= applies. `other_passes` are aligned passes that
     did not come from our own DKIM check (a trusted host's results, a trusted ARC chain)."""
     if lookup_failed:
         aligned = any(orgs.aligned(d, from_domain, False) for d in dkim_passes)
-        return ("pass" if aligned or other_passes else "temperror"), UNKNOWN
+        return (AuthResult.PASS if aligned or other_passes else AuthResult.TEMPERROR), UNKNOWN
     if record is None:
-        return "none", ""
+        return AuthResult.NONE, ""
     policy = record.subdomain_policy if org_lookup else record.policy
     if any(orgs.aligned(d, from_domain, record.adkim == "s") for d in dkim_passes):
-        return "pass", policy
+        return AuthResult.PASS, policy
     if other_passes:
-        return "pass", policy
-    return ("temperror" if key_lookup_failed else "fail"), policy
+        return AuthResult.PASS, policy
+    return (AuthResult.TEMPERROR if key_lookup_failed else AuthResult.FAIL), policy
 
 
 def summary(auth: Authentication) -> str:
     """The results as RFC 8601 method=result pairs, after the authserv-id."""
-    parts = [f"dkim={r} header.d={d}" for d, r in auth.dkim] or ["dkim=none"]
+    parts = [f"dkim={r} header.d={d}" for d, r in auth.dkim] or [f"dkim={AuthResult.NONE}"]
     parts.append(f"arc={auth.arc}")
     notes = " ".join(n for n in (f"p={auth.policy}" if auth.policy else "", auth.via) if n)
     comment = f" ({notes})" if notes else ""

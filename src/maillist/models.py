@@ -65,10 +65,32 @@ class BatchState(StrEnum):
     FAILED = "failed"
 
 
-class JobState(StrEnum):
-    PENDING = "pending"  # still being expanded into batches
-    EXPANDED = "expanded"
-    FAILED = "failed"
+class RequestAction(StrEnum):
+    """What a request (a confirmation token, db/requests.py) asks for."""
+
+    JOIN = "join"
+    LEAVE = "leave"
+    MODE = "mode"  # a change of delivery mode, named in the request's detail
+    MODERATE = "moderate"  # a moderator's token for a held post
+
+
+class RequestState(StrEnum):
+    PENDING = "pending"  # waiting for its token
+    AWAITING = "awaiting"  # confirmed, waiting for a moderator (`subscription approve`)
+    DONE = "done"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+
+
+class AuthResult(StrEnum):
+    """A DKIM, ARC or DMARC result (RFC 8601), as dmarc.py and services/authentication.py
+    produce them and Authentication-Results spell them."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NONE = "none"
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +134,9 @@ class Authentication:
     """What a post's authentication amounted to on receipt (services/authentication.py)."""
 
     from_domain: str = ""
-    dkim: tuple[tuple[str, str], ...] = ()  # (d=, pass | fail | temperror) per signature
-    arc: str = "none"  # the chain on receipt: pass | fail | none
-    dmarc: str = "none"  # pass | fail | none (no policy published) | temperror
+    dkim: tuple[tuple[str, AuthResult], ...] = ()  # (d=, pass | fail | temperror | permerror)
+    arc: AuthResult = AuthResult.NONE  # the chain on receipt: pass | fail | none
+    dmarc: AuthResult = AuthResult.NONE  # pass | fail | none (no policy published) | temperror
     policy: str = ""  # the author domain's p=: reject | quarantine | none | "" | unknown
     via: str = ""  # what passed DMARC when our own DKIM check did not: "trusted host", "arc by d"
     proven: bool = False  # the From's domain vouched for it: an aligned DKIM pass, or `via`
@@ -124,13 +146,13 @@ class Authentication:
         """The author's domain asks receivers to act on DMARC failures (p=quarantine or
         p=reject) and the post fails DMARC: the From is not proven. (p=none asks for no action:
         such a domain is treated as one without a policy, as receivers do.)"""
-        return self.dmarc == "fail" and self.policy in {"quarantine", "reject"}
+        return self.dmarc == AuthResult.FAIL and self.policy in {"quarantine", "reject"}
 
     @property
     def verified(self) -> bool:
         """Not a possible forgery, and the check got its answers (a DNS failure proves nothing
         either way): what a list with `badges unless-forged` lets wear badges."""
-        return not self.forged and self.dmarc != "temperror"
+        return not self.forged and self.dmarc != AuthResult.TEMPERROR
 
     def wears_badges(self, rule: str) -> bool:
         """Whether the post may wear its author's badges under the list's `badges` option:

@@ -152,7 +152,8 @@ def message_source(conn: Conn, message_row: int) -> Post | None:
 
 
 def mark_sent(conn: Conn, batch_id: int, at: str) -> None:
-    conn.execute(
+    engine.defer(
+        conn,
         "UPDATE outbound_batches SET state = 'sent', done_at = ?, last_error = '' WHERE id = ?",
         (at, batch_id),
     )

@@ -8,13 +8,6 @@ from maillist.db import engine
 from maillist.db.store import Conn
 
 
-def queue_post(conn: Conn, list_id: int, message_row: int) -> None:
-    conn.execute(
-        "INSERT INTO digest_queue (list_id, message_row) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        (list_id, message_row),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Waiting:
     row: int

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from maillist.db.store import Conn
 from maillist.errors import StoreTimeout
@@ -16,6 +17,16 @@ OWNER_LOCKS = 0x6D6C  # advisory locks (class, owner): held by each process whil
 
 def postgres(conn: Conn) -> bool:
     return not isinstance(conn, sqlite3.Connection)
+
+
+def defer(conn: Conn, sql: str, params: Sequence[Any] = ()) -> None:
+    """A write whose result nobody reads: on PostgreSQL it goes with the transaction's next
+    statement or its COMMIT, not in a round trip of its own (a failure fails that statement, in
+    the same transaction and savepoint); on SQLite it runs now."""
+    if postgres(conn):
+        conn.defer(sql, params)  # type: ignore[attr-defined]  # a PgConn's
+    else:
+        conn.execute(sql, params)
 
 
 def skip_locked(conn: Conn) -> str:

@@ -92,7 +92,7 @@ def post_facts(
 
 
 def set_parent(conn: Conn, row_id: int, parent_row: int | None) -> None:
-    conn.execute("UPDATE messages SET parent_id = ? WHERE id = ?", (parent_row, row_id))
+    engine.defer(conn, "UPDATE messages SET parent_id = ? WHERE id = ?", (parent_row, row_id))
 
 
 def insert_message(
@@ -121,7 +121,9 @@ def update_message(conn: Conn, row_id: int, fields: dict[str, Any]) -> None:
     if not fields.keys() <= _UPDATABLE:  # column names are interpolated: known names only
         raise ValueError(sorted(fields.keys() - _UPDATABLE))
     assignments = ", ".join(f"{name} = ?" for name in fields)
-    conn.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*fields.values(), row_id))
+    engine.defer(
+        conn, f"UPDATE messages SET {assignments} WHERE id = ?", (*fields.values(), row_id)
+    )
 
 
 def insert_placeholder(conn: Conn, list_id: int, message_id: str, thread_id: int) -> int:
@@ -144,13 +146,14 @@ def create_thread(conn: Conn, list_id: int, subject: str, key: str, at: str) -> 
 
 def merge_threads(conn: Conn, into: int, source: int) -> None:
     """Move every message of `source` into `into`, keeping the later activity, and drop `source`."""
-    conn.execute("UPDATE messages SET thread_id = ? WHERE thread_id = ?", (into, source))
-    conn.execute(
+    engine.defer(conn, "UPDATE messages SET thread_id = ? WHERE thread_id = ?", (into, source))
+    engine.defer(
+        conn,
         "UPDATE threads SET last_activity_at = (SELECT MAX(t.last_activity_at) FROM threads t "
         "WHERE t.id IN (threads.id, ?)) WHERE id = ?",
         (source, into),
     )
-    conn.execute("DELETE FROM threads WHERE id = ?", (source,))
+    engine.defer(conn, "DELETE FROM threads WHERE id = ?", (source,))
 
 
 def touch_thread(
@@ -158,7 +161,8 @@ def touch_thread(
 ) -> None:
     """Record activity; name the thread after this message if it is the root (`rename`) or if
     the thread has no name yet (its root is still a placeholder)."""
-    conn.execute(
+    engine.defer(
+        conn,
         """UPDATE threads SET
                last_activity_at = CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END,
                subject = CASE WHEN ? <> 0 OR subject_key = '' THEN ? ELSE subject END,
@@ -200,10 +204,11 @@ SearchEntry = tuple[int, str, str, str]  # (row, subject, body text, author)
 def index_posts(conn: Conn, entries: list[SearchEntry]) -> None:
     """The posts' search entries (rowid = the post's row): FTS5 on SQLite, a row whose tsvector
     PostgreSQL computes on PostgreSQL."""
-    if engine.postgres(conn):  # one statement for the batch: one round trip
+    if engine.postgres(conn):  # one statement for the batch, sent with the COMMIT
         latest = list({entry[0]: entry for entry in entries}.values())
         rows = ", ".join(["(?, ?, ?, ?)"] * len(latest))
-        conn.execute(
+        engine.defer(
+            conn,
             f"INSERT INTO search (rowid, subject, body, author) VALUES {rows} "
             "ON CONFLICT (rowid) DO UPDATE SET subject = excluded.subject, "
             "body = excluded.body, author = excluded.author",

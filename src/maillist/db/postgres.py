@@ -139,9 +139,12 @@ class PgConn:
     """A PostgreSQL session shaped like the sqlite3 connection db/ modules were written for.
 
     Round trips are what a PostgreSQL transaction costs (on another machine, each is a network
-    wait), so a BEGIN is not sent on its own: it waits and goes in one pipeline with the first
-    statement (a transaction that runs none sends nothing), and `executemany` sends its rows in
-    pipelines of PIPELINE statements, one round trip each."""
+    wait), so what need not wait is not sent on its own: a BEGIN goes in one pipeline with the
+    transaction's first statement (a transaction that runs none sends nothing), a write whose
+    result nobody reads (`defer`, through db/engine.py) with the next statement or the COMMIT,
+    and `executemany` sends its rows in pipelines of PIPELINE statements, one round trip each.
+    A deferred write that fails makes the statement it went with fail, inside the same
+    transaction (and savepoint), so what rolls back is what would have."""
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
@@ -149,7 +152,8 @@ class PgConn:
         self._dumper = Transformer(raw)
         self._runs: dict[tuple[bytes, tuple[int, ...]], int] = {}
         self._prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
-        self._ahead: list[bytes] = []  # statements without parameters sent with the next one
+        self._begin: list[bytes] = []  # BEGIN and its SET LOCAL, not sent yet
+        self._deferred: list[Command] = []  # writes not sent yet (after any BEGIN)
 
     @property
     def usable(self) -> bool:
@@ -157,25 +161,41 @@ class PgConn:
 
     @property
     def in_transaction(self) -> bool:
-        return bool(self._ahead) or self.raw.pgconn.transaction_status != pq.TransactionStatus.IDLE
+        waiting = self._begin or self._deferred
+        return bool(waiting) or self.raw.pgconn.transaction_status != pq.TransactionStatus.IDLE
 
     def begin(self, *statements: bytes) -> None:
         """BEGIN (and what goes with it, e.g. SET LOCAL), sent with the next statement."""
-        self._ahead.extend(statements)
+        self._begin.extend(statements)
+
+    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A write whose result is not read, sent with the next statement (or the COMMIT)."""
+        with _errors():
+            self._deferred.append(self._command(translate(sql), params))
 
     def end(self, statement: bytes) -> None:
-        """COMMIT or ROLLBACK: nothing to send when the transaction never started."""
-        if self._ahead:
-            self._ahead.clear()
-        elif statement == b"COMMIT" or self.usable:
+        """COMMIT (with the writes deferred until it) or ROLLBACK; nothing to send when the
+        transaction never started."""
+        if statement == b"COMMIT" and self._deferred:
+            with _errors():
+                self._pipeline([(None, statement, (), (), ())])
+            return
+        started = not self._begin
+        self._begin.clear()
+        self._deferred.clear()
+        if started and (statement == b"COMMIT" or self.usable):
             self.execute(statement.decode())
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
-        if sql == "ROLLBACK" and not self.usable:  # the session is gone, and its transaction
-            return Cursor(None, self.raw)
+        if sql.startswith("ROLLBACK"):
+            # Deferred writes came after the last statement sent, so after the savepoint this
+            # rolls back to (or in the transaction this ends): they are undone unsent.
+            self._deferred.clear()
+            if not self.usable:  # the session is gone, and its transaction
+                return Cursor(None, self.raw)
         with _errors():
             command = self._command(translate(sql), params)
-            if self._ahead:
+            if self._begin or self._deferred:
                 return Cursor(self._pipeline([command])[-1], self.raw)
             name, query, args, types, formats = command
             pgconn = self.raw.pgconn
@@ -212,12 +232,13 @@ class PgConn:
         """The statements waiting ahead, then `commands`, in one round trip: the results of
         `commands`, or the first error (the statements after it are not run)."""
         pgconn = self.raw.pgconn
-        ahead, self._ahead = self._ahead, []
+        begin, self._begin = self._begin, []
+        ahead = [(None, statement, (), (), ()) for statement in begin] + self._deferred
+        self._deferred = []
+        commands = [*ahead, *commands]
         try:
             pgconn.nonblocking = 1
             pgconn.enter_pipeline_mode()
-            for statement in ahead:
-                pgconn.send_query_params(statement, None)
             for name, query, args, types, formats in commands:
                 if name is not None:
                     pgconn.send_query_prepared(name, args, formats)
@@ -227,7 +248,7 @@ class PgConn:
             pgconn.pipeline_sync()
             _flush(pgconn)
             results: list[pq.abc.PGresult] = []
-            for _ in range(len(ahead) + len(commands)):
+            for _ in commands:
                 result = _next_result(pgconn)
                 if result is None:
                     raise psycopg.OperationalError("the server closed the connection")
@@ -335,10 +356,10 @@ def in_transaction(conn: PgConn, fn: Callable[[Conn], T], durable: bool) -> T:
     begin_write(conn, durable)
     try:
         result = fn(conn)
+        commit(conn)  # a deferred write that fails, fails here
     except BaseException:
         _rollback(conn)
         raise
-    commit(conn)
     return result
 
 

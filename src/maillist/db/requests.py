@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from maillist.db import engine
 from maillist.db.store import Conn
+from maillist.models import RequestAction, RequestState
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
     id: int
     list_id: int
-    action: str  # join | leave | moderate | mode
+    action: RequestAction
     address: str
     held_id: int | None
-    state: str  # pending | awaiting | done | denied | cancelled
+    state: RequestState
     created_at: str
     expires_at: str
     last_sent_at: str
     decided_by: str
     detail: str = ""  # for `mode`: the delivery mode asked for
+
+
+def _row(row: Any) -> Request:
+    """A row in _COLUMNS order; action and state become their enums."""
+    rid, list_id, action, address, held_id, state, *rest = row
+    return Request(
+        rid, list_id, RequestAction(action), address, held_id, RequestState(state), *rest
+    )
 
 
 _COLUMNS = (
@@ -32,7 +42,7 @@ _COLUMNS = (
 def insert(
     conn: Conn,
     list_id: int,
-    action: str,
+    action: RequestAction,
     address: str,
     token_hash: bytes,
     at: str,
@@ -55,15 +65,17 @@ def by_hash(conn: Conn, token_hash: bytes) -> Request | None:
         f"SELECT {_COLUMNS} FROM requests WHERE token_hash = ?{engine.for_update(conn)}",
         (token_hash,),
     ).fetchone()
-    return Request(*row) if row else None
+    return _row(row) if row else None
 
 
 def by_id(conn: Conn, request_id: int) -> Request | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
-    return Request(*row) if row else None
+    return _row(row) if row else None
 
 
-def open_for(conn: Conn, list_id: int, address: str, action: str, now: str) -> Request | None:
+def open_for(
+    conn: Conn, list_id: int, address: str, action: RequestAction, now: str
+) -> Request | None:
     """The pending, unexpired request of this kind for this address, if any; a new one for
     it is this transaction's to make until it ends."""
     engine.exclusive(conn, f"request:{list_id}:{action}:{address.lower()}")
@@ -72,7 +84,7 @@ def open_for(conn: Conn, list_id: int, address: str, action: str, now: str) -> R
         "AND state = 'pending' AND expires_at > ? ORDER BY id DESC LIMIT 1",
         (list_id, address, action, now),
     ).fetchone()
-    return Request(*row) if row else None
+    return _row(row) if row else None
 
 
 def set_detail(conn: Conn, request_id: int, detail: str) -> None:
@@ -87,7 +99,7 @@ def replace_token(conn: Conn, request_id: int, token_hash: bytes, at: str) -> No
     )
 
 
-def decide(conn: Conn, request_id: int, state: str, at: str, by: str) -> None:
+def decide(conn: Conn, request_id: int, state: RequestState, at: str, by: str) -> None:
     conn.execute(
         "UPDATE requests SET state = ?, decided_at = ?, decided_by = ? WHERE id = ?",
         (state, at, by, request_id),
@@ -108,7 +120,7 @@ def awaiting(conn: Conn, list_id: int) -> list[Request]:
         f"SELECT {_COLUMNS} FROM requests WHERE list_id = ? AND state = 'awaiting' ORDER BY id",
         (list_id,),
     ).fetchall()
-    return [Request(*r) for r in rows]
+    return [_row(r) for r in rows]
 
 
 def cause_row(conn: Conn, request_id: int) -> int | None:

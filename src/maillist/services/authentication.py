@@ -24,7 +24,7 @@ from dkim.util import parse_tag_value  # type: ignore[import-untyped]
 
 from maillist import dmarc
 from maillist.dmarc import OrgDomains, Record
-from maillist.models import Authentication
+from maillist.models import Authentication, AuthResult
 from maillist.render import Parts
 from maillist.services.resolver import LookupFailed, Resolver
 
@@ -40,8 +40,8 @@ _NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-
 
 @dataclass(frozen=True, slots=True)
 class _Verified:
-    dkim: tuple[tuple[str, str], ...]  # (d=, result)
-    arc: str
+    dkim: tuple[tuple[str, AuthResult], ...]  # (d=, result)
+    arc: AuthResult
     arc_sealer: str  # d= of the newest seal
     arc_dmarc_pass: bool  # that seal's ARC-Authentication-Results say dmarc=pass
 
@@ -78,9 +78,9 @@ def _verify(
     def lookup(name: bytes, timeout: float = 5) -> bytes | None:
         return keys.get(name.decode("ascii", "replace").lower().rstrip("."))
 
-    results: list[tuple[str, str]] = []
+    results: list[tuple[str, AuthResult]] = []
     if not signatures and not arc:
-        return _Verified((), "none", "", False)
+        return _Verified((), AuthResult.NONE, "", False)
     try:
         checker = dkim.DKIM(raw, minkey=1024)
     except Exception:
@@ -90,7 +90,7 @@ def _verify(
         tags = _tags(field)
         domain = tags.get(b"d", b"").decode("ascii", "replace").lower()
         if b"l" in tags:  # a body length limit lets anyone append to a signed post
-            results.append((domain or "unknown", "fail"))
+            results.append((domain or "unknown", AuthResult.FAIL))
             continue
         ok = False
         if checker is not None:
@@ -98,15 +98,22 @@ def _verify(
                 ok = bool(checker.verify(idx=idx, dnsfunc=lookup))
             except Exception:
                 ok = False
-        result = "pass" if ok else ("temperror" if _key_name(tags) in failed else "fail")
+        result = (
+            AuthResult.PASS
+            if ok
+            else (AuthResult.TEMPERROR if _key_name(tags) in failed else AuthResult.FAIL)
+        )
         results.append((domain or "unknown", result))
-    arc_result, sealer, aar_pass = "none", "", False
+    arc_result, sealer, aar_pass = AuthResult.NONE, "", False
     if arc:
         try:
             cv, _sets, _why = dkim.arc_verify(raw, dnsfunc=lookup)
-            arc_result = cv.decode("ascii", "replace").lower() if cv else "fail"
+            # pass | fail | none (dkim.CV_*); anything else raises here and counts as a failure
+            arc_result = (
+                AuthResult(cv.decode("ascii", "replace").lower()) if cv else AuthResult.FAIL
+            )
         except Exception:
-            arc_result = "fail"
+            arc_result = AuthResult.FAIL
         seals = sorted((_tags(f) for f in _fields(fields, "arc-seal")), key=_instance)
         if seals:
             newest = seals[-1]
@@ -148,36 +155,40 @@ class Authenticator:
                 _tags(f).get(b"d", b"unknown").decode("ascii", "replace") for f in signatures
             ]
             verified = _Verified(
-                tuple((d, "permerror") for d in domains),
-                "fail" if arc_fields else "none",
+                tuple((d, AuthResult.PERMERROR) for d in domains),
+                AuthResult.FAIL if arc_fields else AuthResult.NONE,
                 "",
                 False,
             )
         elif not signatures and not arc:  # nothing to verify: no thread hop, no DNS for keys
-            verified = _Verified((), "none", "", False)
+            verified = _Verified((), AuthResult.NONE, "", False)
         else:
             keys, failed = await self._keys(names)
             verified = await asyncio.to_thread(_verify, raw, len(signatures), keys, failed, arc)
         record, at_org, lookup_failed = await policy_task
         if arc_fields and not arc:
-            verified = _Verified(verified.dkim, "fail", "", False)
-        passes = tuple(d for d, r in verified.dkim if r == "pass")
+            verified = _Verified(verified.dkim, AuthResult.FAIL, "", False)
+        passes = tuple(d for d, r in verified.dkim if r is AuthResult.PASS)
         via = ""
         strict = record is not None and record.adkim == "s"
         aligned = any(self.orgs.aligned(d, from_domain, strict) for d in passes)
         if not aligned and from_domain:
             via = self._trusted(parts, from_domain, record)
-            if not via and verified.arc == "pass" and verified.arc_sealer in self.trusted_arc:
+            if (
+                not via
+                and verified.arc is AuthResult.PASS
+                and verified.arc_sealer in self.trusted_arc
+            ):
                 via = f"arc by {verified.arc_sealer}" if verified.arc_dmarc_pass else ""
         result, policy = dmarc.evaluate(
             from_domain, record, at_org, passes, (via,) if via else (), self.orgs,
             lookup_failed=lookup_failed,
-            key_lookup_failed=any(r == "temperror" for _, r in verified.dkim),
+            key_lookup_failed=any(r is AuthResult.TEMPERROR for _, r in verified.dkim),
         )  # fmt: skip
         return Authentication(
             from_domain=from_domain, dkim=verified.dkim, arc=verified.arc, dmarc=result,
-            policy=policy, via=via if result == "pass" else "",
-            proven=bool(from_domain) and (aligned or bool(via)) and result != "fail",
+            policy=policy, via=via if result is AuthResult.PASS else "",
+            proven=bool(from_domain) and (aligned or bool(via)) and result is not AuthResult.FAIL,
         )  # fmt: skip
 
     async def _keys(self, names: set[str]) -> tuple[dict[str, bytes | None], frozenset[str]]:
@@ -234,7 +245,7 @@ class Authenticator:
         strict_dkim = record is not None and record.adkim == "s"
         strict_spf = record is not None and record.aspf == "s"
         for res in header.results:
-            if str(res.result).lower() != "pass":
+            if str(res.result).lower() != AuthResult.PASS:
                 continue
             props = {f"{p.type}.{p.name}".lower(): str(p.value).lower() for p in res.properties}
             method = str(res.method).lower()

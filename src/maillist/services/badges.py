@@ -78,16 +78,6 @@ async def grants(db: Store, address: str | None = None) -> list[BadgeGrant]:
     return await db.read(snapshot)
 
 
-async def badges_for(db: Store, address: str) -> list[str]:
-    """The badges shown beside this address's posts; empty for an unknown address."""
-
-    def snapshot(conn: Conn) -> list[str]:
-        person = db_people.by_address(conn, normalise(address))
-        return [] if person is None else db_badges.for_person(conn, person.id)
-
-    return await db.read(snapshot)
-
-
 async def summary(db: Store) -> list[Badge]:
     def snapshot(conn: Conn) -> list[Badge]:
         return db_badges.summary(conn)

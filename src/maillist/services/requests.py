@@ -29,7 +29,16 @@ from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn, savepoint
 from maillist.errors import AlreadyDelivered, MaillistError, UnknownHeld
 from maillist.mailparse import ParsedMessage
-from maillist.models import Authentication, Kind, MailingList, Mode, NewMember, Verdict
+from maillist.models import (
+    Authentication,
+    Kind,
+    MailingList,
+    Mode,
+    NewMember,
+    RequestAction,
+    RequestState,
+    Verdict,
+)
 from maillist.reading import Reading
 from maillist.render import sub_address
 from maillist.services import bounces, lookalikes
@@ -42,7 +51,7 @@ RESEND_SECONDS = 3600.0  # an open confirmation is sent again at most this often
 
 MAX_COMMANDS = 10
 MODERATOR_NOTICES_HOUR = 30  # held-post notices one moderator gets from one list per hour
-MODERATE = "moderate"
+MODERATE = RequestAction.MODERATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,15 +141,17 @@ class Requests:
         if mlist.subscription == "closed":
             self.notifier.send(conn, mlist, mail.row, address, "refused-join", client=mail.client)
             return Result(Verdict.ACCEPT, "join: the list is closed; refusal sent")
-        return self._confirmation(conn, mail, "join", joining_name(mail))
+        return self._confirmation(conn, mail, RequestAction.JOIN, joining_name(mail))
 
     def leave(self, conn: Conn, mail: Mail) -> Result:
         address = _sender(mail)
         if not db_subs.is_member(conn, mail.mlist.id, address):
             return Result(Verdict.DISCARD, f"leave: {address} is not a member")
-        return self._confirmation(conn, mail, "leave")
+        return self._confirmation(conn, mail, RequestAction.LEAVE)
 
-    def _confirmation(self, conn: Conn, mail: Mail, action: str, detail: str = "") -> Result:
+    def _confirmation(
+        self, conn: Conn, mail: Mail, action: RequestAction, detail: str = ""
+    ) -> Result:
         """A confirmation for `action` (with `detail`: the mode a `mode` request asks for),
         sent to the address the request names: only its owner can answer it."""
         mlist, address = mail.mlist, _sender(mail)
@@ -149,7 +160,9 @@ class Requests:
         open_request = db_requests.open_for(conn, mlist.id, address, action, clock.iso(now))
         if open_request is not None and open_request.detail != detail:
             # A different question (set digest after set nomail): the old one is void.
-            db_requests.decide(conn, open_request.id, "cancelled", clock.iso(now), "replaced")
+            db_requests.decide(
+                conn, open_request.id, RequestState.CANCELLED, clock.iso(now), "replaced"
+            )
             open_request = None
         if open_request is not None:
             last = clock.parse(open_request.last_sent_at)
@@ -165,7 +178,7 @@ class Requests:
         sent = self.notifier.send(
             conn, mlist, mail.row, address, f"confirm-{action}", client=mail.client,
             reply_to=confirm, in_reply_to=mail.parsed.message_id, token=token, confirm=confirm,
-            days=mlist.token_days, mode=detail if action == "mode" else "",
+            days=mlist.token_days, mode=detail if action is RequestAction.MODE else "",
         )  # fmt: skip
         what = f"{action} {detail}".strip()
         return Result(
@@ -201,8 +214,8 @@ class Requests:
         if (
             request is not None
             and request.list_id == mlist.id
-            and request.action == MODERATE
-            and request.state == "done"
+            and request.action is MODERATE
+            and request.state is RequestState.DONE
         ):
             self.notifier.send(
                 conn, mlist, mail.row, request.address, "moderation-result",
@@ -213,33 +226,33 @@ class Requests:
         if (
             request is None
             or request.list_id != mlist.id
-            or request.state != "pending"
+            or request.state is not RequestState.PENDING
             or request.expires_at <= now
         ):
             return self._bad_token(conn, mail, request)
-        if request.action == MODERATE:
+        if request.action is MODERATE:
             return self.moderate(conn, mail, request)
         address = request.address
-        if request.action == "join":
+        if request.action is RequestAction.JOIN:
             if db_subs.is_member(conn, mlist.id, address):
-                db_requests.decide(conn, request.id, "done", now, address)
+                db_requests.decide(conn, request.id, RequestState.DONE, now, address)
                 return Result(Verdict.DISCARD, f"confirm: {address} is already a member")
             lookalike = lookalikes.why(conn, address)  # an impersonation: a moderator decides
             if mlist.subscription == "approve" or lookalike:
-                db_requests.decide(conn, request.id, "awaiting", now, address)
+                db_requests.decide(conn, request.id, RequestState.AWAITING, now, address)
                 self.notifier.send(
                     conn, mlist, mail.row, address, "awaiting-approval", capped=False
                 )
                 note = f" ({lookalike})" if lookalike else ""
                 return Result(Verdict.ACCEPT, f"confirm: {address} awaits a moderator{note}")
             subscribe(conn, mlist, address, f"email:{address}", now, name=request.detail)
-            db_requests.decide(conn, request.id, "done", now, address)
+            db_requests.decide(conn, request.id, RequestState.DONE, now, address)
             self.notifier.send(conn, mlist, mail.row, address, "welcome", capped=False)
             return Result(Verdict.ACCEPT, f"confirm: {address} joined")
-        if request.action == "mode":
-            db_requests.decide(conn, request.id, "done", now, address)
+        if request.action is RequestAction.MODE:
+            db_requests.decide(conn, request.id, RequestState.DONE, now, address)
             return self._set_mode(conn, mail, address, Mode(request.detail), "confirmed")
-        db_requests.decide(conn, request.id, "done", now, address)
+        db_requests.decide(conn, request.id, RequestState.DONE, now, address)
         if db_subs.delete(conn, mlist.id, address):
             db_audit.record(conn, now, f"email:{address}", "members.leave", mlist.address, address)
             self.notifier.send(conn, mlist, mail.row, address, "goodbye", capped=False)
@@ -360,11 +373,14 @@ class Requests:
                 return f"{address} is already a member.", False
             if mlist.subscription == "closed":
                 return "This list does not take subscriptions by email.", False
-            return self._request_by_command(conn, mail, "join", joining_name(mail)), False
+            return (
+                self._request_by_command(conn, mail, RequestAction.JOIN, joining_name(mail)),
+                False,
+            )
         if verb in {"unsubscribe", "leave"}:
             if not db_subs.is_member(conn, mlist.id, address):
                 return f"{address} is not a member.", False
-            return self._request_by_command(conn, mail, "leave"), False
+            return self._request_by_command(conn, mail, RequestAction.LEAVE), False
         if verb == "set" and len(words) == 2 and words[1] in {"nomail", "regular", "digest"}:
             mode = Mode(words[1])
             current = db_subs.get(conn, mlist.id, address)
@@ -375,7 +391,7 @@ class Requests:
             if mail.auth is None or not mail.auth.proven:
                 # Anyone can write any From: what a member receives changes only when the
                 # member says so from their own mailbox (or their domain's signature proves it).
-                result = self._confirmation(conn, mail, "mode", mode.value)
+                result = self._confirmation(conn, mail, RequestAction.MODE, mode.value)
                 if result.verdict is Verdict.ACCEPT:
                     return (
                         f"A confirmation was sent to {address} in a separate message: reply to "
@@ -413,7 +429,9 @@ class Requests:
         )
         return Result(Verdict.ACCEPT, f"Delivery for {address} is now {mode}.")
 
-    def _request_by_command(self, conn: Conn, mail: Mail, action: str, detail: str = "") -> str:
+    def _request_by_command(
+        self, conn: Conn, mail: Mail, action: RequestAction, detail: str = ""
+    ) -> str:
         result = self._confirmation(conn, mail, action, detail)
         if result.verdict is Verdict.ACCEPT:
             return "A confirmation was sent in a separate message: reply to it to finish."

@@ -12,6 +12,7 @@ from maillist.db import lists as db_lists
 from maillist.db import requests as db_requests
 from maillist.db import subscriptions as db_subs
 from maillist.errors import UnknownHeld
+from maillist.models import RequestState
 from maillist.services.lists import require
 from maillist.services.notify import Notifier
 from maillist.services.requests import subscribe
@@ -43,12 +44,13 @@ async def decide(
 
     def transaction(conn: Conn) -> str:
         request = db_requests.by_id(conn, request_id)
-        if request is None or request.state != "awaiting":
+        if request is None or request.state is not RequestState.AWAITING:
             raise UnknownHeld(f"no subscription request {request_id} is waiting")
         mlist = db_lists.by_id(conn, request.list_id)
         assert mlist is not None
         at = clock.stamp()
-        db_requests.decide(conn, request.id, "done" if approve else "denied", at, actor)
+        state = RequestState.DONE if approve else RequestState.DENIED
+        db_requests.decide(conn, request.id, state, at, actor)
         if not approve:
             db_audit.record(conn, at, actor, "requests.deny", mlist.address, request.address)
             return request.address

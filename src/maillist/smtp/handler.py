@@ -15,7 +15,7 @@ from maillist import mailparse, reading, replies
 from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
 from maillist.mailparse import Limits, ParsedMessage
 from maillist.metrics import Metrics
-from maillist.models import Authentication, Kind, MailingList, Verdict
+from maillist.models import Authentication, AuthResult, Kind, MailingList, Verdict
 from maillist.services.authentication import Authenticator
 from maillist.services.directory import ListDirectory
 from maillist.services.ingest import Incoming, Ingestor, Outcome
@@ -222,7 +222,7 @@ class Handler:
             return await self.authenticator.check(raw, parsed.sender)
         except Exception:
             log.exception("authenticating <%s> failed", parsed.message_id)
-            return Authentication(dmarc="temperror", policy="unknown")
+            return Authentication(dmarc=AuthResult.TEMPERROR, policy="unknown")
 
     async def _store(self, item: Incoming) -> str:
         try:
