@@ -150,3 +150,39 @@ async def test_a_transaction_that_runs_nothing_commits_nothing(db: Store) -> Non
         await db.write(lambda conn: (_ for _ in ()).throw(ValueError("no")))
     await db.write(lambda conn: _put(conn, "t-e", "fine"))
     assert "fine" in await _rows(db)
+
+
+async def test_savepoints_nested_empty_and_failing_keep_their_meaning(db: Store) -> None:
+    await db.write(lambda conn: _put(conn, "t-a", "one"))
+
+    def transaction(conn: Conn) -> list[str]:
+        seen: list[str] = []
+        with savepoint(conn, "empty"):
+            pass
+        with savepoint(conn, "around"):
+            _put(conn, "t-b", "outer")
+            try:
+                with savepoint(conn, "within"):
+                    _put(conn, "t-c", "inner")
+                    raise ValueError("undo the inner one")
+            except ValueError:
+                seen.append("inner undone")
+        try:
+            with savepoint(conn, "first"):  # fails before anything inside it is sent
+                _put(conn, "t-f", "unsent")
+                raise ValueError("undo it unsent")
+        except ValueError:
+            seen.append("first undone")
+        try:
+            with savepoint(conn, "dup"):  # fails at its RELEASE (PostgreSQL) or at once
+                _put(conn, "t-d", "undone")
+                _put(conn, "t-a", "again")
+        except (StoreConflict, sqlite3.IntegrityError):
+            seen.append("dup undone")
+        _put(conn, "t-e", "after")
+        return seen
+
+    assert await db.write(transaction) == ["inner undone", "first undone", "dup undone"]
+    values = await _rows(db)
+    assert {"one", "outer", "after"} <= set(values)
+    assert not {"inner", "unsent", "undone", "again"} & set(values)

@@ -154,6 +154,7 @@ class PgConn:
         self._prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
         self._begin: list[bytes] = []  # BEGIN and its SET LOCAL, not sent yet
         self._deferred: list[Command] = []  # writes not sent yet (after any BEGIN)
+        self._unsent: set[bytes] = set()  # savepoints rolled back before they were sent
 
     @property
     def usable(self) -> bool:
@@ -176,6 +177,7 @@ class PgConn:
     def end(self, statement: bytes) -> None:
         """COMMIT (with the writes deferred until it) or ROLLBACK; nothing to send when the
         transaction never started."""
+        self._unsent.clear()
         if statement == b"COMMIT" and self._deferred:
             with _errors():
                 self._pipeline([(None, statement, (), (), ())])
@@ -187,12 +189,8 @@ class PgConn:
             self.execute(statement.decode())
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
-        if sql.startswith("ROLLBACK"):
-            # Deferred writes came after the last statement sent, so after the savepoint this
-            # rolls back to (or in the transaction this ends): they are undone unsent.
-            self._deferred.clear()
-            if not self.usable:  # the session is gone, and its transaction
-                return Cursor(None, self.raw)
+        if sql.startswith(("SAVEPOINT ", "RELEASE ", "ROLLBACK")) and self._savepoint(sql):
+            return Cursor(None, self.raw)
         with _errors():
             command = self._command(translate(sql), params)
             if self._begin or self._deferred:
@@ -205,6 +203,41 @@ class PgConn:
                 result = pgconn.exec_params(query, args, types, formats)
             _check(result)
             return Cursor(result, self.raw)
+
+    def _savepoint(self, sql: str) -> bool:
+        """Savepoints cost no round trip of their own: True when `sql` is settled here.
+
+        A SAVEPOINT waits (with the statement after it) when no write is waiting, so whatever
+        fails in a pipeline that carries it fails inside it. A RELEASE waits when nothing is
+        waiting that could fail in its scope, and goes at once otherwise, so that a deferred
+        write of the savepoint fails there (db/store.py's savepoint then rolls back to it).
+        A ROLLBACK undoes the writes still waiting (they came after the last statement sent,
+        so after the savepoint it rolls back to), and a savepoint never sent needs neither
+        ROLLBACK TO nor RELEASE."""
+        waiting = self._deferred
+        name = sql.split()[-1].encode()
+        unsent = bool(waiting) and waiting[0][1] == b"SAVEPOINT " + name
+        if sql.startswith("SAVEPOINT "):
+            if waiting:
+                return False
+            waiting.append((None, sql.encode(), (), (), ()))
+            return True
+        if sql.startswith("RELEASE "):
+            if name in self._unsent:
+                self._unsent.discard(name)
+                return True
+            if unsent and len(waiting) == 1:  # nothing happened inside it
+                waiting.clear()
+                return True
+            if waiting:
+                return False
+            waiting.append((None, sql.encode(), (), (), ()))
+            return True
+        waiting.clear()  # ROLLBACK [TO name]
+        if sql.startswith("ROLLBACK TO ") and unsent:
+            self._unsent.add(name)
+            return True
+        return not self.usable  # the session is gone, and its transaction
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Cursor:
         query = translate(sql)

@@ -65,11 +65,11 @@ def savepoint(conn: Conn, name: str = "step") -> Iterator[None]:
     conn.execute(f"SAVEPOINT {name}")
     try:
         yield
+        conn.execute(f"RELEASE {name}")  # on PostgreSQL, what was deferred inside fails here
     except BaseException:
         conn.execute(f"ROLLBACK TO {name}")
         conn.execute(f"RELEASE {name}")
         raise
-    conn.execute(f"RELEASE {name}")
 
 
 LOCK_WAIT_SECONDS = 10.0
