@@ -170,7 +170,7 @@ def _text(part: Message) -> str:
 def filename(part: Message, index: int) -> str:
     try:
         name = part.get_filename()
-    except Exception:
+    except Exception:  # headerregistry raises IndexError, ... on crafted params: no name
         name = None
     clean = " ".join(str(name or "").split())[:200]
     return clean or f"part-{index}"

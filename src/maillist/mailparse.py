@@ -222,7 +222,7 @@ def _search_text(msg: Message, body: bytes) -> str:
                 if wanted == "text/html":
                     text = html.unescape(nh3.clean(text, tags=set()))
                 return " ".join(text.split())[:SEARCH_TEXT]
-    except Exception:
+    except Exception:  # stdlib MIME/codec and nh3 errors on hostile parts: no search text
         return ""
     return ""
 
@@ -304,7 +304,7 @@ def _parse_from(raw: str) -> tuple[str | None, str, str]:
     try:
         header = default_policy.header_factory("From", raw)
         addresses = header.addresses
-    except Exception:
+    except Exception:  # headerregistry raises HeaderParseError, IndexError, ... on crafted input
         return None, "", "From header cannot be parsed"
     if len(addresses) != 1:
         return None, "", "From header must hold exactly one address"

@@ -364,7 +364,7 @@ def add_footer(parts: Parts, footer: str) -> None:
     fields, body = list(parts.fields), parts.body
     try:
         _add_footer(parts, text)
-    except Exception:
+    except Exception:  # stdlib MIME/codec errors on hostile input: wrap untouched (see above)
         parts.fields, parts.body = fields, body
         _wrap(parts, text)
 

@@ -144,7 +144,7 @@ def _text_of(raw: bytes) -> str:
     """The first text/plain part, else the first text/html part's text; bounded."""
     try:
         msg = message_from_bytes(raw[: 256 * 1024], policy=compat32)
-    except Exception:
+    except Exception:  # the stdlib parser is lenient; anything it raises means no text
         return ""
     html = None
     for part in msg.walk():
@@ -219,6 +219,6 @@ def _html_text(html: str) -> str:
     try:
         parser.feed(html)
         parser.close()
-    except Exception:
+    except Exception:  # html.parser/_markupbase raise AssertionError on odd markup: no text
         return ""
     return "".join(parser.chunks)[:20_000]

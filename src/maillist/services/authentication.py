@@ -83,7 +83,7 @@ def _verify(
         return _Verified((), AuthResult.NONE, "", False)
     try:
         checker = dkim.DKIM(raw, minkey=1024)
-    except Exception:
+    except (dkim.DKIMException, IndexError):  # rfc822_parse: bad header line, leading fold
         checker = None
     fields = Parts.split(raw)
     for idx, field in enumerate(_fields(fields, "dkim-signature")[:signatures]):
@@ -96,7 +96,7 @@ def _verify(
         if checker is not None:
             try:
                 ok = bool(checker.verify(idx=idx, dnsfunc=lookup))
-            except Exception:
+            except Exception:  # dkimpy raises DKIMException, ValueError, ... on junk: fail
                 ok = False
         result = (
             AuthResult.PASS
@@ -112,7 +112,7 @@ def _verify(
             arc_result = (
                 AuthResult(cv.decode("ascii", "replace").lower()) if cv else AuthResult.FAIL
             )
-        except Exception:
+        except Exception:  # dkimpy lets more than DKIMException out on a junk chain: fail
             arc_result = AuthResult.FAIL
         seals = sorted((_tags(f) for f in _fields(fields, "arc-seal")), key=_instance)
         if seals:
@@ -238,7 +238,7 @@ class Authenticator:
         try:
             text = " ".join(top.decode("utf-8", "replace").split())
             header = authres.AuthenticationResultsHeader.parse(text)
-        except Exception:
+        except Exception:  # authres: AuthResError, ValueError, ...: an unreadable field is no pass
             return ""
         if str(header.authserv_id).lower() != self.trusted_authserv:
             return ""
