@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -197,6 +198,11 @@ async def serve(
         print(
             f"maillist {protocol} server listening on {settings.host}:{listener.port}", flush=True
         )
+        # What start-up made (modules, templates, the list directory) lives as long as the
+        # process: kept out of the collector's full passes, which otherwise walk it all and
+        # hold the loop for tens of milliseconds while a big fan-out allocates (bench/latency.py).
+        gc.collect()
+        gc.freeze()
         await stop.wait()
         log.info("stopping: finishing %d open session(s)", len(listener.gate.live))
         drain.start()
