@@ -6,8 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maillist.addresses import normalise, normalise_each, normalise_list_address, split_recipient
 from maillist.errors import BadAddress
+from maillist.people.addresses import (
+    normalise,
+    normalise_each,
+    normalise_list_address,
+    split_recipient,
+)
 
 local_parts = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}[A-Za-z0-9]", fullmatch=True).filter(
     lambda s: ".." not in s

@@ -12,7 +12,7 @@ import pytest
 from conftest import CliFn, assert_one_line_error
 from maillist.cli.output import printable
 from maillist.errors import BadInput
-from maillist.memberfile import guard, read_rows, unguard
+from maillist.people.memberfile import guard, read_rows, unguard
 
 
 @pytest.fixture

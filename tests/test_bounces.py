@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 import dbutil
-from maillist import bouncereport, clock
+from maillist import clock
 from maillist.db import Conn, open_store
 from maillist.db import bounces as db_bounces
 from maillist.db import lists as db_lists
+from maillist.mail import bouncereport
 from maillist.models import MailingList
 from maillist.services import bounces, lists, members
 from maillist.services.notify import Notifier

@@ -21,7 +21,7 @@ import dkim  # type: ignore[import-untyped]
 import pytest
 
 from dnsserver import DnsServer, dns_server
-from maillist import signing
+from maillist.mail import signing
 from serverutil import Server
 from sink import RunningSink, Sink
 from test_dkim import txt_of

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from maillist.delivery.relay import NO_SMTPUTF8
-from maillist.downgrade import ascii_id, downgrade
+from maillist.mail.downgrade import ascii_id, downgrade
 from serverutil import running, wait_for
 from sink import RunningSink, Sink
 from test_smtp_receive import admin

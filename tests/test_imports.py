@@ -9,11 +9,9 @@ import maillist
 
 ROOT = Path(maillist.__file__).parent
 PURE = {
-    "addresses", "listoptions", "memberfile", "mailparse", "threads", "policy",
-    "clock", "models", "errors", "config", "render", "templating", "postfixmaps", "metrics",
-    "tokens", "loops", "replies", "notices", "signing", "replytext", "dmarc", "bodies", "avatars",
-    "urls", "mboxes", "digestmail", "downgrade", "lookalikes", "bouncereport", "reading",
-    "logfilter", "smtpresult",
+    "mail", "people", "listoptions", "threads", "policy", "clock", "models", "errors", "config",
+    "templating", "postfixmaps", "metrics", "replies", "bodies", "avatars", "urls", "logfilter",
+    "smtpresult",
 }  # fmt: skip
 
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from maillist.mail.render import Author, Copy, Parts, edited, finish, prefixed
 from maillist.models import MailingList, Posting
-from maillist.render import Author, Copy, Parts, edited, finish, prefixed
 
 
 def render(raw: bytes, copy: Copy) -> bytes:

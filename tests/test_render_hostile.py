@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from maillist.errors import MessageRefused
-from maillist.mailparse import Limits, check_line_endings, prescan
+from maillist.mail.mailparse import Limits, check_line_endings, prescan
+from maillist.mail.render import Author, Copy, edited, finish, mail_charset
 from maillist.models import MailingList, Posting
-from maillist.render import Author, Copy, edited, finish, mail_charset
 
 TEAM = MailingList(
     id=1, address="team@example.org", name="Team", description="", posting=Posting.MEMBERS,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from maillist import replytext
+from maillist.mail import replytext
 
 CORPUS = Path(__file__).parent / "corpus" / "replies"
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from dnsserver import dns_server
-from maillist import dmarc, render
-from maillist.dmarc import OrgDomains, Record
+from maillist.mail import dmarc, render
+from maillist.mail.dmarc import OrgDomains, Record
 from maillist.models import Authentication, AuthResult, MailingList, Posting
 from maillist.services.resolver import LookupFailed, Resolver
 

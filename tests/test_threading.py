@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 import dbutil
 from conftest import CliFn
-from maillist import mailparse
 from maillist.db import Store, open_store
-from maillist.mailparse import Limits
+from maillist.mail import mailparse
+from maillist.mail.mailparse import Limits
 from maillist.models import Kind, Posting
 from maillist.services import badges, lists, members, messages
 from maillist.services.directory import ListDirectory

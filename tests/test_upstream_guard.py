@@ -651,13 +651,13 @@ def test_embedded_uvicorn_leaves_our_signal_handlers_alone() -> None:
 
 
 def test_dkimpy_signs_through_the_rsa_function_we_replace() -> None:
-    """src/maillist/signing.py replaces dkimpy's module-level RSASSA_PKCS1_v1_5_sign with an
+    """src/maillist/mail/signing.py replaces dkimpy's module-level RSASSA_PKCS1_v1_5_sign with an
     OpenSSL one (12x faster per sealed copy). That works only while dkimpy's gen_header calls
     it by that global name; and the signature must be byte for byte dkimpy's own."""
     import dkim  # type: ignore[import-untyped]
     from dkim import crypto
 
-    from maillist import signing
+    from maillist.mail import signing
 
     source = inspect.getsource(dkim.DomainSigner.gen_header)
     assert "RSASSA_PKCS1_v1_5_sign(h, pk)" in source, (

@@ -18,7 +18,7 @@ from email.parser import BytesParser
 
 import nh3
 
-from maillist import replytext
+from maillist.mail import replytext
 
 MAX_TEXT = 256 * 1024  # characters of a body shown; the rest is in the raw message
 # An address as people write it in a text (an attribution, a signature, an Outlook From: line).

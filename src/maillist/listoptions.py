@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from maillist.addresses import has_control, normalise
 from maillist.errors import BadAddress, BadOption
 from maillist.models import Posting
+from maillist.people.addresses import has_control, normalise
 
 MAX_MESSAGE_SIZE_CAP = 100 * 1024 * 1024
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmKM]?)[bB]?\s*$")

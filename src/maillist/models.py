@@ -83,7 +83,7 @@ class RequestState(StrEnum):
 
 
 class AuthResult(StrEnum):
-    """A DKIM, ARC or DMARC result (RFC 8601), as dmarc.py and services/authentication.py
+    """A DKIM, ARC or DMARC result (RFC 8601), as mail/dmarc.py and services/authentication.py
     produce them and Authentication-Results spell them."""
 
     PASS = "pass"
@@ -113,7 +113,7 @@ class MailingList:
     bounce_threshold: float = 5.0  # a member's bounce score that disables delivery
     bounce_stale_days: int = 7  # a score with no bounce for this long starts again
     bounce_warnings: int = 3  # weekly warnings to a disabled member before removal
-    dmarc: str = "auto"  # auto | munge | wrap | none (dmarc.py)
+    dmarc: str = "auto"  # auto | munge | wrap | none (mail/dmarc.py)
     unauthenticated: str = "hold"  # a post failing its author's DMARC: hold | accept | reject
     badges: str = "authenticated"  # who wears badges: authenticated | unless-forged
     archive: str = "private"  # who reads the web archive: public | private (members) | none

@@ -24,7 +24,7 @@ class Facts:
     auto_submitted: str
     precedence: str
     autoreply: bool = False  # X-Autoreply / X-Autorespond: a vacation program's own marker
-    came_back: bool = False  # the body is that of a copy this list sent lately (loops.py)
+    came_back: bool = False  # the body is that of a copy this list sent lately (mail/loops.py)
     auth: Authentication | None = None  # DKIM/ARC/DMARC on receipt (None: not checked)
 
 

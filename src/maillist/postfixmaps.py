@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from maillist.addresses import SUFFIXES
 from maillist.models import MailingList
+from maillist.people.addresses import SUFFIXES
 
 
 def addresses(mlist: MailingList) -> list[str]:

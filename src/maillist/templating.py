@@ -11,8 +11,8 @@ from typing import Any
 
 import jinja2
 
+from maillist.mail.render import Author
 from maillist.models import MailingList
-from maillist.render import Author
 
 
 def default_dir() -> Path:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from maillist import memberfile
 from maillist.cli.lazy import lazy
 from maillist.cli.output import JsonOption, ListArg, emit_json, note, say, table
 from maillist.cli.runtime import run
 from maillist.models import Mode, Role
+from maillist.people import memberfile
 
 if TYPE_CHECKING:
     from maillist.services import members as svc

@@ -25,10 +25,10 @@ from maillist.config import LEASE_SECONDS, Config, describe
 from maillist.db.store import SERVER_CACHE_KIB
 from maillist.delivery.relay import MaildirOutbox, Relay, RelaySettings, SmtpRelay
 from maillist.delivery.worker import DeliveryWorkers
-from maillist.dmarc import OrgDomains
 from maillist.errors import BadInput, MaillistError
 from maillist.logfilter import Repeats, SafeFormatter
-from maillist.mailparse import Limits
+from maillist.mail.dmarc import OrgDomains
+from maillist.mail.mailparse import Limits
 from maillist.metrics import Metrics
 from maillist.services import search
 from maillist.services.authentication import Authenticator

@@ -1,4 +1,4 @@
-"""SQL for sent_copies: a digest of each copy a list sent lately (loops.py)."""
+"""SQL for sent_copies: a digest of each copy a list sent lately (mail/loops.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def forget(conn: Conn, before: str) -> int:
 
 
 def came_back(conn: Conn, list_id: int, digest: bytes) -> bool:
-    """The body is that of a copy this list sent lately (loops.py)."""
+    """The body is that of a copy this list sent lately (mail/loops.py)."""
     return (
         conn.execute(
             "SELECT 1 FROM sent_copies WHERE list_id = ? AND digest = ?", (list_id, digest)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from maillist.db.store import Conn
-from maillist.signing import Keys
+from maillist.mail.signing import Keys
 
 
 def put(

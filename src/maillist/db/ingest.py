@@ -52,7 +52,7 @@ class PostFacts:
 
     containers: dict[str, Known]  # the post's own id, its references and all their ancestors
     is_member: bool  # the sender is subscribed to the list
-    came_back: bool  # the body is that of a copy this list sent lately (loops.py)
+    came_back: bool  # the body is that of a copy this list sent lately (mail/loops.py)
     author: str | None  # the sender's account name
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 import aiosmtplib
 
 from maillist.delivery.pipelining import PipelinedConnection, UnsafeAddress
-from maillist.downgrade import downgrade, needs_smtputf8
+from maillist.mail.downgrade import downgrade, needs_smtputf8
 from maillist.smtpresult import Result, classify, everyone
 
 log = logging.getLogger("maillist.relay")
@@ -92,7 +92,7 @@ class SmtpRelay:
     ) -> tuple[Result, bool]:
         """(result, whether the connection was found dead rather than answering). A copy that
         needs SMTPUTF8 through a relay without it: ASCII recipients get it downgraded
-        (downgrade.py), the others wait with the reason."""
+        (mail/downgrade.py), the others wait with the reason."""
         try:
             client = self._idle.pop() if self._idle else await self._connect()
         except Exception as exc:  # refused, unreachable, TLS or AUTH failure, a garbled greeting

@@ -15,10 +15,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
-from maillist import clock, replies, signing
+from maillist import clock, replies
 from maillist.config import LEASE_SECONDS
 from maillist.db.store import Store
 from maillist.delivery.relay import Relay
+from maillist.mail import signing
 from maillist.metrics import Metrics
 from maillist.services import deliveries
 from maillist.services.deliveries import Batch, SendJob

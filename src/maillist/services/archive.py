@@ -22,8 +22,8 @@ from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
 from maillist.errors import NotFound, SignInRequired, StoreTimeout, Unavailable, UnknownList
+from maillist.mail.render import sub_address
 from maillist.models import MailingList
-from maillist.render import sub_address
 from maillist.services.sandbox import Overrun, Sandbox, SandboxBusy, SandboxFailed
 from maillist.threads import clean_subject
 from maillist.urls import list_url, message_url, thread_url

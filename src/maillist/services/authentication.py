@@ -22,10 +22,10 @@ import authres  # type: ignore[import-untyped]  # no type information shipped
 import dkim  # type: ignore[import-untyped]  # dkimpy ships no type information
 from dkim.util import parse_tag_value  # type: ignore[import-untyped]
 
-from maillist import dmarc
-from maillist.dmarc import OrgDomains, Record
+from maillist.mail import dmarc
+from maillist.mail.dmarc import OrgDomains, Record
+from maillist.mail.render import Parts
 from maillist.models import Authentication, AuthResult
-from maillist.render import Parts
 from maillist.services.resolver import LookupFailed, Resolver
 
 log = logging.getLogger("maillist.auth")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from maillist.addresses import has_control, normalise
 from maillist.clock import stamp
 from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
@@ -12,6 +11,7 @@ from maillist.db import badges as db_badges
 from maillist.db import people as db_people
 from maillist.errors import BadgeError, UnknownPerson
 from maillist.models import Badge, BadgeGrant, Person
+from maillist.people.addresses import has_control, normalise
 from maillist.services import lookalikes
 
 MAX_BADGE = 64

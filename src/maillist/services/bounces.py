@@ -1,5 +1,5 @@
 """Bounces to LIST-bounces@ and LIST-bounces+LOCAL=DOMAIN@: understood with flufl.bounce (in the
-intake sandbox, bouncereport.py), matched to a member (the VERP address first, then the
+intake sandbox, mail/bouncereport.py), matched to a member (the VERP address first, then the
 addresses the parser found), scored. Never redistributed.
 
 Anyone can forge a bounce, so a score at the list's threshold disables nothing by itself: the
@@ -24,14 +24,16 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from maillist import bouncereport, clock, dmarc, render, tokens
+from maillist import clock
 from maillist.db import audit as db_audit
 from maillist.db import bounces as db_bounces
 from maillist.db import people as db_people
 from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn
+from maillist.mail import bouncereport, dmarc, render
 from maillist.models import MailingList
+from maillist.people import tokens
 from maillist.services.notify import Notifier
 
 log = logging.getLogger("maillist.bounces")
@@ -98,7 +100,7 @@ PROBE_DAYS = 3  # a probe that has not bounced after this long came through: the
 
 def probe_address(conn: Conn, mlist: MailingList, member: str) -> str:
     """LIST-bounces+probe.TOKEN@DOMAIN: a bounce to it names the member without trusting what
-    the bounce says (the token is an HMAC, tokens.py)."""
+    the bounce says (the token is an HMAC, people/tokens.py)."""
     person = db_people.by_address(conn, member)
     if person is None:
         return render.sub_address(mlist, "bounces")

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from maillist import clock, dmarc, loops, render, signing, tokens
+from maillist import clock
 from maillist.config import LEASE_SECONDS
 from maillist.db import badges as db_badges
 from maillist.db import copies as db_copies
@@ -25,7 +25,9 @@ from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn, savepoint
 from maillist.errors import StoreConflict
+from maillist.mail import dmarc, loops, render, signing
 from maillist.models import Authentication, BatchState, MailingList
+from maillist.people import tokens
 from maillist.services import bounces
 from maillist.services.notify import Notifier
 from maillist.smtpresult import Result
@@ -186,7 +188,7 @@ def _plan(
         key = db_dkim.key_for(conn, mlist.domain)
         if key is not None:  # sealed once here, outside the write lock (3 RSA signatures)
             copy = signing.sign(copy, key, post.auth or NO_RESULTS)
-    # Personalised copies are made (and remembered, loops.py) one by one as they are sent.
+    # Personalised copies are made (and remembered, mail/loops.py) one by one as they are sent.
     groups = [(m,) for m in members] if mlist.personalize else batches(members, mlist.batch_size)
     return Slice(
         source, mlist.id, tuple(groups), len(members), rows[-1][:2] if rows else source.expanded_to,
@@ -255,7 +257,7 @@ def release(conn: Conn, batch_ids: Sequence[int]) -> None:
 
 
 def remember_copy(conn: Conn, list_id: int, copy: bytes) -> None:
-    """A personalised copy, as it is sent (loops.py)."""
+    """A personalised copy, as it is sent (mail/loops.py)."""
     db_copies.remember(conn, list_id, [loops.body_digest(copy)], clock.iso(clock.now()))
 
 

@@ -1,6 +1,6 @@
 """Digests for members in digest mode: once a day at the list's `digest_hour` (UTC), or sooner
 when the waiting posts pass `digest_size` bytes; `maillist digests send [LIST]` sends what waits
-now. A digest is built (digestmail.py), queued for its readers in the durable queue, numbered
+now. A digest is built (mail/digestmail.py), queued for its readers in the durable queue, numbered
 and its posts taken off the waiting list in one transaction: after a crash it is either sent
 once or not at all, and then made again with the same posts."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from maillist import clock, digestmail
+from maillist import clock
 from maillist.db import Store
 from maillist.db import archive as db_archive
 from maillist.db import badges as db_badges
@@ -17,8 +17,9 @@ from maillist.db import digests as sql
 from maillist.db import lists as db_lists
 from maillist.db.store import Conn
 from maillist.errors import UnknownList
+from maillist.mail import digestmail
+from maillist.mail.render import sub_address
 from maillist.models import MailingList
-from maillist.render import sub_address
 from maillist.services.deliveries import batches
 from maillist.templating import Templates
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 
-from maillist.addresses import split_recipient
 from maillist.db import Store
 from maillist.db import lists as db_lists
 from maillist.errors import UnknownList
 from maillist.models import Kind, MailingList
+from maillist.people.addresses import split_recipient
 
 
 class ListDirectory:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from maillist import clock, signing
+from maillist import clock
 from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import dkim as db_dkim
 from maillist.db import lists as db_lists
 from maillist.errors import BadInput
+from maillist.mail import signing
 
 _SELECTOR_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 

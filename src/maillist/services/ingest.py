@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
-from maillist import clock, dmarc, policy, threads
+from maillist import clock, policy, threads
 from maillist.db import ingest as sql
 from maillist.db import outbound as db_outbound
 from maillist.db.store import Conn, Store
 from maillist.errors import StoreBusy, StoreConflict
-from maillist.mailparse import ParsedMessage
+from maillist.mail import dmarc
+from maillist.mail.mailparse import ParsedMessage
+from maillist.mail.reading import Reading
 from maillist.models import Authentication, Kind, MailingList, Verdict
-from maillist.reading import Reading
 from maillist.services.notify import Notifier
 from maillist.services.requests import Mail, Requests
 from maillist.templating import Templates
@@ -50,7 +51,7 @@ class Incoming:
     client: str = ""  # the connecting client's IP address (rate limits for notices)
     auth: Authentication | None = None  # a post's DKIM/ARC/DMARC results (None: not checked)
     imported: bool = False  # history from an mbox: shown in the archive, never redistributed
-    # a sub-address message's words or bounce (reading.py)
+    # a sub-address message's words or bounce (mail/reading.py)
     reading: Reading = field(default_factory=Reading)
 
 

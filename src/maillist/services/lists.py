@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from maillist.addresses import normalise_list_address
 from maillist.clock import stamp
 from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
@@ -10,6 +9,7 @@ from maillist.db import lists as db_lists
 from maillist.errors import BadOption, DuplicateList, UnknownList
 from maillist.listoptions import parse_option
 from maillist.models import ListSummary, MailingList, Posting
+from maillist.people.addresses import normalise_list_address
 
 
 def require(conn: Conn, address: str) -> MailingList:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from maillist import lookalikes
 from maillist.db import people as db_people
 from maillist.db.store import Conn
 from maillist.errors import Confusable
+from maillist.people import lookalikes
 
 STEP = 5000
 

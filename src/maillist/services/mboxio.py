@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from maillist import mailparse, mboxes
 from maillist.db import Conn, Store
 from maillist.db import archive as db_archive
 from maillist.db import ingest as db_ingest
 from maillist.db import lists as db_lists
 from maillist.db.store import savepoint
 from maillist.errors import BadInput, MaillistError, MessageRefused, UnknownList
-from maillist.mailparse import Limits
+from maillist.mail import mailparse, mboxes
+from maillist.mail.mailparse import Limits
 from maillist.models import Kind, MailingList
 from maillist.services.ingest import Incoming, ingest_one
 from maillist.services.notify import Notifier

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from maillist.addresses import has_control, normalise
 from maillist.clock import stamp
 from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
@@ -21,6 +20,7 @@ from maillist.models import (
     RowProblem,
     Status,
 )
+from maillist.people.addresses import has_control, normalise
 from maillist.services import lookalikes
 from maillist.services.lists import require
 from maillist.services.validation import normalise_all

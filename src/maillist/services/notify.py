@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from maillist import clock, notices
+from maillist import clock
 from maillist.db import notices as db_notices
 from maillist.db.store import Conn
+from maillist.mail import notices
+from maillist.mail.render import sub_address
 from maillist.models import MailingList
-from maillist.render import sub_address
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.notices")

@@ -8,12 +8,12 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
-from maillist.addresses import normalise
 from maillist.clock import stamp
 from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
 from maillist.db import people as db_people
 from maillist.errors import BadInput, UnknownPerson
+from maillist.people.addresses import normalise
 
 MAX_FILE = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded

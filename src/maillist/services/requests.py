@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from maillist import bouncereport, clock, replytext, tokens
+from maillist import clock
 from maillist.db import audit as db_audit
 from maillist.db import held as db_held
 from maillist.db import lists as db_lists
@@ -28,7 +28,10 @@ from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.db.store import Conn, savepoint
 from maillist.errors import AlreadyDelivered, MaillistError, UnknownHeld
-from maillist.mailparse import ParsedMessage
+from maillist.mail import bouncereport, replytext
+from maillist.mail.mailparse import ParsedMessage
+from maillist.mail.reading import Reading
+from maillist.mail.render import sub_address
 from maillist.models import (
     Authentication,
     Kind,
@@ -39,8 +42,7 @@ from maillist.models import (
     RequestState,
     Verdict,
 )
-from maillist.reading import Reading
-from maillist.render import sub_address
+from maillist.people import tokens
 from maillist.services import bounces, lookalikes
 from maillist.services.notify import Notifier
 
@@ -66,7 +68,7 @@ class Mail:
     client: str  # the connecting client's address
     raw: bytes
     parsed: ParsedMessage
-    # what it says, read in the intake sandbox (reading.py)
+    # what it says, read in the intake sandbox (mail/reading.py)
     reading: Reading = field(default_factory=Reading)
     auth: Authentication | None = None  # whether its From is proven (models.Authentication)
 

@@ -8,12 +8,12 @@ import logging
 from datetime import UTC, datetime
 from functools import partial
 
-from maillist import mailparse
 from maillist.db import Store
 from maillist.db import archive as db_archive
 from maillist.db import ingest as db_ingest
 from maillist.errors import MessageRefused
-from maillist.mailparse import Limits
+from maillist.mail import mailparse
+from maillist.mail.mailparse import Limits
 
 log = logging.getLogger("maillist.search")
 STEP = 200

@@ -9,14 +9,15 @@ import secrets
 import time
 from datetime import timedelta
 
-from maillist import clock, tokens
-from maillist.addresses import normalise
+from maillist import clock
 from maillist.db import Conn, Store
 from maillist.db import lists as db_lists
 from maillist.db import people as db_people
 from maillist.db import signins as sql
 from maillist.db import site as db_site
 from maillist.errors import BadAddress, BadToken
+from maillist.people import tokens
+from maillist.people.addresses import normalise
 from maillist.services.notify import Notifier
 
 LINK_MINUTES = 30

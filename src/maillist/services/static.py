@@ -12,11 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from maillist import mboxes, urls
+from maillist import urls
 from maillist.db import Conn, Store
 from maillist.db import archive as db_archive
 from maillist.db import lists as db_lists
 from maillist.errors import BadInput, UnknownList
+from maillist.mail import mboxes
 from maillist.models import MailingList
 from maillist.services.archive import ADMIN, Archive
 from maillist.templating import Templates, default_dir

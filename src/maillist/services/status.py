@@ -12,8 +12,8 @@ from maillist.db import lists as db_lists
 from maillist.db import queue as db_queue
 from maillist.db import status as db_status
 from maillist.db.store import Conn
+from maillist.mail.render import Author
 from maillist.models import MailingList, Posting
-from maillist.render import Author
 from maillist.templating import Templates
 
 

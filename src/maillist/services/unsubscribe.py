@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maillist import tokens
 from maillist.clock import stamp
 from maillist.db import Conn, Store
 from maillist.db import audit as db_audit
@@ -15,6 +14,7 @@ from maillist.db import site as db_site
 from maillist.db import subscriptions as db_subs
 from maillist.errors import BadToken, MaillistError
 from maillist.models import MailingList, Person
+from maillist.people import tokens
 from maillist.services.lists import require
 
 

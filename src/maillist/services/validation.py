@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
-from maillist.addresses import normalise_each
 from maillist.errors import BadAddress
+from maillist.people.addresses import normalise_each
 
 PARALLEL_FROM = 20_000
 CHUNK = 5_000

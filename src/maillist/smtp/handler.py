@@ -11,9 +11,10 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
-from maillist import mailparse, reading, replies
+from maillist import replies
 from maillist.errors import BadAddress, MaillistError, MessageRefused, UnknownList
-from maillist.mailparse import Limits, ParsedMessage
+from maillist.mail import mailparse, reading
+from maillist.mail.mailparse import Limits, ParsedMessage
 from maillist.metrics import Metrics
 from maillist.models import Authentication, AuthResult, Kind, MailingList, Verdict
 from maillist.services.authentication import Authenticator

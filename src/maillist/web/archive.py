@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from maillist import clock, mboxes, urls
+from maillist import clock, urls
 from maillist.db.store import Store
 from maillist.errors import BadToken, NotFound, SignInRequired, Unavailable
+from maillist.mail import mboxes
 from maillist.services import archive as svc
 from maillist.services import signin
 from maillist.services.notify import Notifier

@@ -12,8 +12,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
+from maillist.mail.render import list_id, sub_address
 from maillist.models import MailingList
-from maillist.render import list_id, sub_address
 
 
 @dataclass(frozen=True, slots=True)

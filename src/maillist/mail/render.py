@@ -202,7 +202,7 @@ def edited(
     author: Author | None = None,
 ) -> Parts:
     """The edits every copy of a post shares: list-owned fields dropped, Message-ID if minted,
-    subject prefix, Reply-To policy, and DMARC mitigation (`munge` or `wrap`, dmarc.py).
+    subject prefix, Reply-To policy, and DMARC mitigation (`munge` or `wrap`, mail/dmarc.py).
     Personalised copies start from one of these per post."""
     parts = Parts.split(raw)
     parts.drop(OWNED)

@@ -22,9 +22,10 @@ from functools import lru_cache
 
 import nh3
 
-from maillist import clock, loops, replies
-from maillist.addresses import has_control, normalise
+from maillist import clock, replies
 from maillist.errors import BadAddress, MessageRefused
+from maillist.mail import loops
+from maillist.people.addresses import has_control, normalise
 
 
 @dataclass(frozen=True, slots=True)

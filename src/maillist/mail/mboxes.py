@@ -13,9 +13,9 @@ from email import message_from_bytes
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
-from maillist import mailparse
 from maillist.errors import MessageRefused
-from maillist.mailparse import Limits
+from maillist.mail import mailparse
+from maillist.mail.mailparse import Limits
 
 _FROM = re.compile(rb"(?m)^(>*From )")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maillist import bouncereport, replytext
+from maillist.mail import bouncereport, replytext
 
 TYPED_LINES = 50
 

@@ -1,0 +1,1 @@
+"""Reading and writing messages: parsing, rendering, signing, digests, mboxes and notices."""

@@ -1,0 +1,1 @@
+"""Who people are: addresses, look-alike addresses, tokens and member files."""
