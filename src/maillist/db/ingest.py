@@ -98,14 +98,8 @@ def set_parent(conn: Conn, row_id: int, parent_row: int | None) -> None:
 def insert_message(
     conn: Conn, list_id: int, kind: str, message_id: str, fields: dict[str, Any]
 ) -> int:
-    columns = ", ".join(fields)
-    marks = ", ".join("?" * len(fields))
-    row = conn.execute(
-        f"INSERT INTO messages (list_id, kind, message_id, {columns}) VALUES (?, ?, ?, {marks}) "
-        "RETURNING id",
-        (list_id, kind, message_id, *fields.values()),
-    ).fetchone()
-    return int(row[0])
+    columns = ["list_id", "kind", "message_id", *fields]
+    return engine.insert(conn, "messages", columns, (list_id, kind, message_id, *fields.values()))
 
 
 _UPDATABLE = frozenset(
@@ -127,21 +121,13 @@ def update_message(conn: Conn, row_id: int, fields: dict[str, Any]) -> None:
 
 
 def insert_placeholder(conn: Conn, list_id: int, message_id: str, thread_id: int) -> int:
-    row = conn.execute(
-        "INSERT INTO messages (list_id, kind, message_id, thread_id) VALUES (?, 'post', ?, ?) "
-        "RETURNING id",
-        (list_id, message_id, thread_id),
-    ).fetchone()
-    return int(row[0])
+    columns = ("list_id", "kind", "message_id", "thread_id")
+    return engine.insert(conn, "messages", columns, (list_id, "post", message_id, thread_id))
 
 
 def create_thread(conn: Conn, list_id: int, subject: str, key: str, at: str) -> int:
-    row = conn.execute(
-        "INSERT INTO threads (list_id, subject, subject_key, started_at, last_activity_at) "
-        "VALUES (?, ?, ?, ?, ?) RETURNING id",
-        (list_id, subject, key, at, at),
-    ).fetchone()
-    return int(row[0])
+    columns = ("list_id", "subject", "subject_key", "started_at", "last_activity_at")
+    return engine.insert(conn, "threads", columns, (list_id, subject, key, at, at))
 
 
 def merge_threads(conn: Conn, into: int, source: int) -> None:

@@ -131,6 +131,7 @@ MAX_PREPARED = 512  # per session; the hot statements are prepared long before t
 
 
 PIPELINE = 256  # statements sent before waiting for their results (executemany)
+RESERVE = 64  # ids taken from a sequence at once (PgConn.reserve)
 
 Command = tuple[bytes | None, bytes, Sequence[Any], Sequence[int], Sequence[pq.Format]]
 
@@ -155,6 +156,7 @@ class PgConn:
         self._begin: list[bytes] = []  # BEGIN and its SET LOCAL, not sent yet
         self._deferred: list[Command] = []  # writes not sent yet (after any BEGIN)
         self._unsent: set[bytes] = set()  # savepoints rolled back before they were sent
+        self._ids: dict[str, list[int]] = {}  # ids taken ahead from sequences (reserve)
 
     @property
     def usable(self) -> bool:
@@ -168,6 +170,19 @@ class PgConn:
     def begin(self, *statements: bytes) -> None:
         """BEGIN (and what goes with it, e.g. SET LOCAL), sent with the next statement."""
         self._begin.extend(statements)
+
+    def reserve(self, table: str) -> int:
+        """A new id for a row of `table`, from its sequence: RESERVE at a time, one round trip
+        (with whatever is waiting) each. Ids a rolled-back transaction took are skipped, as
+        sequences always skip them."""
+        ids = self._ids.setdefault(table, [])
+        if not ids:
+            rows = self.execute(
+                "SELECT nextval(pg_get_serial_sequence(?, 'id')) FROM generate_series(1, ?)",
+                (table, RESERVE),
+            ).fetchall()
+            ids.extend(sorted((int(r[0]) for r in rows), reverse=True))
+        return ids.pop()
 
     def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
         """A write whose result is not read, sent with the next statement (or the COMMIT)."""
