@@ -21,7 +21,7 @@ import pytest
 
 from dbutil import BACKEND
 from pgserver import PgCluster
-from serverutil import Server, message, wait_for
+from serverutil import LoopServer, Server, message, wait_for
 from sink import RunningSink, Sink
 from test_smtp_receive import admin
 
@@ -32,27 +32,14 @@ DELAY = 0.020
 MEMBERS = 10_000
 
 
-class SlowProxy:
+class SlowProxy(LoopServer):
     """A TCP proxy on loopback that delays every chunk the database sends by DELAY."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        assert ready.wait(10)
+        super().__init__()
 
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._client, "127.0.0.1", 0)
-        )
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        ready.set()
-        self._loop.run_forever()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float) -> None:
@@ -68,11 +55,6 @@ class SlowProxy:
                 dst.close()
 
         await asyncio.gather(pipe(reader, up_writer, 0.0), pipe(up_reader, writer, DELAY))
-
-    def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 @pytest.fixture

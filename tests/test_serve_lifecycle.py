@@ -20,7 +20,7 @@ import pytest
 
 import dbutil
 from conftest import clean_env
-from serverutil import Server, default_dns, message
+from serverutil import LoopServer, Server, default_dns, message
 from test_delivery import post
 from test_smtp_receive import admin
 
@@ -76,7 +76,7 @@ def test_a_port_in_use_exits_non_zero_at_once(tmp_path: Path, which: str) -> Non
     assert "Traceback" not in err
 
 
-class CountingSink:
+class CountingSink(LoopServer):
     """A PIPELINING relay that counts recipients and drops every connection once it has them all
     (a relay that restarts, or a network that fails, right after a fan-out)."""
 
@@ -84,21 +84,8 @@ class CountingSink:
         self.expected = expected
         self.recipients = 0
         self.done = threading.Event()
-        self._loop = asyncio.new_event_loop()
         self._writers: set[asyncio.StreamWriter] = set()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        assert ready.wait(10)
-
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._session, "127.0.0.1", 0)
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        ready.set()
-        self._loop.run_forever()
+        super().__init__()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -131,11 +118,6 @@ class CountingSink:
         finally:
             self._writers.discard(writer)
             writer.close()
-
-    def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 def test_sigterm_after_a_fan_out_whose_relay_dropped_every_connection(tmp_path: Path) -> None:
