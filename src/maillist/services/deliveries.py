@@ -124,6 +124,11 @@ def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
 
 
 SLICE = 2_000  # recipients per expansion step
+# Jobs per step: each is a cursor update and its batches (two round trips on PostgreSQL), so when
+# many small posts waited behind a big one, one step's write still holds the lock briefly and a
+# post's 250 does not wait for it (bench/latency.py --postgresql: 262 jobs in one step held it
+# 110 ms).
+JOBS_PER_STEP = 48
 # LEASE_SECONDS (config.py): a claimed batch not recorded by then is due again (its sender hung)
 
 
@@ -151,7 +156,7 @@ def plan_slices(
     all, grouped into batches, and a shared copy rendered for a job's first slice. All the
     reading and rendering happens here, outside the write lock; apply_slices then holds it for
     a few inserts only. None when no job is waiting."""
-    jobs = sql.pending_jobs(conn, limit=500)
+    jobs = sql.pending_jobs(conn, limit=JOBS_PER_STEP)
     if not jobs:
         return None
     budget = SLICE
