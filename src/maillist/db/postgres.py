@@ -195,7 +195,7 @@ class PgConn:
         self._unsent.clear()
         if statement == b"COMMIT" and self._deferred:
             with _errors():
-                self._pipeline([(None, statement, (), (), ())])
+                self._pipeline([_plain(statement)])
             return
         started = not self._begin
         self._begin.clear()
@@ -235,7 +235,7 @@ class PgConn:
         if sql.startswith("SAVEPOINT "):
             if waiting:
                 return False
-            waiting.append((None, sql.encode(), (), (), ()))
+            waiting.append(_plain(sql.encode()))
             return True
         if sql.startswith("RELEASE "):
             if name in self._unsent:
@@ -246,7 +246,7 @@ class PgConn:
                 return True
             if waiting:
                 return False
-            waiting.append((None, sql.encode(), (), (), ()))
+            waiting.append(_plain(sql.encode()))
             return True
         waiting.clear()  # ROLLBACK [TO name]
         if sql.startswith("ROLLBACK TO ") and unsent:
@@ -281,7 +281,7 @@ class PgConn:
         `commands`, or the first error (the statements after it are not run)."""
         pgconn = self.raw.pgconn
         begin, self._begin = self._begin, []
-        ahead = [(None, statement, (), (), ()) for statement in begin] + self._deferred
+        ahead = [_plain(statement) for statement in begin] + self._deferred
         self._deferred = []
         commands = [*ahead, *commands]
         try:
@@ -337,6 +337,11 @@ class PgConn:
 
     def close(self) -> None:
         self.raw.close()
+
+
+def _plain(statement: bytes) -> Command:
+    """A statement without parameters, never prepared (BEGIN, SAVEPOINT, COMMIT ...)."""
+    return None, statement, (), (), ()
 
 
 def _flush(pgconn: pq.abc.PGconn) -> None:
