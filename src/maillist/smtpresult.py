@@ -36,3 +36,12 @@ def everyone(recipients: Sequence[str], reply: str, *, temporary: bool) -> Resul
     """The same outcome for every recipient (relay down, MAIL FROM or DATA refused)."""
     pairs = tuple((r, reply) for r in recipients)
     return Result(sent=(), deferred=pairs) if temporary else Result(sent=(), failed=pairs)
+
+
+def merged(results: Sequence[Result]) -> Result:
+    """Several transactions' results as one (a personalised batch: one transaction a member)."""
+    return Result(
+        tuple(r for result in results for r in result.sent),
+        tuple(d for result in results for d in result.deferred),
+        tuple(f for result in results for f in result.failed),
+    )

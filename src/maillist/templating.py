@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 from maillist.mail.render import Author
 from maillist.models import MailingList
@@ -34,6 +35,7 @@ class Templates:
             keep_trailing_newline=True,
         )
         self._footer = self.env.get_template("message/footer.txt.j2")
+        self.footer_names_member = _names(self.env, "message/footer.txt.j2", "member")
 
     def footer(
         self, mlist: MailingList, author: Author, unsubscribe: str, member: str | None = None
@@ -76,3 +78,13 @@ class Templates:
     def page(self, name: str, **context: Any) -> str:
         """An HTML page (autoescaped), e.g. "web/unsubscribe.html.j2"."""
         return self.env.get_template(name).render(context)
+
+
+def _names(env: jinja2.Environment, name: str, variable: str) -> bool:
+    """Whether template `name` may use `variable`: it names it, or it includes, imports or
+    extends another template (whose use this does not follow: assumed yes)."""
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, name)
+    tree = env.parse(source)
+    referenced = any(True for _ in jinja2.meta.find_referenced_templates(tree))
+    return referenced or variable in jinja2.meta.find_undeclared_variables(tree)

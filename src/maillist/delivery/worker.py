@@ -10,18 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
 from maillist import clock, replies
 from maillist.config import LEASE_SECONDS
 from maillist.db.store import Store
+from maillist.delivery.personalised import PersonalSender
 from maillist.delivery.relay import Relay
-from maillist.mail import signing
 from maillist.metrics import Metrics
-from maillist.services import deliveries
 from maillist.services.deliveries import Batch, SendJob
 from maillist.services.directory import ListDirectory
 from maillist.services.sending import Outcome, Sending
@@ -29,7 +26,6 @@ from maillist.smtpresult import Result, everyone
 from maillist.templating import Templates
 
 log = logging.getLogger("maillist.delivery")
-SIGNERS = 2  # processes signing personalised copies (DKIM)
 CLAIM = 20  # batches a sender takes at once; only the one in flight can be sent twice
 IDLE_POLL = 1.0
 EXPAND_GATHER = 0.005  # seconds for a burst of accepted posts to gather before expanding them
@@ -65,7 +61,7 @@ class DeliveryWorkers:
         self._stopping = False
         self._stop_event = asyncio.Event()
         self._claimed: set[int] = set()  # batches this process holds and has not recorded
-        self._signers: ProcessPoolExecutor | None = None  # DKIM for personalised copies
+        self._personal = PersonalSender(relay, templates)
         self._sending = Sending(
             store, directory, templates, give_up_after=give_up_after, lease=lease
         )
@@ -106,8 +102,7 @@ class DeliveryWorkers:
             await self._recorder_task
         await self._sending.release(sorted(self._claimed))
         await self._relay.close()
-        if self._signers is not None:
-            self._signers.shutdown(wait=False, cancel_futures=True)
+        self._personal.close()
 
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -220,23 +215,23 @@ class DeliveryWorkers:
             log.exception("releasing %d batch(es) failed; their lease will expire", len(batches))
 
     async def _record(
-        self, batch: Batch, list_id: int, result: Result, copy: bytes | None = None
+        self, batch: Batch, list_id: int, result: Result, digests: tuple[bytes, ...] = ()
     ) -> str:
         """Queue the result for the recorder and wait for its commit: a sender never starts its
         next transaction before the last one is on disk (the one-duplicate-per-worker bound)."""
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._records.put_nowait((Outcome(batch, list_id, result, copy), done))
+        self._records.put_nowait((Outcome(batch, list_id, result, digests), done))
         return await done
 
     async def _record_until_done(
-        self, batch: Batch, list_id: int, result: Result, copy: bytes | None = None
+        self, batch: Batch, list_id: int, result: Result, digests: tuple[bytes, ...] = ()
     ) -> str:
         """A result that was sent must be recorded (else it is sent again): retry while the
         database is unavailable, e.g. locked by a long admin command."""
         pause = 0.1
         while True:
             try:
-                return await self._record(batch, list_id, result, copy)
+                return await self._record(batch, list_id, result, digests)
             except Exception:
                 if self._stopping:
                     raise
@@ -263,38 +258,20 @@ class DeliveryWorkers:
                 if not done.done():
                     done.set_result(state)
 
-    def _signer(self) -> ProcessPoolExecutor:
-        if self._signers is None:
-            self._signers = ProcessPoolExecutor(
-                max_workers=SIGNERS, mp_context=multiprocessing.get_context("spawn")
-            )
-        return self._signers
-
     async def _send(self, batch: Batch, job: SendJob) -> None:
-        personal: bytes | None = None
-        if job.copy.personalized:
-            member = batch.recipients[0]
-            data = deliveries.build_copy(
-                job.raw, job.message_id, job.mlist, job.author, self._templates,
-                member=member, person_id=job.person_ids.get(member.lower()), secret=job.secret,
-                base=job.base,
-            )  # fmt: skip
-            sender = deliveries.verp(job.mlist, member)
-            if job.dkim is not None:  # 2 ms of sealing per copy: in a worker process, off the loop
-                data = await asyncio.get_running_loop().run_in_executor(
-                    self._signer(), signing.sign, data, job.dkim, job.results
-                )
-            personal = data
-        else:
-            data = job.copy.rendered or b""
-            sender = job.copy.envelope_from
         started = datetime.now(UTC)
-        result = await self._relay.send(sender, batch.recipients, data)
+        digests: tuple[bytes, ...] = ()
+        if job.copy.personalized:
+            result, digests = await self._personal.send(batch, job)
+        else:
+            result = await self._relay.send(
+                job.copy.envelope_from, batch.recipients, job.copy.rendered or b""
+            )
         deliveries_total = self._metrics.deliveries
         deliveries_total.labels("sent").inc(len(result.sent))
         deliveries_total.labels("deferred").inc(len(result.deferred))
         deliveries_total.labels("failed").inc(len(result.failed))
-        state = await self._record_until_done(batch, job.mlist.id, result, personal)
+        state = await self._record_until_done(batch, job.mlist.id, result, digests)
         log.info(
             "delivery <%s> list=%s batch=%d recipients=%d sent=%d deferred=%d failed=%d -> %s (%.0f ms)%s",
             job.message_id, job.mlist.address, batch.id, len(batch.recipients), len(result.sent),

@@ -89,20 +89,20 @@ class Parts:
         return cls(fields, body)
 
     def names(self) -> list[str]:
-        return [_name(f) for f in self.fields]
+        return [field_name(f) for f in self.fields]
 
     def drop(self, names: frozenset[str] | set[str] | tuple[str, ...]) -> list[bytes]:
-        dropped = [f for f in self.fields if _name(f) in names]
-        self.fields = [f for f in self.fields if _name(f) not in names]
+        dropped = [f for f in self.fields if field_name(f) in names]
+        self.fields = [f for f in self.fields if field_name(f) not in names]
         return dropped
 
     def get(self, name: str) -> bytes | None:
-        return next((f for f in self.fields if _name(f) == name), None)
+        return next((f for f in self.fields if field_name(f) == name), None)
 
     def replace(self, name: str, value: str) -> None:
         """Put `Name: value` where the first such field was (or at the end), dropping the others."""
         line = header_line(name, value)
-        index = next((i for i, f in enumerate(self.fields) if _name(f) == name.lower()), None)
+        index = next((i for i, f in enumerate(self.fields) if field_name(f) == name.lower()), None)
         self.drop({name.lower()})
         if index is None:
             self.fields.append(line)
@@ -116,7 +116,7 @@ class Parts:
         return b"".join(self.fields) + CRLF + self.body
 
 
-def _name(field: bytes) -> str:
+def field_name(field: bytes) -> str:
     return field.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
 
 
@@ -169,18 +169,37 @@ def sub_address(mlist: MailingList, suffix: str, tag: str = "") -> str:
 
 def list_headers(mlist: MailingList, author: Author, copy: Copy) -> list[tuple[str, str]]:
     """RFC 2919 List-Id and RFC 2369 List-* fields, Precedence, X-Loop, and the author's badges."""
-    unsubscribe = [f"<mailto:{copy.unsubscribe_mailto or sub_address(mlist, 'leave')}>"]
-    if copy.unsubscribe_url:
-        unsubscribe.append(f"<{copy.unsubscribe_url}>")
-    headers = [
+    return [
+        *_fields_before(mlist),
+        *unsubscribe_fields(mlist, copy.unsubscribe_mailto, copy.unsubscribe_url),
+        *_fields_after(mlist, author, copy),
+    ]
+
+
+def _fields_before(mlist: MailingList) -> list[tuple[str, str]]:
+    return [
         ("List-Id", list_id(mlist)),
         ("List-Post", f"<mailto:{mlist.address}>"),
         ("List-Help", f"<mailto:{sub_address(mlist, 'request')}?subject=help>"),
         ("List-Subscribe", f"<mailto:{sub_address(mlist, 'join')}>"),
-        ("List-Unsubscribe", ", ".join(unsubscribe)),
     ]
-    if copy.unsubscribe_url:
-        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+
+
+def unsubscribe_fields(mlist: MailingList, mailto: str, url: str) -> list[tuple[str, str]]:
+    """List-Unsubscribe (the member's own `-leave+TOKEN` address and one-click `url` on a
+    personalised copy) and, with a url, RFC 8058's List-Unsubscribe-Post: the fields that make
+    one member's copy differ from another's (mail/personal.py)."""
+    unsubscribe = [f"<mailto:{mailto or sub_address(mlist, 'leave')}>"]
+    if url:
+        unsubscribe.append(f"<{url}>")
+    fields = [("List-Unsubscribe", ", ".join(unsubscribe))]
+    if url:
+        fields.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return fields
+
+
+def _fields_after(mlist: MailingList, author: Author, copy: Copy) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
     if mlist.web_url and mlist.archive != "none":  # `serve --http-port` answers both
         headers.append(("List-Archive", f"<{mlist.web_url}{urls.list_url(mlist.address)}>"))
         if copy.message_id:  # RFC 5064
@@ -259,7 +278,7 @@ def _drop_own_results(parts: Parts, authserv_id: str) -> None:
     parts.fields = [
         f
         for f in parts.fields
-        if _name(f) != "authentication-results"
+        if field_name(f) != "authentication-results"
         or f.split(b":", 1)[1].split(b";", 1)[0].strip().lower() != own
     ]
 
@@ -307,7 +326,7 @@ def _wrap_original(parts: Parts, raw: bytes) -> None:
     """The post, byte for byte, as a message/rfc822 part of a message the list writes: its
     fields are the munged ones, its threading fields the post's."""
     boundary = "maillist-wrap-" + hashlib.sha256(raw).hexdigest()[:24]
-    parts.fields = [f for f in parts.fields if _name(f) in _WRAP_KEEP]
+    parts.fields = [f for f in parts.fields if field_name(f) in _WRAP_KEEP]
     parts.add("MIME-Version", "1.0")
     parts.add("Content-Type", f'multipart/mixed; boundary="{boundary}"')
     original = raw if raw.endswith(CRLF) else raw + CRLF
@@ -320,19 +339,30 @@ def _wrap_original(parts: Parts, raw: bytes) -> None:
 
 def finish(base: Parts, copy: Copy) -> bytes:
     """List fields and footer on top of `base` (left as it was, so it can serve the next member)."""
+    before, after = around_unsubscribe(base, copy)
+    fields = unsubscribe_fields(copy.mlist, copy.unsubscribe_mailto, copy.unsubscribe_url)
+    return b"".join([*before, *(header_line(n, v) for n, v in fields), *after])
+
+
+def around_unsubscribe(base: Parts, copy: Copy) -> tuple[list[bytes], list[bytes]]:
+    """The copy as `finish` makes it, cut where the List-Unsubscribe fields go: the header
+    fields before them, and the fields after them followed by the blank line and the body (the
+    footer appended first: it only touches Content-* fields and the body)."""
     parts = Parts(list(base.fields), base.body)
-    for name, value in (*list_headers(copy.mlist, copy.author, copy), *copy.extra):
-        parts.add(name, value)
     if copy.footer:
         add_footer(parts, copy.footer)
-    return parts.to_bytes()
+    before = [*parts.fields, *(header_line(n, v) for n, v in _fields_before(copy.mlist))]
+    after = [
+        header_line(n, v) for n, v in (*_fields_after(copy.mlist, copy.author, copy), *copy.extra)
+    ]
+    return before, [*after, CRLF + parts.body]
 
 
 CACHED_CONTENT_BYTES = 4096  # a real post's Content-* fields; larger ones are parsed each time
 
 
 def _content(parts: Parts) -> Message:
-    fields = b"".join(f for f in parts.fields if _name(f).startswith("content-"))
+    fields = b"".join(f for f in parts.fields if field_name(f).startswith("content-"))
     if len(fields) > CACHED_CONTENT_BYTES:  # the cache is keyed by sender input: bound its bytes
         return _parse_content(fields)
     return _content_of(fields)

@@ -11,19 +11,29 @@ dkimpy does the canonicalisation and the headers; its RSA is pure Python (8.7 ms
 signature here, three per copy). The RSA step is done by OpenSSL instead (cryptography: 0.4 ms):
 `_openssl_rsa` replaces dkimpy's module-level `RSASSA_PKCS1_v1_5_sign`, which its gen_header
 calls by that global name (dkimpy >= 1.1; tests/test_upstream_guard.py checks it still does).
-PKCS#1 v1.5 signatures are deterministic: the bytes are the same as dkimpy's own (tested)."""
+PKCS#1 v1.5 signatures are deterministic: the bytes are the same as dkimpy's own (tested).
+
+Personalised copies of one post differ only in header fields (mail/personal.py): their body is
+canonicalised and hashed once (`body_hash`) and `sign_heads` signs each copy's header block
+alone, through dkimpy's own `DKIM.gen_header` (the header canonicalisation, the field list, the
+folding): per copy one RSA signature and about 0.1 ms besides."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import dkim  # type: ignore[import-untyped]  # dkimpy ships no type information
+import dkim.crypto  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
+from dkim.canonicalization import CanonicalizationPolicy  # type: ignore[import-untyped]
 
 from maillist.errors import MaillistError
 
@@ -172,3 +182,83 @@ def _dkim(
     except Exception:  # dkim.DKIMException and anything a hostile post provokes
         return None
     return bytes(field) + data
+
+
+RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+
+
+def body_hash(body: bytes) -> bytes:
+    """The bh= of a relaxed/relaxed signature over `body`: base64 SHA-256 of its canonical form
+    (the same for rsa-sha256 and ed25519-sha256)."""
+    return base64.b64encode(hashlib.sha256(RELAXED.canonicalize_body(body)).digest())
+
+
+def signed_fields(head: bytes) -> tuple[bytes, ...]:
+    """What the list signs of a copy with this header block (SIGNED, where present)."""
+    present = _present(head + b"\r\n")
+    return tuple(h for h in SIGNED if h in present or h == b"from")
+
+
+@lru_cache(maxsize=16)
+def _private(key: str, algorithm: bytes) -> Any:
+    """dkimpy's parsed form of a key (its ASN.1 parser is pure Python: once per key)."""
+    if algorithm == b"ed25519-sha256":
+        import nacl.encoding  # dkimpy's own Ed25519 dependency
+        import nacl.signing
+
+        return nacl.signing.SigningKey(key.encode(), encoder=nacl.encoding.Base64Encoder)
+    return dkim.crypto.parse_pem_private_key(key.encode())
+
+
+def sign_heads(
+    keys: Keys, bh: bytes, include: Sequence[bytes], heads: Sequence[bytes]
+) -> list[bytes]:
+    """For each header block (ending in CRLF, no blank line) of copies whose body hashes to
+    `bh`: the DKIM-Signature field(s) to put on top, RSA first then Ed25519 above it when the
+    domain has that key. Raises SigningFailed if an RSA signature cannot be made; an Ed25519
+    one that cannot is left out (as `sign`). Run in a signer process (delivery/worker.py)."""
+    _use_openssl()
+    out: list[bytes] = []
+    for head in heads:
+        field = _head_signature(
+            head, keys.selector, keys.domain, keys.rsa, include, bh, b"rsa-sha256"
+        )
+        if field is None:
+            raise SigningFailed(f"the DKIM signature for {keys.domain} could not be made")
+        if keys.ed25519:
+            second = _head_signature(
+                head, keys.ed25519_selector, keys.domain, keys.ed25519, include, bh,
+                b"ed25519-sha256",
+            )  # fmt: skip
+            field = (second or b"") + field
+        out.append(field)
+    return out
+
+
+def _head_signature(
+    head: bytes,
+    selector: str,
+    domain: str,
+    key: str,
+    include: Sequence[bytes],
+    bh: bytes,
+    algorithm: bytes,
+) -> bytes | None:
+    """dkim.sign's field for a message with this head and a body hashing to `bh`: the same tags
+    in the same order, made by the same `gen_header` (tests/test_signing.py verifies both)."""
+    try:
+        signer = dkim.DKIM(head + b"\r\n", signature_algorithm=algorithm)
+        signer.hasher = dkim.HASH_ALGORITHMS[algorithm]
+        d = domain.encode()
+        tags = [
+            (b"v", b"1"), (b"a", algorithm), (b"c", RELAXED.to_c_value()), (b"d", d),
+            (b"i", b"@" + d), (b"q", b"dns/txt"), (b"s", selector.encode()),
+            (b"t", str(int(time.time())).encode("ascii")), (b"h", b" : ".join(include)),
+            (b"bh", bh), (b"b", b"0" * 60),
+        ]  # fmt: skip
+        value = signer.gen_header(
+            tags, tuple(include), RELAXED, b"DKIM-Signature", _private(key, algorithm)
+        )
+    except Exception:  # dkim.DKIMException, a key dkimpy cannot read, a hostile header
+        return None
+    return b"DKIM-Signature: " + bytes(value)

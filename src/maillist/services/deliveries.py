@@ -10,7 +10,7 @@ import logging
 import random
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from maillist import clock
@@ -84,31 +84,43 @@ def build_copy(
 ) -> bytes:
     """One list copy; `base` (render.edited, once per post) spares personalised copies the shared
     edits. A personalised copy (member and person_id given) carries the member's own
-    unsubscribe token in its List-Unsubscribe header: `LIST-leave+TOKEN@` and, with a web_url,
-    an RFC 8058 one-click link. Never in the body: a reply that quotes the whole post would
-    hand the token (which acts alone) to everyone on the list. The footer names the plain
-    `LIST-leave@`, which asks the sender's mailbox for a confirmation."""
-    leave = render.sub_address(mlist, "leave")
-    unsubscribe_mailto, url = leave, ""
-    if member is not None and person_id is not None and secret:
-        token = tokens.member_token(secret, tokens.UNSUBSCRIBE, mlist.address, member, person_id)
-        unsubscribe_mailto = render.sub_address(mlist, "leave", token)
-        if mlist.web_url:
-            url = unsubscribe_url(mlist, token)
-    footer = None
-    if mlist.footer:
-        footer = templates.footer(mlist, author, leave, member)
-    copy = render.Copy(
-        mlist=mlist,
-        author=author,
-        message_id=message_id,
-        footer=footer,
-        unsubscribe_mailto=unsubscribe_mailto,
-        unsubscribe_url=url,
-    )
+    unsubscribe token in its List-Unsubscribe header (unsubscribe_for). The footer names the
+    plain `LIST-leave@`, which asks the sender's mailbox for a confirmation."""
+    mailto, url = unsubscribe_for(mlist, member, person_id, secret)
+    copy = personal_base(mlist, author, message_id, templates, member)
     if base is None:
         base = render.edited(raw, mlist, message_id)
-    return render.finish(base, copy)
+    return render.finish(base, replace(copy, unsubscribe_mailto=mailto, unsubscribe_url=url))
+
+
+def personal_base(
+    mlist: MailingList,
+    author: render.Author,
+    message_id: str,
+    templates: Templates,
+    member: str | None = None,
+) -> render.Copy:
+    """What a post's copy is made of besides the member's own List-Unsubscribe fields."""
+    leave = render.sub_address(mlist, "leave")
+    footer = templates.footer(mlist, author, leave, member) if mlist.footer else None
+    return render.Copy(
+        mlist=mlist, author=author, message_id=message_id, footer=footer,
+        unsubscribe_mailto=leave,
+    )  # fmt: skip
+
+
+def unsubscribe_for(
+    mlist: MailingList, member: str | None, person_id: int | None, secret: str
+) -> tuple[str, str]:
+    """(mailto, one-click url) of a personalised copy's List-Unsubscribe: `LIST-leave+TOKEN@`
+    and, with a web_url, an RFC 8058 link. Never in the body: a reply that quotes the whole post
+    would hand the token (which acts alone) to everyone on the list. Without a member or a
+    person: the plain `LIST-leave@` and no link."""
+    if member is None or person_id is None or not secret:
+        return render.sub_address(mlist, "leave"), ""
+    token = tokens.member_token(secret, tokens.UNSUBSCRIBE, mlist.address, member, person_id)
+    url = unsubscribe_url(mlist, token) if mlist.web_url else ""
+    return render.sub_address(mlist, "leave", token), url
 
 
 def batches(recipients: Sequence[str], size: int) -> list[tuple[str, ...]]:
@@ -193,8 +205,9 @@ def _plan(
         key = db_dkim.key_for(conn, mlist.domain)
         if key is not None:  # sealed once here, outside the write lock (3 RSA signatures)
             copy = signing.sign(copy, key, post.auth or NO_RESULTS)
-    # Personalised copies are made (and remembered, mail/loops.py) one by one as they are sent.
-    groups = [(m,) for m in members] if mlist.personalize else batches(members, mlist.batch_size)
+    # Personalised copies are made (and remembered, mail/loops.py) as their batch is sent: one
+    # SMTP transaction per member, several members per batch (one row, one claim, one record).
+    groups = batches(members, mlist.batch_size)
     return Slice(
         source, mlist.id, tuple(groups), len(members), rows[-1][:2] if rows else source.expanded_to,
         done=len(rows) < limit, first=first, personalized=mlist.personalize, copy=copy,
@@ -261,9 +274,9 @@ def release(conn: Conn, batch_ids: Sequence[int]) -> None:
     sql.release(conn, batch_ids, clock.iso(clock.now()))
 
 
-def remember_copy(conn: Conn, list_id: int, copy: bytes) -> None:
-    """A personalised copy, as it is sent (mail/loops.py)."""
-    db_copies.remember(conn, list_id, [loops.body_digest(copy)], clock.iso(clock.now()))
+def remember_copies(conn: Conn, list_id: int, digests: Sequence[bytes]) -> None:
+    """The body digests of personalised copies as they were sent (mail/loops.py)."""
+    db_copies.remember(conn, list_id, list(dict.fromkeys(digests)), clock.iso(clock.now()))
 
 
 def fail_batch(conn: Conn, batch: sql.Batch, error: str) -> None:
@@ -400,7 +413,7 @@ def member_ids(
     for batch in claimed:
         job = jobs.get(batch.job_id)
         if job is not None and job.copy.personalized:
-            wanted.setdefault(batch.job_id, []).append(batch.recipients[0])
+            wanted.setdefault(batch.job_id, []).extend(batch.recipients)
     if wanted:
         found = db_people.ids_for(conn, [a for addresses in wanted.values() for a in addresses])
         for job_id, addresses in wanted.items():

@@ -36,7 +36,7 @@ class Outcome:
     batch: Batch
     list_id: int
     result: Result
-    copy: bytes | None = None  # a personalised copy as sent (remembered for loop detection)
+    digests: tuple[bytes, ...] = ()  # personalised copies' body digests (loop detection)
 
 
 class Sending:
@@ -126,8 +126,8 @@ class Sending:
         def transaction(conn: Conn) -> list[str]:
             states: list[str] = []
             for o in outcomes:
-                if o.copy is not None and o.result.sent:
-                    deliveries.remember_copy(conn, o.list_id, o.copy)
+                if o.digests and o.result.sent:
+                    deliveries.remember_copies(conn, o.list_id, o.digests)
                 state = deliveries.record(
                     conn, o.batch, o.list_id, o.result, give_up_after=self._give_up_after,
                     notifier=self._notifier,
