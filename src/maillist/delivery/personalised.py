@@ -52,11 +52,8 @@ class PersonalSender:
         else:
             fields = [made.fields(*self._unsubscribe(job, m)) for m in members]
             signatures = [b""] * len(members)
-            if made.include and job.dkim is not None:
-                heads = [made.head(f) for f in fields]
-                signatures = await self._in_signer(
-                    signing.sign_heads, job.dkim, made.body_hash, made.include, heads
-                )
+            if made.signer is not None:
+                signatures = await self._in_signer(signing.sign_each, made.signer, fields)
             copies = [made.copy(f, s) for f, s in zip(fields, signatures, strict=True)]
             digests = (made.digest,)
         results = [

@@ -10,7 +10,7 @@ Signed, the shared parts are signed once too: the body's hash (signing.body_hash
 (RFC 8617), whose ARC-Message-Signature covers what every copy shares and not the member's
 fields, so one seal serves every copy. What is left per member is the DKIM-Signature over the
 header fields it covers, the member's List-Unsubscribe ones included (RFC 8058 one-click needs
-them signed): one RSA signature (signing.sign_heads, in a signer process)."""
+them signed): one RSA signature (signing.HeadSigner, in a signer process)."""
 
 from __future__ import annotations
 
@@ -26,20 +26,13 @@ class PersonalCopies:
     before: bytes  # the ARC set (when sealed) and the header fields before the gap
     after: bytes  # the header fields after it, the blank line and the body
     digest: bytes  # the body's loop digest (mail/loops.py): the same for every copy
-    include: tuple[bytes, ...] = ()  # what each DKIM signature covers (empty: unsigned)
-    body_hash: bytes = b""
-    signed_before: bytes = b""  # only the covered fields: what the signer needs to see
-    signed_after: bytes = b""
+    signer: signing.HeadSigner | None = None  # None: unsigned
 
     def fields(self, mailto: str, url: str) -> bytes:
         """One member's List-Unsubscribe fields."""
         return b"".join(
             render.header_line(n, v) for n, v in render.unsubscribe_fields(self.mlist, mailto, url)
         )
-
-    def head(self, fields: bytes) -> bytes:
-        """The covered header fields of the copy with these member fields (signing.sign_heads)."""
-        return self.signed_before + fields + self.signed_after
 
     def copy(self, fields: bytes, signature: bytes = b"") -> bytes:
         return signature + self.before + fields + self.after
@@ -73,9 +66,9 @@ def prepare(
         head_before + b"".join(render.header_line(n, v) for n, v in sample) + b"".join(after_fields)
     )
     covered = {name.decode() for name in include}
-    return PersonalCopies(
-        copy.mlist, head_before, rest, digest, include,
-        signing.body_hash(after[-1][2:]),
+    signer = signing.HeadSigner.make(
+        keys, include, signing.body_hash(after[-1][2:]),
         b"".join(f for f in before if render.field_name(f) in covered),
         b"".join(f for f in after_fields if render.field_name(f) in covered),
     )  # fmt: skip
+    return PersonalCopies(copy.mlist, head_before, rest, digest, signer)
