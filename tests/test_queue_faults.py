@@ -49,6 +49,9 @@ class Flaky:
             raise ValueError("line too long in pipelined reply")
         return await self.outbox.send(envelope_from, recipients, data)
 
+    async def send_each(self, items: Sequence[tuple[str, Sequence[str], bytes]]) -> list[Result]:
+        return [await self.send(sender, recipients, data) for sender, recipients, data in items]
+
     async def close(self) -> None:
         return None
 
@@ -115,12 +118,13 @@ async def test_an_exception_while_sending_defers_the_batch(
     assert stuck and all(s[0] == "deferred" and s[1] == 1 for s in stuck), states
     assert all("ValueError: line too long" in str(s[2]) for s in stuck)
     delivered = len(list((tmp_path / "outbox" / "new").iterdir()))
-    # Every copy not for bob arrived (two posts to three members, authors included by default):
-    # a personalised batch is one transaction a member, and only bob's waits; a shared batch
-    # holds bob with the others of his domain, so they wait with him.
-    assert delivered == (4 if personalize else 0), states
+    # Two posts to three members (authors included by default), one batch each. A shared batch
+    # is one transaction: bob's fault holds his domain's others with him. A personalised batch
+    # is a transaction a member: anne's copies went before bob's raised, and the batch waits
+    # with every member (a fault of the transport itself: at most the batch in flight is sent
+    # again, as after a crash).
+    assert delivered == (2 if personalize else 0), states
     assert len(states) == 2
-    assert all(s[3] == "bob@example.org" for s in stuck) or not personalize, states
     # status shows when each error happened, not when the next attempt comes.
     errors = json.loads(cli("status", "--json").out)["last_errors"]
     nexts = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from maillist.delivery.relay import RelaySettings, SmtpRelay
@@ -113,3 +115,123 @@ async def test_an_address_that_cannot_be_written_fails_without_raising() -> None
             await relay.close()
     assert result.sent == () and "unsafe envelope address" in result.failed[0][1]
     assert after.sent == tuple(RCPTS)
+
+
+def copies(rcpts: list[str]) -> list[tuple[str, tuple[str, ...], bytes]]:
+    """Personalised copies: a transaction a member, each with its own sender and content."""
+    return [
+        (f"l-bounces+{r.replace('@', '=')}@example.org", (r,), DATA + f"for {r}\r\n".encode())
+        for r in rcpts
+    ]
+
+
+@MODES
+async def test_copies_in_a_row_each_reach_their_member_intact(pipelining: bool) -> None:
+    members = [f"m{i}@example.org" for i in range(12)]
+    runner = RunningSink(Sink(pipelining=pipelining))
+    with runner as sink:
+        relay = SmtpRelay(RelaySettings("127.0.0.1", runner.port, timeout=10))
+        try:
+            results = await relay.send_each(copies(members))
+            again = await relay.send_each(copies(members[:2]))  # the connection is reusable
+        finally:
+            await relay.close()
+    assert results == [Result(sent=(m,)) for m in members]
+    assert again == [Result(sent=(m,)) for m in members[:2]]
+    got = [(m.mail_from, m.rcpts, m.data) for m in sink.received[: len(members)]]
+    assert got == [(s, list(r), d) for s, r, d in copies(members)]
+
+
+@MODES
+async def test_copies_in_a_row_answer_each_refusal_alone(pipelining: bool) -> None:
+    members = [f"m{i}@example.org" for i in range(6)]
+    refuse = {"m1@example.org": "550 5.1.1 no such user", "m4@example.org": "450 4.2.1 busy"}
+    runner = RunningSink(Sink(pipelining=pipelining, refuse=refuse))
+    with runner as sink:
+        relay = SmtpRelay(RelaySettings("127.0.0.1", runner.port, timeout=10))
+        try:
+            results = await relay.send_each(copies(members))
+        finally:
+            await relay.close()
+    assert [r.sent for r in results] == [(m,) if m not in refuse else () for m in members]
+    assert results[1].failed[0][1].startswith("550") and results[4].deferred[0][1].startswith("450")
+    assert sorted(r for m in sink.received for r in m.rcpts) == sorted(set(members) - set(refuse))
+
+
+@pytest.mark.parametrize(
+    ("reply", "state"), [("452 4.3.1 full", "deferred"), ("554 5.6.0 no", "failed")]
+)
+async def test_copies_in_a_row_whose_content_is_refused(reply: str, state: str) -> None:
+    runner = RunningSink(Sink(pipelining=True, data_reply=reply))
+    with runner:
+        relay = SmtpRelay(RelaySettings("127.0.0.1", runner.port, timeout=10))
+        try:
+            results = await relay.send_each(copies(RCPTS))
+        finally:
+            await relay.close()
+    for result, member in zip(results, RCPTS, strict=True):
+        outcome = result.deferred if state == "deferred" else result.failed
+        assert result.sent == () and outcome == ((member, reply),)
+
+
+async def test_a_relay_that_drops_mid_row_keeps_what_it_answered() -> None:
+    """A raw SMTP server that hangs up after accepting two messages: those two are sent, the
+    rest wait (deferred), nothing is reported sent that was not answered."""
+    accepted = 0
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        writer.write(b"220 raw ESMTP\r\n")
+        in_data = False
+        while line := await reader.readline():
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    accepted += 1
+                    if accepted == 2:
+                        writer.write(b"250 2.0.0 ok\r\n")
+                        await writer.drain()
+                        writer.close()
+                        return
+                    writer.write(b"250 2.0.0 ok\r\n")
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-raw\r\n250 PIPELINING\r\n")
+            elif verb == b"DATA":
+                in_data = True
+                writer.write(b"354 go\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+            else:
+                writer.write(b"250 ok\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    relay = SmtpRelay(RelaySettings("127.0.0.1", port, timeout=10))
+    members = [f"m{i}@example.org" for i in range(5)]
+    try:
+        results = await asyncio.wait_for(relay.send_each(copies(members)), 30)
+    finally:
+        await relay.close()
+        server.close()
+        await server.wait_closed()
+    assert [r.sent for r in results[:2]] == [(members[0],), (members[1],)]
+    assert all(r.sent == () and r.deferred for r in results[2:]), results
+    assert all(r.deferred[0][0] == m for r, m in zip(results[2:], members[2:], strict=True))
+
+
+async def test_a_copy_whose_address_cannot_be_written_fails_alone() -> None:
+    runner = RunningSink(Sink(pipelining=True))
+    with runner as sink:
+        relay = SmtpRelay(RelaySettings("127.0.0.1", runner.port, timeout=10))
+        try:
+            items = copies(RCPTS)
+            items[1] = (items[1][0], ("b@example.org>x",), items[1][2])
+            results = await relay.send_each(items)
+        finally:
+            await relay.close()
+    assert results[0].sent == ("a@example.org",) and results[2].sent == ("c@example.org",)
+    assert "unsafe envelope address" in results[1].failed[0][1]
+    assert sorted(r for m in sink.received for r in m.rcpts) == ["a@example.org", "c@example.org"]

@@ -8,27 +8,25 @@ must not wait on it), a batch's signatures in one call, not one call a copy. A f
 the member (Templates.footer_names_member) makes every body different: then each copy is built
 and signed, ARC set included, on its own (signing.sign: three RSA signatures a copy).
 
-A batch's transactions are recorded together, so a crash re-sends at most the batch in flight
-(as for a shared copy's one transaction to the batch's recipients)."""
+A batch's transactions go through one relay connection, each one's content with the next one's
+commands (delivery/pipelining.py), and are recorded together, so a crash re-sends at most the
+batch in flight (as for a shared copy's one transaction to the batch's recipients)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
-from maillist import replies
 from maillist.delivery.relay import Relay
 from maillist.mail import loops, personal, signing
 from maillist.services import deliveries
 from maillist.services.deliveries import Batch, SendJob
-from maillist.smtpresult import Result, everyone, merged
+from maillist.smtpresult import Result, merged
 from maillist.templating import Templates
 
-log = logging.getLogger("maillist.delivery")
 T = TypeVar("T")
 SIGNERS = 2  # signer processes: the cores of a small server
 KEPT = 64  # posts whose made copies are kept (a post's batches are claimed close together)
@@ -56,21 +54,11 @@ class PersonalSender:
                 signatures = await self._in_signer(signing.sign_each, made.signer, fields)
             copies = [made.copy(f, s) for f, s in zip(fields, signatures, strict=True)]
             digests = (made.digest,)
-        results = [
-            await self._transaction(batch, job, member, data)
+        items = [
+            (deliveries.verp(job.mlist, member), (member,), data)
             for member, data in zip(members, copies, strict=True)
         ]
-        return merged(results), digests
-
-    async def _transaction(self, batch: Batch, job: SendJob, member: str, data: bytes) -> Result:
-        """One member's copy; a fault of ours (not the relay's answer) defers that member alone:
-        the members sent before it in the batch are recorded as sent, not sent again."""
-        try:
-            return await self._relay.send(deliveries.verp(job.mlist, member), [member], data)
-        except Exception as exc:
-            log.exception("sending batch %d to one member failed", batch.id)
-            reply = replies.SEND_FAILED(error=f"{type(exc).__name__}: {exc}")
-            return everyone([member], reply, temporary=True)
+        return merged(await self._relay.send_each(items)), digests
 
     def close(self) -> None:
         if self._signers is not None:

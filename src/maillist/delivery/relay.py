@@ -12,7 +12,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from maillist.delivery.pipelining import PipelinedConnection, UnsafeAddress
+from maillist.delivery.pipelining import PipelinedConnection, Transaction, UnsafeAddress
 from maillist.mail.downgrade import downgrade, needs_smtputf8
 from maillist.smtpresult import Result, classify, everyone
 
@@ -22,6 +22,10 @@ QUIT_SECONDS = 5.0
 
 class Relay(Protocol):
     async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> Result: ...
+
+    async def send_each(self, items: Sequence[Transaction]) -> list[Result]:
+        """Several transactions (personalised copies), a result for each; never raises."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -86,6 +90,48 @@ class SmtpRelay:
             self._drop_idle()
             result, _ = await self._attempt(envelope_from, recipients, data)
         return result
+
+    async def send_each(self, items: Sequence[Transaction]) -> list[Result]:
+        """Several transactions on one connection, pipelined one after another when the relay
+        allows (one round trip each); one at a time through `send` otherwise, and for a copy
+        that needs SMTPUTF8. Never raises: what the relay did not answer waits (deferred)."""
+        results: list[Result] = []
+        retried = False
+        while len(results) < len(items):
+            rest = items[len(results) :]
+            pooled = bool(self._idle)
+            try:
+                client = self._idle.pop() if self._idle else await self._connect()
+            except Exception as exc:  # as in _attempt: every copy left waits
+                reply = f"relay unreachable: {_text(exc)}"
+                return results + [everyone(r, reply, temporary=True) for _, r, _ in rest]
+            plain = [item for item in rest if not needs_smtputf8(item[0], list(item[1]), item[2])]
+            if not isinstance(client, PipelinedConnection) or len(plain) < len(rest):
+                self._idle.append(client)
+                for sender, recipients, data in rest:
+                    results.append(await self.send(sender, recipients, data))
+                return results
+            answered = len(results)
+            try:
+                await client.transactions(rest, results)
+            except UnsafeAddress:  # one copy's address: the others go one at a time
+                self._idle.append(client)
+                for sender, recipients, data in rest:
+                    results.append(await self.send(sender, recipients, data))
+                return results
+            except Exception as exc:  # broken, timed out, garbled: what was answered stands
+                client.close()
+                if pooled and not retried and len(results) == answered:
+                    retried = True  # a dead pooled connection (as in send): once on a new one
+                    self._drop_idle()
+                    continue
+                reply = f"relay error: {_text(exc)}"
+                return results + [
+                    everyone(r, reply, temporary=True) for _, r, _ in items[len(results) :]
+                ]
+            if client.usable:
+                self._idle.append(client)
+        return results
 
     async def _attempt(
         self, envelope_from: str, recipients: Sequence[str], data: bytes
@@ -216,6 +262,9 @@ class MaildirOutbox:
         except Exception as exc:
             return everyone(recipients, f"outbox error: {_text(exc)}", temporary=True)
         return Result(sent=tuple(recipients))
+
+    async def send_each(self, items: Sequence[Transaction]) -> list[Result]:
+        return [await self.send(sender, recipients, data) for sender, recipients, data in items]
 
     def _write(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> None:
         text = data.replace(b"\r\n", b"\n")
