@@ -221,27 +221,44 @@ def parsed(fields: bytes) -> list[Field]:
 @dataclass(frozen=True, slots=True)
 class HeadSigner:
     """DKIM signatures for copies of one post that differ only in some header fields (the
-    member's, mail/personal.py): the body hash and the canonical form of every shared field
-    covered are made once, so a copy costs the canonical form of its own fields, one SHA-256
-    and one RSA signature. The steps are dkimpy's (select_headers, its relaxed canonicalisation,
-    fold, RE_BTAG), in the order of its DKIM.gen_header: the field is the one dkim.sign makes
-    for the same copy at the same second (tests/test_signing.py)."""
+    member's List-Unsubscribe ones, mail/personal.py, which no shared field is named like): the
+    body hash, and which fields each name in h= selects with their canonical forms, are made
+    once, so a copy costs the canonical form of its own fields, one SHA-256 and one RSA
+    signature. The steps are dkimpy's (select_headers, its relaxed canonicalisation, fold,
+    RE_BTAG), in the order of its DKIM.gen_header: the field is the one dkim.sign makes for the
+    same copy at the same second (tests/test_personal.py)."""
 
     keys: Keys
     include: tuple[bytes, ...]
     body_hash: bytes
-    before: tuple[Field, ...]  # covered shared fields above the member's, canonical
-    after: tuple[Field, ...]  # and below them
+    # What h= hashes, in order: a shared field's canonical "name:value", or (as a 1-tuple) the
+    # name of a member field, filled in per copy.
+    plan: tuple[bytes | tuple[bytes], ...]
 
     @classmethod
     def make(
-        cls, keys: Keys, include: Sequence[bytes], body_hash: bytes, before: bytes, after: bytes
+        cls,
+        keys: Keys,
+        include: Sequence[bytes],
+        body_hash: bytes,
+        before: bytes,
+        after: bytes,
+        member: Sequence[bytes] = (b"list-unsubscribe", b"list-unsubscribe-post"),
     ) -> HeadSigner:
-        return cls(
-            keys, tuple(include), body_hash,
-            tuple(RELAXED.canonicalize_headers(parsed(before))),
-            tuple(RELAXED.canonicalize_headers(parsed(after))),
+        shared = RELAXED.canonicalize_headers(parsed(before) + parsed(after))
+        if any(name in member for name, _ in shared):
+            raise ValueError("a shared field is named like a member's")
+        gaps = [(name, b"") for name in member]  # where a member's fields would be selected
+        selected = dkim.select_headers(
+            RELAXED.canonicalize_headers(parsed(before)) + gaps
+            + RELAXED.canonicalize_headers(parsed(after)),
+            tuple(include),
         )  # fmt: skip
+        plan: list[bytes | tuple[bytes]] = []
+        for entry in selected:
+            name, value = entry
+            plan.append((name,) if any(entry is gap for gap in gaps) else name + b":" + value)
+        return cls(keys, tuple(include), body_hash, tuple(plan))
 
     def sign(self, member: bytes) -> bytes:
         """The DKIM-Signature field(s) of the copy with these member fields: RSA, with the
@@ -249,22 +266,24 @@ class HeadSigner:
         cannot be made; an Ed25519 one that cannot is left out (as `sign`)."""
         _use_openssl()
         try:
-            own = RELAXED.canonicalize_headers(parsed(member))
-            selected = dkim.select_headers([*self.before, *own, *self.after], self.include)
+            own = dict(RELAXED.canonicalize_headers(parsed(member)))  # the lowest of a name
         except Exception as exc:  # a member field dkimpy cannot read
             raise SigningFailed(f"the DKIM signature for {self.keys.domain}: {exc}") from None
+        hashed = b"".join(
+            step if isinstance(step, bytes) else step[0] + b":" + own[step[0]]
+            for step in self.plan
+            if isinstance(step, bytes) or step[0] in own
+        )
         keys = self.keys
-        field = self._field(selected, keys.selector, keys.rsa, b"rsa-sha256")
+        field = self._field(hashed, keys.selector, keys.rsa, b"rsa-sha256")
         if field is None:
             raise SigningFailed(f"the DKIM signature for {keys.domain} could not be made")
         if keys.ed25519:
-            second = self._field(selected, keys.ed25519_selector, keys.ed25519, b"ed25519-sha256")
+            second = self._field(hashed, keys.ed25519_selector, keys.ed25519, b"ed25519-sha256")
             field = (second or b"") + field
         return field
 
-    def _field(
-        self, selected: list[Field], selector: str, key: str, algorithm: bytes
-    ) -> bytes | None:
+    def _field(self, hashed: bytes, selector: str, key: str, algorithm: bytes) -> bytes | None:
         domain = self.keys.domain.encode()
         tags = [
             (b"v", b"1"), (b"a", algorithm), (b"c", RELAXED.to_c_value()), (b"d", domain),
@@ -276,9 +295,7 @@ class HeadSigner:
             value = dkim.fold(b"; ".join(b"=".join(t) for t in tags), namelen=len(_NAME))
             value = dkim.RE_BTAG.sub(b"\\1", value)
             ((own, unsigned),) = RELAXED.canonicalize_headers([(_NAME, b" " + value)])
-            digest = hashlib.sha256()
-            for name, text in selected:
-                digest.update(name + b":" + text)
+            digest = hashlib.sha256(hashed)
             digest.update(own + b":" + unsigned.rstrip())
             private = _private(key, algorithm)
             if algorithm == b"ed25519-sha256":
