@@ -60,6 +60,13 @@ class PersonalSender:
         ]
         return merged(await self._relay.send_each(items)), digests
 
+    def warm(self) -> None:
+        """Start the signer processes (a spawned interpreter takes a few hundred ms to import
+        what signs) before the first copy waits for them."""
+        signers = self._signer()
+        for _ in range(SIGNERS):
+            signers.submit(signing.ready)
+
     def close(self) -> None:
         if self._signers is not None:
             self._signers.shutdown(wait=False, cancel_futures=True)
@@ -97,8 +104,11 @@ class PersonalSender:
         return deliveries.unsubscribe_for(job.mlist, member, person, job.secret)
 
     async def _in_signer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._signer(), fn, *args)
+
+    def _signer(self) -> ProcessPoolExecutor:
         if self._signers is None:
             self._signers = ProcessPoolExecutor(
                 max_workers=SIGNERS, mp_context=multiprocessing.get_context("spawn")
             )
-        return await asyncio.get_running_loop().run_in_executor(self._signers, fn, *args)
+        return self._signers

@@ -76,6 +76,8 @@ class DeliveryWorkers:
             log.warning(
                 "%d batch(es) were being sent when maillist stopped: sending them again", again
             )
+        if await self._sending.signs_personalised():
+            self._personal.warm()  # the signer processes start now, not with the first copy
         self._tasks.append(asyncio.create_task(self._expander(), name="expander"))
         self._tasks.append(asyncio.create_task(self._reviewer(), name="bounce-review"))
         self._tasks.append(asyncio.create_task(self._reclaimer(), name="reclaim"))

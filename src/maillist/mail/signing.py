@@ -110,6 +110,11 @@ def _openssl_rsa(digest: Any, private_key: dict[str, int]) -> bytes:
     return key.sign(digest.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))
 
 
+def ready() -> None:
+    """Nothing: a signer process that ran this has imported what signs."""
+    _use_openssl()
+
+
 def _use_openssl() -> None:
     if dkim.RSASSA_PKCS1_v1_5_sign is not _openssl_rsa:
         dkim.RSASSA_PKCS1_v1_5_sign = _openssl_rsa

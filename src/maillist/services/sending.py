@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import partial
 
 from maillist.config import LEASE_SECONDS
+from maillist.db import dkim as db_dkim
 from maillist.db.store import Conn, Store
 from maillist.models import MailingList
 from maillist.services import bounces, deliveries, digests
@@ -56,6 +57,11 @@ class Sending:
         self._lease = lease
         self._notifier = Notifier(templates)  # tells a member whose bounces disabled delivery
         self._jobs: dict[int, SendJob | None] = {}
+
+    async def signs_personalised(self) -> bool:
+        """Whether a personalised list's domain has a DKIM key (its copies will be signed)."""
+        domains = {m.domain.lower() for m in self._directory.by_id().values() if m.personalize}
+        return bool(domains) and bool(domains & await self._store.read(db_dkim.domains))
 
     async def reset(self) -> int:
         """Batches that were being sent when the process stopped: due again."""
