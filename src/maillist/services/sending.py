@@ -113,10 +113,16 @@ class Sending:
                 else deliveries.load_job(conn, job_id, lists)
                 for job_id in {b.job_id for b in claimed}  # each job once, however many batches
             }
-            deliveries.member_ids(conn, jobs, claimed)
             return claimed, jobs
 
         claimed, jobs = await self._store.write(transaction, durable=False)
+        # The person ids of personalised batches' members (their unsubscribe tokens): thousands
+        # for one claim, read in the reader's thread, neither on the loop nor under the write
+        # lock that sessions' 250s wait for.
+        if any(job is not None and job.copy.personalized for job in jobs.values()):
+            await self._store.read(
+                lambda conn: deliveries.member_ids(conn, jobs, claimed), heavy=True
+            )
         if len(self._jobs) > JOBS_CACHED:
             self._jobs.clear()
         self._jobs.update((job_id, job) for job_id, job in jobs.items() if job is not None)
