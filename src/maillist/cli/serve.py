@@ -20,6 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from maillist import bodies
 from maillist.cli.runtime import config
 from maillist.config import LEASE_SECONDS, Config, describe
 from maillist.db.store import SERVER_CACHE_KIB
@@ -176,6 +177,8 @@ async def serve(
         if delivery.http_port is not None:
             display = Sandbox("display", DISPLAY_WORKERS)
             stack.push_async_callback(_step("display", display.close))
+            warming = display.warm(bodies.render, b"", "")  # the first page does not wait
+            stack.callback(warming.cancel)
             web = build_web(db, metrics, Templates(delivery.templates), notifier, display)
             http = await start_http(web, delivery.http_host, delivery.http_port)
             stack.push_async_callback(_step("http", _stop_http, http))
