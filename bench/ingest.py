@@ -2,7 +2,7 @@
 threaded, decided and given its fan-out job, 250 only after commit), against a bare aiosmtpd server
 that stores nothing, measured in the same run as the ceiling.
 
-    python bench/ingest.py --messages 4000 --runs 5 [--soak 100000]
+    python bench/ingest.py --messages 4000 --runs 5 [--size 4000] [--soak 100000]
 
 Load comes from Postfix's smtp-source (the bench installs Debian's postfix when it is missing and it
 runs as root), else from the lean asyncio generator in bench/loadgen.py (`--generator python`). Prints per-run figures and medians; --soak also sends
@@ -87,6 +87,7 @@ class Proc:
 
 
 GENERATOR = {"name": "auto"}
+SIZE = [1000]  # bytes of each post's body (smtp-source -l), set by --size
 
 
 def load(port: int, messages: int, clients: int, tag: str) -> float:
@@ -94,7 +95,7 @@ def load(port: int, messages: int, clients: int, tag: str) -> float:
     if GENERATOR["name"] == "smtp-source":
         start = time.perf_counter()
         subprocess.run(
-            ["smtp-source", "-s", str(clients), "-m", str(messages), "-l", "1000",
+            ["smtp-source", "-s", str(clients), "-m", str(messages), "-l", str(SIZE[0]),
              "-f", "load@example.org", "-t", LIST, f"127.0.0.1:{port}"],
             check=True, timeout=600,
         )  # fmt: skip
@@ -165,6 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--size", type=int, default=1000, help="bytes of each post (smtp-source)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--soak", type=int, default=0, help="posts for the memory soak (0: skip)")
     parser.add_argument(
@@ -185,6 +187,7 @@ def main() -> None:
     if generator == "auto":
         generator = "smtp-source" if shutil.which("smtp-source") else "python"
     GENERATOR["name"] = generator
+    SIZE[0] = args.size
     print(
         f"{args.messages:,} posts per run, {args.clients} concurrent clients, load from {generator}"
     )

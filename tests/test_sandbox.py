@@ -1,0 +1,60 @@
+"""The sandbox's workers start ahead of use, and a long thread's bodies are rendered across the
+display workers, each one right, in reply order."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import dbutil
+from maillist.db.store import Store
+from maillist.services.archive import Archive
+from maillist.services.sandbox import Sandbox
+from test_smtp_receive import admin
+
+LIST = "long@example.org"
+
+
+async def test_warm_starts_every_worker_before_the_first_call() -> None:
+    sandbox = Sandbox("warm-test", workers=2)
+    try:
+        await asyncio.wait_for(sandbox.warm(os.getpid), 60)
+        started = {p for p in (w._process for w in sandbox._workers) if p is not None}
+        assert len(started) == 2 and all(p.is_alive() for p in started)
+        pids = await asyncio.gather(*(sandbox.run(os.getpid, seconds=10) for _ in range(4)))
+        assert set(pids) == {p.pid for p in started}  # the same two: none started again
+    finally:
+        await sandbox.close()
+
+
+def thread_mbox(path: Path, posts: int) -> None:
+    with path.open("w") as out:
+        for n in range(posts):
+            parent = f"In-Reply-To: <t{n - 1}@example.org>\n" if n else ""
+            out.write(
+                f"From p{n}@example.org Mon Jan  1 00:00:00 2024\nFrom: P{n} <p{n}@example.org>\n"
+                f"To: {LIST}\nSubject: Long\nMessage-ID: <t{n}@example.org>\n{parent}"
+                f"Date: Mon, 01 Jan 2024 10:{n % 60:02d}:00 +0000\n\nPost number {n} here.\n\n"
+            )
+
+
+async def test_a_long_thread_is_rendered_across_the_display_workers(tmp_path: Path) -> None:
+    db = tmp_path / "long.db"
+    assert admin(db, "lists", "create", LIST).returncode == 0
+    assert admin(db, "lists", "set", LIST, "archive", "public").returncode == 0
+    thread_mbox(tmp_path / "t.mbox", 40)
+    assert admin(db, "archive", "import", LIST, str(tmp_path / "t.mbox")).returncode == 0
+    conn = dbutil.connect(db)
+    [(thread,)] = conn.execute("SELECT DISTINCT thread_id FROM messages").fetchall()
+    conn.close()
+    store = await Store.open(db)
+    display = Sandbox("display", workers=2)
+    try:
+        page = await Archive(store, display).thread(LIST, int(thread), "")
+    finally:
+        await display.close()
+        await store.close()
+    texts = [p.body.html if p.body else "" for p in page.posts]
+    assert [f"Post number {n} here." in t for n, t in enumerate(texts)] == [True] * 40, texts[:3]
+    assert not any("could not be displayed" in t for t in texts)
