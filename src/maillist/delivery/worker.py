@@ -1,8 +1,9 @@
 """Delivery workers inside `maillist serve`: expand accepted posts, send due batches, record.
 
 One expander turns fan-out jobs into batches (slice by slice, in the writer thread); N
-senders each claim due batches, send one SMTP transaction at a time through the relay, and record
-each result before the next send. A crash therefore re-sends at most the one transaction each
+senders each claim due batches, send one batch at a time through the relay (a shared copy's one
+SMTP transaction, or a personalised batch's transaction a member: delivery/personalised.py), and
+record each result before the next send. A crash therefore re-sends at most the one batch each
 sender had in flight (batches still `sending` at start-up are made due again)."""
 
 from __future__ import annotations
