@@ -39,22 +39,21 @@ def thread_mbox(path: Path, posts: int) -> None:
             )
 
 
-async def test_a_long_thread_is_rendered_across_the_display_workers(tmp_path: Path) -> None:
-    db = tmp_path / "long.db"
-    assert admin(db, "lists", "create", LIST).returncode == 0
-    assert admin(db, "lists", "set", LIST, "archive", "public").returncode == 0
+async def test_a_long_thread_is_rendered_across_the_display_workers(
+    db: Store, db_path: Path, tmp_path: Path
+) -> None:
+    assert admin(db_path, "lists", "create", LIST).returncode == 0
+    assert admin(db_path, "lists", "set", LIST, "archive", "public").returncode == 0
     thread_mbox(tmp_path / "t.mbox", 40)
-    assert admin(db, "archive", "import", LIST, str(tmp_path / "t.mbox")).returncode == 0
-    conn = dbutil.connect(db)
+    assert admin(db_path, "archive", "import", LIST, str(tmp_path / "t.mbox")).returncode == 0
+    conn = dbutil.connect(db_path)
     [(thread,)] = conn.execute("SELECT DISTINCT thread_id FROM messages").fetchall()
     conn.close()
-    store = await Store.open(db)
     display = Sandbox("display", workers=2)
     try:
-        page = await Archive(store, display).thread(LIST, int(thread), "")
+        page = await Archive(db, display).thread(LIST, int(thread), "")
     finally:
         await display.close()
-        await store.close()
     texts = [p.body.html if p.body else "" for p in page.posts]
     assert [f"Post number {n} here." in t for n, t in enumerate(texts)] == [True] * 40, texts[:3]
     assert not any("could not be displayed" in t for t in texts)
