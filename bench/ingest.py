@@ -40,11 +40,16 @@ LIST = "bench@example.org"
 def ensure_postfix_tools() -> None:
     if shutil.which("smtp-sink") and shutil.which("smtp-source"):
         return
+    apt_install("postfix", "Postfix's smtp-sink and smtp-source")
+
+
+def apt_install(package: str, what: str) -> None:
+    """Debian's `package` installed, when this runs as root; a clear exit otherwise."""
     if os.geteuid() != 0:
-        raise SystemExit("needs Postfix's smtp-sink and smtp-source: apt-get install postfix")
+        raise SystemExit(f"needs {what}: apt-get install {package}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env)
 
 
 def rss_mb(pid: int) -> float:

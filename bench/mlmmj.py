@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fanout import SmtpSink, fanout_run, free_port, make_db
-from ingest import ensure_postfix_tools
+from ingest import apt_install, ensure_postfix_tools
 
 PER_TRANSACTION = 500  # mlmmj's control/maxverprecips: its fastest setting here
 POST = (
@@ -34,13 +33,8 @@ POST = (
 
 
 def ensure_mlmmj() -> None:
-    if shutil.which("mlmmj-receive") or Path("/usr/bin/mlmmj-receive").exists():
-        return
-    if os.geteuid() != 0:
-        raise SystemExit("needs Debian's mlmmj: apt-get install mlmmj")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "mlmmj"], check=True, env=env)
+    if not Path("/usr/bin/mlmmj-receive").exists():  # mlmmj wants its binaries by full path
+        apt_install("mlmmj", "Debian's mlmmj")
 
 
 class CountingSink:
