@@ -93,32 +93,29 @@ class SmtpRelay:
 
     async def send_each(self, items: Sequence[Transaction]) -> list[Result]:
         """Several transactions on one connection, pipelined one after another when the relay
-        allows (one round trip each); one at a time through `send` otherwise, and for a copy
-        that needs SMTPUTF8. Never raises: what the relay did not answer waits (deferred)."""
+        allows (one round trip each); one at a time through `send` otherwise, and when a copy
+        needs SMTPUTF8. Never raises: what the relay did not answer waits (deferred)."""
         results: list[Result] = []
         retried = False
         while len(results) < len(items):
             rest = items[len(results) :]
+            if self._pipelining is False or any(needs_smtputf8(s, list(r), d) for s, r, d in rest):
+                return results + await self._one_by_one(rest)
             pooled = bool(self._idle)
             try:
                 client = self._idle.pop() if self._idle else await self._connect()
             except Exception as exc:  # as in _attempt: every copy left waits
                 reply = f"relay unreachable: {_text(exc)}"
                 return results + [everyone(r, reply, temporary=True) for _, r, _ in rest]
-            plain = [item for item in rest if not needs_smtputf8(item[0], list(item[1]), item[2])]
-            if not isinstance(client, PipelinedConnection) or len(plain) < len(rest):
+            if not isinstance(client, PipelinedConnection):  # no PIPELINING, learnt just now
                 self._idle.append(client)
-                for sender, recipients, data in rest:
-                    results.append(await self.send(sender, recipients, data))
-                return results
+                return results + await self._one_by_one(rest)
             answered = len(results)
             try:
                 await client.transactions(rest, results)
-            except UnsafeAddress:  # one copy's address: the others go one at a time
+            except UnsafeAddress:  # raised before anything is sent: `send` fails that one alone
                 self._idle.append(client)
-                for sender, recipients, data in rest:
-                    results.append(await self.send(sender, recipients, data))
-                return results
+                return results + await self._one_by_one(rest)
             except Exception as exc:  # broken, timed out, garbled: what was answered stands
                 client.close()
                 if pooled and not retried and len(results) == answered:
@@ -132,6 +129,9 @@ class SmtpRelay:
             if client.usable:
                 self._idle.append(client)
         return results
+
+    async def _one_by_one(self, items: Sequence[Transaction]) -> list[Result]:
+        return [await self.send(sender, recipients, data) for sender, recipients, data in items]
 
     async def _attempt(
         self, envelope_from: str, recipients: Sequence[str], data: bytes

@@ -49,11 +49,11 @@ def prepare(
     (3 RSA signatures: call it where that may take a few milliseconds)."""
     before, after = render.around_unsubscribe(base, copy)
     head_before, rest = b"".join(before), b"".join(after)
-    digest = loops.body_digest(head_before + rest)
+    shared = head_before + rest  # a copy without the member's fields
+    digest = loops.body_digest(shared)
     if keys is None:
         return PersonalCopies(copy.mlist, head_before, rest, digest)
     if results is not None:
-        shared = head_before + rest
         sealed = signing.arc_seal(shared, keys.selector, keys.domain, keys.rsa, results)
         top = sealed[: len(sealed) - len(shared)]
         before = render.Parts.split(top + b"\r\n").fields + before
