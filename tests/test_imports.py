@@ -58,15 +58,17 @@ def allowed(source: str, target: str) -> bool:
         return dst in PURE
     if src == "db":
         return dst in PURE
+    if src == "sources":  # other servers' data read into a plan: no store, no services
+        return dst in PURE
     if src == "services":
-        return dst in PURE or dst == "db"
+        return dst in PURE or dst in {"db", "sources"}
     if src in {"smtp", "delivery", "web"}:
         return dst in PURE or dst == "services"
     if src == "cli":
         # cli/serve.py alone wires the server onto the loop.
         return (
             dst in PURE
-            or dst == "services"
+            or dst in {"services", "sources"}
             or (dst in {"smtp", "delivery", "web"} and source == "maillist.cli.serve")
         )
     return dst != "cli"

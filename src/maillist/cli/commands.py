@@ -20,6 +20,7 @@ from maillist.cli import (
     demo,
     digests,
     dkim,
+    imports,
     lists,
     members,
     moderation,
@@ -55,6 +56,7 @@ app.add_typer(archive.app, name="archive")
 app.add_typer(people.app, name="people")
 app.add_typer(digests.app, name="digests")
 app.add_typer(database.app, name="db")
+app.add_typer(imports.app, name="import")
 app.command("search")(archive.search)
 app.command("bounces")(bounces.bounces)
 app.command("serve")(servecmd.serve_command)

@@ -35,6 +35,17 @@ def upsert_many(conn: Conn, people: Iterable[tuple[str, str]], at: str) -> None:
     )
 
 
+def add_keeping_names(conn: Conn, people: Iterable[tuple[str, str]], at: str) -> None:
+    """Create each (address, name) that is new; an existing person keeps their name, and gets the
+    one given only if they had none (an import never renames someone already on the site)."""
+    conn.executemany(
+        """INSERT INTO people (address, name, created_at) VALUES (?, ?, ?)
+           ON CONFLICT (address) DO UPDATE SET name = excluded.name
+           WHERE excluded.name <> '' AND people.name = ''""",
+        ((address, name, at) for address, name in people),
+    )
+
+
 def names_for(conn: Conn, addresses: list[str]) -> dict[str, str]:
     """Account names keyed by lower-cased address (only people with a name set)."""
     return {a: str(v) for a, v in _by_address(conn, addresses, "name", "AND name <> ''").items()}

@@ -50,22 +50,22 @@ def refusal(reply: str) -> str:
     return text
 
 
-def defects(position: int, raw: bytes, limits: Limits, domain: str) -> list[str]:
+def defects(where: str, raw: bytes, limits: Limits, domain: str) -> list[str]:
     """What a dry run reports of one message."""
     found: list[str] = []
     try:
         parsed = mailparse.prepare(raw, limits, received_at=datetime.now(UTC), domain=domain)
     except MessageRefused as exc:
-        return [f"message {position}: cannot be imported: {refusal(str(exc))}"]
+        return [f"{where}: cannot be imported: {refusal(str(exc))}"]
     if parsed.minted_id:
-        found.append(f"message {position}: no Message-ID (one is made from its bytes)")
+        found.append(f"{where}: no Message-ID (one is made from its bytes)")
     head = message_from_bytes(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=compat32)
     date = head.get("Date")
     try:
         if date is None or parsedate_to_datetime(str(date)) is None:
             raise ValueError
     except (TypeError, ValueError, IndexError):
-        found.append(f"message {position}: bad or missing Date ({str(date or '')[:60]!r})")
+        found.append(f"{where}: bad or missing Date ({str(date or '')[:60]!r})")
     body = message_from_bytes(raw, policy=compat32)
     for part in body.walk():
         if part.is_multipart():
@@ -75,6 +75,6 @@ def defects(position: int, raw: bytes, limits: Limits, domain: str) -> list[str]
             if part.get_content_maintype() == "text" and isinstance(data, bytes):
                 data.decode(part.get_content_charset() or "us-ascii")
         except (LookupError, UnicodeDecodeError) as exc:
-            found.append(f"message {position}: a part that does not decode ({type(exc).__name__})")
+            found.append(f"{where}: a part that does not decode ({type(exc).__name__})")
             break
     return found

@@ -8,7 +8,7 @@ the defects it would meet and writes nothing. Export writes the delivered posts 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,8 @@ from maillist.services.ingest import Incoming, ingest_one
 from maillist.services.notify import Notifier
 from maillist.services.requests import Requests
 from maillist.services.sandbox import Sandbox
+from maillist.sources.mbox import messages
+from maillist.sources.plan import Archived
 from maillist.templating import Templates
 
 CHUNK = 500  # messages per transaction
@@ -38,53 +40,6 @@ class ImportReport:
     imported: int = 0
     duplicates: int = 0
     problems: list[str] = field(default_factory=list)  # "message N: what is wrong"
-
-
-def crlf(data: bytes) -> bytes:
-    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
-
-
-LINE = 64 * 1024  # read at most this much at a time: a file of one huge line costs no more
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    position: int  # from 1
-    raw: bytes | None  # CRLF line endings; None when it was over the cap (then skipped)
-    size: int  # its size in the file, all of it
-
-
-def messages(path: Path, cap: int) -> Iterator[Entry]:
-    """Each message of an mbox (mboxo or mboxrd, split where a line starts with `From `, as
-    Python's mailbox and mutt split), streamed: memory stays within one message of at most
-    `cap` bytes, however large the file or any message in it. A file whose first line is not
-    a `From ` line is no mbox (BadInput), not an empty one."""
-    if not path.is_file():
-        raise BadInput(f"no mbox file at {path}")
-    with path.open("rb") as source:
-        first = source.readline(LINE)
-        if not first:
-            return
-        if not first.startswith(b"From "):
-            raise BadInput(f"{path} is not an mbox file: its first line is not a 'From ' line")
-        position, kept, size, line_start = 1, bytearray(), 0, True
-        while True:
-            chunk = source.readline(LINE)
-            if not chunk or (line_start and chunk.startswith(b"From ")):
-                if kept.endswith(b"\n\n"):  # the blank line before the separator
-                    del kept[-1:]
-                yield Entry(position, crlf(bytes(kept)) if size <= cap else None, size)
-                if not chunk:
-                    return
-                position, kept, size = position + 1, bytearray(), 0
-                line_start = chunk.endswith(b"\n")
-                continue
-            size += len(chunk)
-            if size <= cap:
-                kept += chunk
-            elif kept:
-                kept = bytearray()  # over the cap: the rest is only counted
-            line_start = chunk.endswith(b"\n")
 
 
 async def import_mbox(
@@ -103,7 +58,7 @@ async def import_mbox(
         raise UnknownList(f"no such list: {list_address}")
     limits = Limits()
     report = ImportReport()
-    pending: list[tuple[int, Incoming]] = []
+    pending: list[tuple[str, Incoming]] = []
     requests = Requests(Notifier(Templates()))  # never used: imported posts are posts
     parser = Sandbox("import", workers=1)
     try:
@@ -111,19 +66,12 @@ async def import_mbox(
             report.read += 1
             if progress is not None:
                 progress(entry.size)
-            if entry.raw is None:
-                report.problems.append(
-                    f"message {entry.position}: skipped: {entry.size:,} bytes, over the list's "
-                    f"limit of {mlist.max_message_size:,} (max_message_size)"
-                )
-                continue
             if dry_run:
-                report.problems += await _checked(parser, entry.position, entry.raw, limits,
-                                                  mlist.domain)  # fmt: skip
+                report.problems += await checked(parser, entry, limits, mlist)
                 continue
-            item = await _incoming(parser, mlist, entry.position, entry.raw, limits, report)
+            item = await incoming(parser, mlist, entry, limits, report.problems)
             if item is not None:
-                pending.append((entry.position, item))
+                pending.append((entry.where, item))
             if len(pending) >= CHUNK:
                 await _store(db, pending, requests, report)
                 pending = []
@@ -134,28 +82,43 @@ async def import_mbox(
     return report
 
 
-async def _checked(
-    parser: Sandbox, position: int, raw: bytes, limits: Limits, domain: str
+def over_cap(entry: Archived, mlist: MailingList) -> str:
+    return (
+        f"{entry.where}: skipped: {entry.size:,} bytes, over the list's limit of "
+        f"{mlist.max_message_size:,} (max_message_size)"
+    )
+
+
+async def checked(
+    parser: Sandbox, entry: Archived, limits: Limits, mlist: MailingList
 ) -> list[str]:
+    """What a dry run reports of one message."""
+    if entry.raw is None:
+        return [over_cap(entry, mlist)]
     try:
         return await parser.run(
-            mboxes.defects, position, raw, limits, domain, seconds=limits.parse_seconds
-        )
+            mboxes.defects, entry.where, entry.raw, limits, mlist.domain,
+            seconds=limits.parse_seconds,
+        )  # fmt: skip
     except TimeoutError:
-        return [f"message {position}: cannot be imported: over the parse budget"]
+        return [f"{entry.where}: cannot be imported: over the parse budget"]
     except MaillistError as exc:
-        return [f"message {position}: cannot be imported: {exc}"]
+        return [f"{entry.where}: cannot be imported: {exc}"]
 
 
-async def _incoming(
+async def incoming(
     parser: Sandbox,
     mlist: MailingList,
-    position: int,
-    raw: bytes,
+    entry: Archived,
     limits: Limits,
-    report: ImportReport,
+    problems: list[str],
 ) -> Incoming | None:
-    now = datetime.now(UTC)
+    """The message parsed as SMTP would parse it, marked imported; None (and a line in
+    `problems`) when it is over a cap or cannot be used."""
+    raw, where, now = entry.raw, entry.where, datetime.now(UTC)
+    if raw is None:
+        problems.append(over_cap(entry, mlist))
+        return None
     try:
         if len(raw) <= INLINE_BYTES and not mailparse.is_multipart(raw):
             parsed = mailparse.prepare(raw, limits, received_at=now, domain=mlist.domain)
@@ -165,33 +128,39 @@ async def _incoming(
                 seconds=limits.parse_seconds,
             )  # fmt: skip
     except MessageRefused as exc:
-        report.problems.append(f"message {position}: skipped: {mboxes.refusal(str(exc))}")
+        problems.append(f"{where}: skipped: {mboxes.refusal(str(exc))}")
         return None
     except (TimeoutError, MaillistError) as exc:
         why = "over the parse budget" if isinstance(exc, TimeoutError) else str(exc)
-        report.problems.append(f"message {position}: skipped: {why}")
+        problems.append(f"{where}: skipped: {why}")
         return None
     sender = parsed.sender or ""
     return Incoming(mlist, Kind.POST, "", mlist.address, sender, raw, parsed, imported=True)
 
 
+def keep(conn: Conn, where: str, item: Incoming, requests: Requests, report: ImportReport) -> None:
+    """Store one imported message inside the caller's transaction (a savepoint of its own: one
+    message's failure never stops the import), counted in `report`."""
+    try:
+        with savepoint(conn, "one"):
+            outcome = ingest_one(conn, item, requests)
+    except Exception as exc:
+        report.problems.append(f"{where}: not stored: {type(exc).__name__}")
+        return
+    if outcome.duplicate:
+        report.duplicates += 1
+    else:
+        report.imported += 1
+    if outcome.search is not None:
+        db_ingest.index_posts(conn, [outcome.search])
+
+
 async def _store(
-    db: Store, items: list[tuple[int, Incoming]], requests: Requests, report: ImportReport
+    db: Store, items: list[tuple[str, Incoming]], requests: Requests, report: ImportReport
 ) -> None:
     def transaction(conn: Conn) -> None:
-        for position, item in items:
-            try:
-                with savepoint(conn, "one"):
-                    outcome = ingest_one(conn, item, requests)
-            except Exception as exc:  # one message's failure never stops the import
-                report.problems.append(f"message {position}: not stored: {type(exc).__name__}")
-                continue
-            if outcome.duplicate:
-                report.duplicates += 1
-            else:
-                report.imported += 1
-            if outcome.search is not None:
-                db_ingest.index_posts(conn, [outcome.search])
+        for where, item in items:
+            keep(conn, where, item, requests, report)
 
     await db.write(transaction, heavy=True)
 

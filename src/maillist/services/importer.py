@@ -1,0 +1,225 @@
+"""Apply a ListPlan read from another list server (`sources/`): the list, its settings, its
+people and its history in ONE transaction, so a failure leaves nothing half-imported and a dry
+run is the same work rolled back. Running it again changes nothing: members already on the list
+and posts already archived (by Message-ID) are counted, not doubled, and settings already equal
+are left alone. Archived posts are threaded with their own dates and never redistributed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from maillist.clock import stamp
+from maillist.db import Conn, Store
+from maillist.db import audit as db_audit
+from maillist.db import bounces as db_bounces
+from maillist.db import lists as db_lists
+from maillist.db import people as db_people
+from maillist.db import subscriptions as db_subs
+from maillist.errors import BadAddress, BadOption, UnknownList
+from maillist.listoptions import parse_option
+from maillist.mail.mailparse import Limits
+from maillist.models import MailingList, Mode, NewMember, Posting, Role
+from maillist.people.addresses import has_control, normalise_list_address
+from maillist.services import mboxio
+from maillist.services.notify import Notifier
+from maillist.services.requests import Requests
+from maillist.services.sandbox import Sandbox
+from maillist.services.validation import normalise_all
+from maillist.sources.plan import ListPlan, Subscriber
+from maillist.templating import Templates
+
+Progress = Callable[[int], None]
+"""Called with how much more was done: a person placed, or bytes of the archive read."""
+
+RANK = {Role.MEMBER: 0, Role.MODERATOR: 1, Role.OWNER: 2}
+
+
+@dataclass(slots=True)
+class Report:
+    source: str
+    list_address: str
+    dry_run: bool
+    created: bool = False
+    settings: list[str] = field(default_factory=list)  # "option: old -> new (from where)"
+    added: Counter[str] = field(default_factory=Counter)  # "owner, nomail": how many
+    already: int = 0  # people already on the list: left as they are
+    new_people: int = 0  # of those added, how many the site did not know yet
+    posts: mboxio.ImportReport = field(default_factory=mboxio.ImportReport)
+    problems: list[str] = field(default_factory=list)
+    left_behind: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Person:
+    address: str
+    name: str
+    role: Role
+    mode: Mode
+    disabled: str
+    receive_own: bool
+
+
+class _DryRun(Exception):
+    pass
+
+
+async def apply(
+    db: Store,
+    plan: ListPlan,
+    *,
+    into: str | None = None,
+    dry_run: bool = False,
+    actor: str,
+    progress: Progress | None = None,
+) -> Report:
+    address = normalise_list_address(into or plan.address)
+    report = Report(plan.source, address, dry_run, problems=list(plan.problems),
+                    left_behind=list(plan.left_behind))  # fmt: skip
+    settings = _settings(plan, report)
+    people = await _people(plan.people, report)
+    limits = Limits()
+    loop = asyncio.get_running_loop()
+    requests = Requests(Notifier(Templates()))  # never used: imported posts are history
+    parser = Sandbox("import", workers=1)
+
+    def transaction(conn: Conn) -> None:
+        at = stamp()
+        mlist = db_lists.by_address(conn, address)
+        if mlist is None:
+            if into is not None:
+                raise UnknownList(f"no such list: {address} (--into fills an existing list)")
+            local = address.rsplit("@", 1)[0]
+            mlist = db_lists.insert(conn, address, local, "", Posting.MEMBERS, f"[{local}]", at)
+            report.created = True
+        mlist = _configure(conn, mlist, settings, report)
+        _place(conn, mlist, people, report, at, progress)
+        if plan.archive is not None:
+            for entry in plan.archive(mlist.max_message_size):
+                report.posts.read += 1
+                if progress is not None:
+                    progress(entry.size)
+                future = asyncio.run_coroutine_threadsafe(
+                    mboxio.incoming(parser, mlist, entry, limits, report.posts.problems), loop
+                )
+                item = future.result(timeout=limits.parse_seconds + 60)
+                if item is not None:
+                    mboxio.keep(conn, entry.where, item, requests, report.posts)
+        added = sum(report.added.values())
+        db_audit.record(
+            conn, at, actor, "lists.import", address,
+            f"from={plan.source[:200]} added={added} already={report.already} "
+            f"posts={report.posts.imported} settings={len(report.settings)}",
+        )  # fmt: skip
+        if dry_run:
+            raise _DryRun
+
+    try:
+        await db.write(transaction, heavy=True)
+    except _DryRun:
+        pass
+    finally:
+        await parser.close()
+    return report
+
+
+def _settings(plan: ListPlan, report: Report) -> dict[str, tuple[object, str]]:
+    """Each option's typed value and where it came from (a later reading wins); a value maillist
+    would refuse is reported and not carried over."""
+    typed: dict[str, tuple[object, str]] = {}
+    for setting in plan.settings:
+        try:
+            column, value = parse_option(setting.option, setting.value)
+        except BadOption as exc:
+            report.problems.append(f"{setting.source}: not carried over: {exc}")
+            continue
+        typed[column] = (value, setting.source)
+    return typed
+
+
+async def _people(found: list[Subscriber], report: Report) -> list[_Person]:
+    """One entry a person: the highest role they hold, the delivery of the subscription that
+    receives posts (nomail for an owner or moderator who was not subscribed), their name."""
+    checked = await normalise_all([s.address for s in found])
+    merged: dict[str, list[tuple[Subscriber, str]]] = {}
+    for row, address in zip(found, checked, strict=True):
+        if isinstance(address, BadAddress):
+            report.problems.append(f"{row.where}: {address}: skipped")
+            continue
+        if row.name and has_control(row.name):
+            report.problems.append(f"{row.where}: the name of {address} has control characters")
+            row = Subscriber(row.address, row.where, "", row.role, row.mode, row.receives,
+                             row.disabled, row.receive_own)  # fmt: skip
+        merged.setdefault(address.lower(), []).append((row, address))
+    people = []
+    for rows in merged.values():
+        receiving = [row for row, _ in rows if row.receives]
+        modes = {row.mode for row in receiving}
+        if len(modes) > 1:
+            report.left_behind.append(
+                f"{' and '.join(r.where for r in receiving)}: {rows[0][1]} is subscribed "
+                f"{' and '.join(sorted(modes))}; maillist keeps one delivery a member: "
+                f"{receiving[0].mode.value}"
+            )
+        first = receiving[0] if receiving else None
+        people.append(
+            _Person(
+                address=rows[0][1],
+                name=next((r.name.strip() for r, _ in rows if r.name.strip()), "")[:100],
+                role=max((r.role for r, _ in rows), key=RANK.__getitem__),
+                mode=first.mode if first is not None else Mode.NOMAIL,
+                disabled=next((r.disabled for r, _ in rows if r.disabled), ""),
+                receive_own=first.receive_own if first is not None else True,
+            )
+        )
+    return people
+
+
+def _configure(
+    conn: Conn, mlist: MailingList, settings: dict[str, tuple[object, str]], report: Report
+) -> MailingList:
+    for column, (value, source) in settings.items():
+        if column not in db_lists.SETTABLE:
+            report.problems.append(f"{source}: {column} cannot be set")
+            continue
+        before = getattr(mlist, column)
+        if str(before) == str(value) or before == value:
+            continue
+        db_lists.set_option(conn, mlist.id, column, value)
+        report.settings.append(f"{column}: {before!r} -> {value!r} (from {source})")
+    fresh = db_lists.by_id(conn, mlist.id)
+    assert fresh is not None
+    return fresh
+
+
+def _place(
+    conn: Conn,
+    mlist: MailingList,
+    people: list[_Person],
+    report: Report,
+    at: str,
+    progress: Progress | None,
+) -> None:
+    present = db_subs.addresses_on(conn, mlist.id)
+    new = [p for p in people if p.address.lower() not in present]
+    report.already += len(people) - len(new)
+    known = db_people.ids_for(conn, [p.address for p in new])
+    report.new_people += sum(1 for p in new if p.address.lower() not in known)
+    for start in range(0, len(new), 5000):
+        chunk = new[start : start + 5000]
+        db_people.add_keeping_names(conn, ((p.address, p.name) for p in chunk), at)
+        db_subs.insert_many(
+            conn, mlist.id, (NewMember(p.address, p.name, p.role, p.mode) for p in chunk), at
+        )
+        for person in chunk:
+            report.added[f"{person.role.value}, {person.mode.value}"] += 1
+            if person.disabled:
+                db_bounces.disable(conn, mlist.id, person.address, person.disabled)
+            if not person.receive_own:
+                db_subs.set_field(conn, mlist.id, person.address, "receive_own", 0)
+        if progress is not None:
+            progress(len(chunk) + (len(people) - len(new) if start == 0 else 0))
+    if not new and progress is not None:
+        progress(len(people))

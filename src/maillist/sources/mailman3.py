@@ -1,0 +1,240 @@
+"""A Mailman 3 list through its REST API (API 3.1, HTTP basic auth), read as Postorius reads it:
+the list's config, its rosters (member, owner, moderator, nonmember), each member's delivery
+preferences, bans and held messages; the history from an mbox (HyperKitty's export)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from maillist.errors import BadInput
+from maillist.models import Mode, Role
+from maillist.sources import mbox
+from maillist.sources.plan import ListPlan, Subscriber
+
+PAGE = 1000  # roster entries a request
+TIMEOUT = 30.0  # seconds for one REST request
+READERS = 8  # preference requests in flight
+
+MODES = {
+    "regular": Mode.REGULAR, "plaintext_digests": Mode.DIGEST, "mime_digests": Mode.DIGEST,
+    "summary_digests": Mode.DIGEST,
+}  # fmt: skip
+READ = {
+    "display_name", "description", "subject_prefix", "max_message_size", "reply_goes_to_list",
+    "reply_to_address", "subscription_policy", "archive_policy", "default_member_action",
+    "default_nonmember_action", "personalize", "bounce_score_threshold",
+    "bounce_info_stale_after", "bounce_you_are_disabled_warnings", "dmarc_mitigate_action",
+    "footer_uri", "posting_address", "fqdn_listname", "list_name", "mail_host",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Rest:
+    """Where Mailman's REST API is, and who to be there."""
+
+    url: str
+    user: str
+    password: str
+
+    def get(self, path: str, **query: object) -> dict[str, Any]:
+        base = self.url.rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise BadInput(f"--rest must be an http(s) URL, not {self.url!r}")
+        target = f"{base}/3.1/{path.lstrip('/')}"
+        if query:
+            target += "?" + urllib.parse.urlencode(query)
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        request = urllib.request.Request(target, headers={"Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
+                body = answer.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                raise BadInput(f"Mailman's REST API refused user {self.user!r}: check "
+                               "MAILMAN_REST_PASSWORD and --user") from None  # fmt: skip
+            if exc.code == 404:
+                raise KeyError(path) from None
+            raise BadInput(f"Mailman's REST API answered {exc.code} for {path}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            why = getattr(exc, "reason", exc)
+            raise BadInput(f"cannot reach Mailman's REST API at {self.url}: {why}") from None
+        try:
+            found = json.loads(body)
+        except ValueError:
+            raise BadInput(f"Mailman's REST API sent no JSON for {path}") from None
+        return found if isinstance(found, dict) else {}
+
+    def entries(self, path: str) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            answer = self.get(path, count=PAGE, page=page)
+            found = answer.get("entries") or []
+            yield from found
+            if len(found) < PAGE or page * PAGE >= int(answer.get("total_size") or 0):
+                return
+            page += 1
+
+
+def read(rest: Rest, list_id: str, archive: Path | None = None) -> ListPlan:
+    wanted = list_id.strip().replace("@", ".", 1) if "@" in list_id else list_id.strip()
+    try:
+        found = rest.get(f"lists/{wanted}")
+        config = rest.get(f"lists/{wanted}/config")
+    except KeyError:
+        raise BadInput(f"Mailman has no list {list_id!r} (try `mailman lists`)") from None
+    address = str(found.get("fqdn_listname") or config.get("fqdn_listname") or "")
+    plan = ListPlan(source=f"Mailman 3 {rest.url} {address}", address=address)
+    _settings(plan, config)
+    _people(plan, rest, wanted)
+    _rules(plan, rest, wanted)
+    if archive is not None:
+        if not archive.is_file():
+            raise BadInput(f"no mbox file at {archive}")
+        plan.archive_size = archive.stat().st_size
+        plan.archive = lambda cap: mbox.messages(archive, cap)
+    return plan
+
+
+def _settings(plan: ListPlan, config: dict[str, Any]) -> None:
+    def text(key: str) -> str:
+        value = config.get(key)
+        return "" if value is None else str(value).strip()
+
+    if text("display_name"):
+        plan.keep("name", text("display_name"), "display_name")
+    if text("description"):
+        plan.keep("description", text("description")[:500], "description")
+    plan.keep("subject_prefix", text("subject_prefix"), "subject_prefix")
+    size = int(config.get("max_message_size") or 0)
+    plan.keep("max_message_size", f"{size}K" if size else "100M", "max_message_size (KB)")
+    if not size:
+        plan.leave("max_message_size 0 (no limit)", "maillist always has one: 100M at most")
+    reply = text("reply_goes_to_list")
+    plan.keep("reply_to", {"point_to_list": "list"}.get(reply, "author") if not
+              reply.startswith("explicit") else text("reply_to_address"), "reply_goes_to_list")  # fmt: skip
+    if reply == "explicit_header_only":
+        plan.leave("reply_goes_to_list explicit_header_only", "maillist adds Reply-To beside the "
+                   "author's own")  # fmt: skip
+    policy = text("subscription_policy")
+    plan.keep(
+        "subscription", "approve" if "moderate" in policy else "confirm", "subscription_policy"
+    )
+    if policy == "open":
+        plan.leave("subscription_policy open", "maillist always confirms a join")
+    archive = {"public": "public", "private": "private", "never": "none"}.get(
+        text("archive_policy")
+    )
+    if archive:
+        plan.keep("archive", archive, "archive_policy")
+    member, nonmember = text("default_member_action"), text("default_nonmember_action")
+    if member in {"hold", "reject", "discard"}:
+        plan.keep("posting", "moderated", f"default_member_action {member}")
+    elif nonmember in {"accept", "defer"}:
+        plan.keep("posting", "open", f"default_nonmember_action {nonmember}")
+    else:
+        plan.keep("posting", "members", f"default_nonmember_action {nonmember or 'hold'}")
+        if nonmember in {"reject", "discard"}:
+            plan.leave(f"default_nonmember_action {nonmember}", "maillist holds non-members' "
+                       "posts for a moderator")  # fmt: skip
+    plan.keep(
+        "personalize", "yes" if text("personalize") not in {"", "none"} else "no", "personalize"
+    )
+    dmarc = text("dmarc_mitigate_action")
+    if dmarc:
+        plan.keep("dmarc", {"munge_from": "munge", "wrap_message": "wrap", "no_mitigation": "none"}
+                  .get(dmarc, "auto"), "dmarc_mitigate_action")  # fmt: skip
+    if config.get("bounce_score_threshold") is not None:
+        plan.keep("bounce_threshold", str(max(1, int(config["bounce_score_threshold"]))),
+                  "bounce_score_threshold")  # fmt: skip
+    stale = text("bounce_info_stale_after")
+    if stale.endswith("d") and stale[:-1].isdigit():
+        plan.keep(
+            "bounce_stale_days", str(min(30, max(1, int(stale[:-1])))), "bounce_info_stale_after"
+        )
+    if config.get("bounce_you_are_disabled_warnings") is not None:
+        plan.keep("bounce_warnings", str(min(10, int(config["bounce_you_are_disabled_warnings"]))),
+                  "bounce_you_are_disabled_warnings")  # fmt: skip
+    if text("footer_uri"):
+        plan.leave(f"footer_uri {text('footer_uri')}", "maillist's footer is its template")
+    other = sorted(k for k in config if k not in READ and k not in {"http_etag", "self_link"})
+    if other:
+        plan.leave(
+            f"{len(other)} other settings ({', '.join(other)})", "maillist has no meaning for them"
+        )
+
+
+def _people(plan: ListPlan, rest: Rest, list_id: str) -> None:
+    members = list(rest.entries(f"lists/{list_id}/roster/member"))
+    with ThreadPoolExecutor(READERS) as pool:
+        preferences = list(pool.map(lambda m: _preferences(rest, m), members))
+    receiving = {str(m.get("email", "")).lower() for m in members}
+    for member, prefs in zip(members, preferences, strict=True):
+        email = str(member.get("email") or "")
+        status = str(prefs.get("delivery_status") or "enabled")
+        mode = MODES.get(str(member.get("delivery_mode") or "regular"), Mode.REGULAR)
+        disabled = {"by_bounces": "bounces", "by_moderator": "admin"}.get(status, "")
+        if status == "by_user":
+            mode = Mode.NOMAIL
+        plan.people.append(
+            Subscriber(
+                email,
+                f"member {email}",
+                name=str(member.get("display_name") or ""),
+                mode=mode,
+                disabled=disabled,
+                receive_own=prefs.get("receive_own_postings") is not False,
+            )
+        )
+        action = str(member.get("moderation_action") or "")
+        if action and action != "defer":
+            plan.leave(f"moderation_action {action} for member {email}", "maillist has no "
+                       "per-member moderation")  # fmt: skip
+    for role, name in ((Role.OWNER, "owner"), (Role.MODERATOR, "moderator")):
+        for entry in rest.entries(f"lists/{list_id}/roster/{name}"):
+            email = str(entry.get("email") or "")
+            plan.people.append(
+                Subscriber(
+                    email,
+                    f"{name} {email}",
+                    name=str(entry.get("display_name") or ""),
+                    role=role,
+                    receives=email.lower() in receiving,
+                )
+            )
+
+
+def _preferences(rest: Rest, member: dict[str, Any]) -> dict[str, Any]:
+    member_id = member.get("member_id")
+    if not member_id:
+        return {}
+    try:
+        return rest.get(f"members/{member_id}/preferences")
+    except KeyError:
+        return {}
+
+
+def _rules(plan: ListPlan, rest: Rest, list_id: str) -> None:
+    for entry in rest.entries(f"lists/{list_id}/roster/nonmember"):
+        action = str(entry.get("moderation_action") or "")
+        if action and action != "defer":
+            plan.leave(f"nonmember {entry.get('email')} moderation_action {action}",
+                       "maillist has no per-address posting rules: non-members' posts are held")  # fmt: skip
+    for name, why in (("bans", "maillist has no bans: remove or refuse the address by hand"),
+                      ("held", "held messages stay in Mailman: decide them there before moving")):  # fmt: skip
+        try:
+            found = list(rest.entries(f"lists/{list_id}/{name}"))
+        except KeyError:
+            continue
+        if found:
+            shown = ", ".join(str(e.get("email") or e.get("sender") or e.get("subject") or "?")
+                              for e in found[:5])  # fmt: skip
+            plan.leave(f"{len(found)} {name} ({shown})", why)

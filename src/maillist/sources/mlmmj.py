@@ -1,0 +1,176 @@
+"""An mlmmj list directory (`mlmmj-make-ml` makes one): `control/` tunables, the subscriber files
+and the archive, read into a ListPlan. Every control file present is either carried over or named
+in `left_behind`; mlmmj keeps no display names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from maillist.errors import BadInput
+from maillist.models import Mode, Role
+from maillist.sources.mbox import crlf
+from maillist.sources.plan import Archived, ListPlan, Subscriber
+
+CONTROL_CAP = 1024 * 1024  # bytes read of any one control or subscriber file line set
+
+MODES = (
+    ("subscribers.d", Mode.REGULAR),
+    ("digesters.d", Mode.DIGEST),
+    ("nomailsubs.d", Mode.NOMAIL),
+)
+
+# Tunables maillist reads (below, in `_settings`), and why the others cannot be carried over.
+CARRIED = {
+    "listaddress", "owner", "moderators", "prefix", "moderated", "modonlypost", "subonlypost",
+    "modnonsubposts", "closedlist", "closedlistsub", "submod", "maxmailsize", "maxverprecips",
+    "noarchive", "footer", "customheaders",
+}  # fmt: skip
+WHY = {
+    "tocc": "maillist takes a post whatever its To and Cc say (mlmmj's tocc behaviour always)",
+    "delheaders": "maillist removes the headers it must (DKIM-breaking, Return-Path, list "
+    "headers) and keeps the rest; a per-list removal list has no meaning here",
+    "access": "maillist has no header-matching access rules; posting is members, open or moderated",
+    "relayhost": "the relay is a site setting: maillist serve --relay HOST:PORT",
+    "smtpport": "the relay is a site setting: maillist serve --relay HOST:PORT",
+    "verp": "maillist always uses its own VERP bounce addresses for personalised copies",
+    "nosubconfirm": "maillist always confirms a join by email (add members with `members add`)",
+    "bouncelife": "maillist scores bounces instead (bounce_threshold, bounce_stale_days)",
+    "digestinterval": "maillist sends digests daily at digest_hour or when digest_size is reached",
+    "digestmaxmails": "maillist sends digests daily at digest_hour or when digest_size is reached",
+    "modreqlife": "held posts stay until a moderator decides",
+    "addtohdr": "copies keep the post's own To",
+    "delimiter": "maillist's sub-addresses always use '+' and '-'",
+    "memorymailsize": "an mlmmj implementation detail",
+    "staticbounceaddr": "maillist handles its own bounces at LIST-bounces@",
+    "listtext": "notices come from maillist's own templates",
+}
+
+
+def read(listdir: Path) -> ListPlan:
+    """The plan for the list in `listdir`; BadInput when it is not an mlmmj list directory."""
+    control = listdir / "control"
+    if not (control / "listaddress").is_file():
+        raise BadInput(f"{listdir} is not an mlmmj list directory: no control/listaddress")
+    addresses = _lines(control / "listaddress")
+    if not addresses:
+        raise BadInput(f"{control / 'listaddress'} is empty")
+    plan = ListPlan(source=f"mlmmj {listdir}", address=addresses[0])
+    for alias in addresses[1:]:
+        plan.leave(f"control/listaddress {alias}", "maillist lists have one address each")
+    _settings(plan, control)
+    _people(plan, listdir)
+    archive = listdir / "archive"
+    files = _archive_files(archive)
+    if files:
+        plan.archive_size = sum(path.stat().st_size for _, path in files)
+        plan.archive = lambda cap: _archived(files, cap)
+    return plan
+
+
+def _settings(plan: ListPlan, control: Path) -> None:
+    present = {p.name for p in control.iterdir()} if control.is_dir() else set()
+
+    def on(name: str) -> bool:
+        return name in present
+
+    def first(name: str) -> str:
+        lines = _lines(control / name) if on(name) else []
+        return lines[0] if lines else ""
+
+    if on("prefix"):
+        plan.keep("subject_prefix", first("prefix"), "control/prefix")
+    if on("moderated") or on("modonlypost"):
+        plan.keep("posting", "moderated", "control/moderated" if on("moderated") else
+                  "control/modonlypost")  # fmt: skip
+        if on("modonlypost"):
+            plan.leave("control/modonlypost", "maillist holds every post of a moderated list "
+                       "for a moderator, moderators' own posts included")  # fmt: skip
+    elif on("subonlypost"):
+        plan.keep("posting", "members", "control/subonlypost")
+        if not on("modnonsubposts"):
+            plan.leave("control/subonlypost without modnonsubposts", "mlmmj refused "
+                       "non-subscribers' posts; maillist holds them for a moderator")  # fmt: skip
+    else:
+        plan.keep("posting", "open", "no control/subonlypost or moderated")
+    if on("closedlist") or on("closedlistsub"):
+        plan.keep("subscription", "closed", "control/closedlist" if on("closedlist") else
+                  "control/closedlistsub")  # fmt: skip
+    elif on("submod"):
+        plan.keep("subscription", "approve", "control/submod")
+        if _lines(control / "submod"):
+            plan.leave("control/submod addresses", "maillist asks the list's moderators")
+    if on("maxmailsize") and first("maxmailsize"):
+        plan.keep("max_message_size", first("maxmailsize"), "control/maxmailsize")
+    if on("maxverprecips") and first("maxverprecips"):
+        plan.keep("batch_size", first("maxverprecips"), "control/maxverprecips")
+    if on("noarchive"):
+        plan.keep("archive", "none", "control/noarchive")
+    if on("footer"):
+        plan.keep("footer", "yes", "control/footer")
+        plan.leave("control/footer text", "maillist's footer is its template "
+                   "(templates/footer.txt): it names the author, their badges and how to leave")  # fmt: skip
+    for header in _lines(control / "customheaders") if on("customheaders") else []:
+        name, _, value = header.partition(":")
+        if name.strip().lower() == "reply-to" and value.strip():
+            target = value.strip().strip("<>")
+            listed = target.lower() == plan.address.lower()
+            plan.keep("reply_to", "list" if listed else target, "control/customheaders Reply-To")
+        else:
+            plan.leave(f"control/customheaders {header[:80]}", "maillist adds only its own headers")
+    for name in sorted(present - CARRIED):
+        plan.leave(f"control/{name}", WHY.get(name, "maillist has no meaning for it"))
+    if (control.parent / "text").is_dir():
+        plan.leave("text/", WHY["listtext"])
+
+
+def _people(plan: ListPlan, listdir: Path) -> None:
+    seen: set[str] = set()
+    for folder, mode in MODES:
+        directory = listdir / folder
+        for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+            for number, line in _numbered(path):
+                plan.people.append(Subscriber(line, f"{folder}/{path.name} line {number}",
+                                              mode=mode))  # fmt: skip
+                seen.add(line.lower())
+    for role, name in ((Role.OWNER, "owner"), (Role.MODERATOR, "moderators")):
+        path = listdir / "control" / name
+        for number, line in _numbered(path) if path.is_file() else []:
+            plan.people.append(
+                Subscriber(
+                    line, f"control/{name} line {number}", role=role, receives=line.lower() in seen
+                )
+            )
+
+
+def _archive_files(archive: Path) -> list[tuple[int, Path]]:
+    if not archive.is_dir():
+        return []
+    found = [(int(p.name), p) for p in archive.iterdir() if p.name.isdigit() and p.is_file()]
+    return sorted(found)
+
+
+def _archived(files: list[tuple[int, Path]], cap: int) -> Iterator[Archived]:
+    for number, path in files:
+        size = path.stat().st_size
+        raw = crlf(path.read_bytes()) if size <= cap else None
+        yield Archived(f"archive/{number}", raw, size)
+
+
+def _numbered(path: Path) -> Iterator[tuple[int, str]]:
+    text = _text(path)
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            yield number, line.strip()
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for _, line in _numbered(path)]
+
+
+def _text(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(CONTROL_CAP).decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from None

@@ -1,0 +1,66 @@
+"""Python 2 pickles (Mailman 2.1's config.pck) read as data, never as code.
+
+A pickle names classes and functions for the reader to import and call; this reader imports
+nothing. Every class or function a pickle names becomes an `Opaque` record of what it was given,
+so a hostile file can build lists, dicts and strings but run nothing. Python 2 byte strings come
+back as str decoded as Latin-1 (every byte kept: `recode` reads them in the list's charset)."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+from maillist.errors import BadInput
+
+MAX_BYTES = 256 * 1024 * 1024  # a 100,000-member config.pck is about 30 MB
+
+
+class Opaque:
+    """Whatever object the pickle described, as data: the class it named and its state."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _named(module: str, name: str) -> type[Opaque]:
+    return type(f"{module}.{name}", (Opaque,), {})
+
+
+class _DataOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in {("__builtin__", "set"), ("builtins", "set")}:
+            return set
+        if (module, name) in {("__builtin__", "frozenset"), ("builtins", "frozenset")}:
+            return frozenset
+        return _named(module, name)
+
+
+def load(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
+    if size > MAX_BYTES:
+        raise BadInput(f"{path} is {size:,} bytes: larger than any config.pck maillist reads")
+    data = path.read_bytes()
+    try:
+        return _DataOnly(io.BytesIO(data), encoding="latin1").load()
+    except Exception as exc:
+        raise BadInput(f"{path} is not a readable Python pickle ({type(exc).__name__})") from None
+
+
+def recode(value: object, charset: str) -> str:
+    """A Python 2 string as text in the list's charset (Mailman 2 kept them as bytes)."""
+    if not isinstance(value, str):
+        return "" if value is None else str(value)
+    raw = value.encode("latin1", errors="replace")
+    try:
+        return raw.decode(charset or "ascii")
+    except (LookupError, UnicodeDecodeError):
+        return raw.decode("utf-8", errors="replace")
