@@ -126,6 +126,8 @@ def _show(report: importer.Report) -> None:
     added = ", ".join(f"{n} {kind}" for kind, n in sorted(report.added.items())) or "none"
     say(f"  members {would}added: {added}; already on the list: {report.already}; "
         f"new to the site: {report.new_people}")  # fmt: skip
+    if report.named:
+        say(f"  names {would}taken from people's own archived posts: {report.named}")
     posts = report.posts
     if posts.read:
         say(f"  archive: {posts.imported} post(s) {would}imported, {posts.duplicates} already "

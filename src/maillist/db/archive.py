@@ -287,3 +287,14 @@ def posts(conn: Conn, rows: Sequence[int]) -> list[DigestPost]:
         found += [DigestPost(int(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), str(r[5]))
                   for r in cur]  # fmt: skip
     return sorted(found, key=lambda p: (p.date, p.id))
+
+
+def author_names(conn: Conn, list_id: int) -> dict[str, str]:
+    """The display name each sender's latest archived post on the list gave, by lower-cased
+    address (only senders who gave one)."""
+    cur = conn.execute(
+        "SELECT lower(sender), sender_name FROM messages WHERE list_id = ? AND sender_name <> '' "
+        "AND sender IS NOT NULL ORDER BY date, id",
+        (list_id,),
+    )
+    return {str(sender): str(name) for sender, name in cur.fetchall()}

@@ -111,3 +111,13 @@ def name_if_none(conn: Conn, address: str, name: str) -> None:
 
 def set_name(conn: Conn, address: str, name: str) -> None:
     conn.execute("UPDATE people SET name = ? WHERE address = ?", (name, address))
+
+
+def unnamed_on(conn: Conn, list_id: int) -> list[str]:
+    """The addresses of the list's people who have no name yet."""
+    cur = conn.execute(
+        "SELECT p.address FROM people p JOIN subscriptions s ON s.person_id = p.id "
+        "WHERE s.list_id = ? AND p.name = ''",
+        (list_id,),
+    )
+    return [str(row[0]) for row in cur.fetchall()]

@@ -10,9 +10,11 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 
 from maillist.clock import stamp
 from maillist.db import Conn, Store
+from maillist.db import archive as db_archive
 from maillist.db import audit as db_audit
 from maillist.db import bounces as db_bounces
 from maillist.db import lists as db_lists
@@ -47,6 +49,7 @@ class Report:
     added: Counter[str] = field(default_factory=Counter)  # "owner, nomail": how many
     already: int = 0  # people already on the list: left as they are
     new_people: int = 0  # of those added, how many the site did not know yet
+    named: int = 0  # people without a name who got the one their own archived posts gave
     posts: mboxio.ImportReport = field(default_factory=mboxio.ImportReport)
     problems: list[str] = field(default_factory=list)
     left_behind: list[str] = field(default_factory=list)
@@ -107,6 +110,7 @@ async def apply(
                 item = future.result(timeout=limits.parse_seconds + 60)
                 if item is not None:
                     mboxio.keep(conn, entry.where, item, requests, report.posts)
+        report.named = _names_from_posts(conn, mlist)
         added = sum(report.added.values())
         db_audit.record(
             conn, at, actor, "lists.import", address,
@@ -188,7 +192,7 @@ def _configure(
         if str(before) == str(value) or before == value:
             continue
         db_lists.set_option(conn, mlist.id, column, value)
-        report.settings.append(f"{column}: {before!r} -> {value!r} (from {source})")
+        report.settings.append(f"{column}: {_shown(before)} -> {_shown(value)} (from {source})")
     fresh = db_lists.by_id(conn, mlist.id)
     assert fresh is not None
     return fresh
@@ -223,3 +227,23 @@ def _place(
             progress(len(chunk) + (len(people) - len(new) if start == 0 else 0))
     if not new and progress is not None:
         progress(len(people))
+
+
+def _names_from_posts(conn: Conn, mlist: MailingList) -> int:
+    """A person the source kept no name for (mlmmj keeps none) takes the display name of their
+    own latest post in the archive, as a join by email takes the joining message's."""
+    unnamed = db_people.unnamed_on(conn, mlist.id)
+    if not unnamed:
+        return 0
+    names = db_archive.author_names(conn, mlist.id)
+    named = 0
+    for address in unnamed:
+        name = " ".join(names.get(address.lower(), "").split())[:100]
+        if name and not has_control(name):
+            db_people.name_if_none(conn, address, name)
+            named += 1
+    return named
+
+
+def _shown(value: object) -> str:
+    return repr(value.value if isinstance(value, Enum) else value)

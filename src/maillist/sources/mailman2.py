@@ -20,7 +20,7 @@ CHARSETS = {
     "en": "us-ascii", "de": "iso-8859-1", "fr": "iso-8859-1", "es": "iso-8859-1",
     "it": "iso-8859-1", "nl": "iso-8859-1", "pt": "iso-8859-1", "pt_BR": "iso-8859-1",
     "da": "iso-8859-1", "sv": "iso-8859-1", "no": "iso-8859-1", "fi": "iso-8859-1",
-    "pl": "iso-8859-2", "cs": "iso-8859-2", "hu": "iso-8859-2", "ru": "koi8-r",
+    "pl": "iso-8859-2", "cs": "iso-8859-2", "hu": "iso-8859-2", "ru": "koi8-r", "el": "iso-8859-7",
     "ja": "euc-jp", "ko": "euc-kr", "zh_CN": "gb2312", "zh_TW": "big5",
 }  # fmt: skip
 READ = {
