@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from serverutil import Server
 from sink import RunningSink, Sink
 from test_smtp_receive import admin

@@ -5,6 +5,7 @@ meaning are carried over; every other one is named in `left_behind`."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from maillist.models import Mode, Role
 from maillist.sources import mbox, pickle2
 from maillist.sources.plan import ListPlan, Subscriber
 
+_NUMBER = re.compile(r"\s*%(\([a-z_]+\))?[-#0 +]*\d*[di]")  # the post number in a prefix
 # Mailman/Defaults.py and MemberAdaptor.py
 DISABLE_DELIVERY, DONT_RECEIVE_OWN, MODERATE = 1, 2, 128
 BY_USER, BY_ADMIN, BY_BOUNCE, UNKNOWN = 2, 3, 4, 1
@@ -71,7 +73,8 @@ def _settings(plan: ListPlan, data: dict[str, Any], text: Any) -> None:
     prefix = text("subject_prefix")
     if "%" in prefix:
         plan.leave(f"subject_prefix {prefix!r}", "maillist's prefix has no post number")
-        prefix = " ".join(p for p in prefix.split() if "%" not in p)
+        prefix = prefix.replace("%(real_name)s", text("real_name"))
+        prefix = " ".join(_NUMBER.sub("", prefix).split())
     plan.keep("subject_prefix", prefix, "subject_prefix")
     size = int(data.get("max_message_size") or 0)
     if size:

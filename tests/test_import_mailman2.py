@@ -1,0 +1,188 @@
+"""`maillist import mailman2`: Mailman 2.1's config.pck (Python 2 pickles as cPickle wrote them:
+Mailman 3's own test data where it is installed, and one written here opcode by opcode) plus its
+pipermail mbox. Members keep names (in the list's charset), modes, disabled states and roles;
+settings map or are named; the pickle is read as data and never runs anything."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+from pathlib import Path
+
+import pytest
+
+from mailman3env import pck_files
+from py2pickle import Instance, Py2Str, dumps, hostile
+from serverutil import Server
+from sink import RunningSink, Sink
+from test_smtp_receive import admin
+
+LIST = "forum@lists.example.org"
+TIMEOUT = 30
+
+
+def s(text: str, charset: str = "iso-8859-1") -> Py2Str:
+    return Py2Str(text.encode(charset))
+
+
+def config() -> bytes:
+    members = {
+        s("anne@example.org"): 0,
+        s("bob@example.org"): s("Bob@Example.org"),  # the case the member gave
+        s("nina@example.org"): 0,
+        s("bouncy@example.org"): 0,
+        s("paused@example.org"): 0,
+        s("modflag@example.org"): 0,
+    }
+    return dumps({
+        s("real_name"): s("Forum"),
+        s("host_name"): s("lists.example.org"),
+        s("preferred_language"): s("de"),
+        s("description"): s("Café-Diskussion"),
+        s("subject_prefix"): s("[Forum %d] "),
+        s("members"): members,
+        s("digest_members"): {s("dora@example.org"): 0},
+        s("usernames"): {s("anne@example.org"): s("Anne Müller"), s("dora@example.org"): s("Dora")},
+        s("user_options"): {
+            s("nina@example.org"): 1, s("bouncy@example.org"): 1, s("paused@example.org"): 1,
+            s("modflag@example.org"): 128 | 256, s("bob@example.org"): 2,
+        },
+        s("delivery_status"): {
+            s("nina@example.org"): (2, 1300000000.0),  # by the member: nomail
+            s("bouncy@example.org"): (4, 1300000000.0),  # by bounces
+            s("paused@example.org"): (3, 1300000000.0),  # by the admin
+        },
+        s("owner"): [s("owner@example.org")],
+        s("moderator"): [s("anne@example.org")],
+        s("max_message_size"): 0,
+        s("reply_goes_to_list"): 2,
+        s("reply_to_address"): s("replies@example.org"),
+        s("msg_footer"): s("%(real_name)s mailing list\n"),
+        s("archive"): True,
+        s("archive_private"): 1,
+        s("subscribe_policy"): 3,
+        s("generic_nonmember_action"): 2,
+        s("ban_list"): [s("^.*@spam\\.example$")],
+        s("accept_these_nonmembers"): [s("friend@example.com")],
+        s("personalize"): 0,
+        s("bounce_score_threshold"): 3.0,
+        s("bounce_info_stale_after"): 864000,
+        s("bounce_you_are_disabled_warnings"): 2,
+        s("bounce_info"): {s("bouncy@example.org"): Instance(
+            "Mailman.Bouncer", "_BounceInfo", {s("score"): 3.0, s("noticesleft"): 2})},
+        s("passwords"): {s("anne@example.org"): s("hunter2-secret")},
+        s("advertised"): True,
+        s("next_digest_number"): 7,
+    })  # fmt: skip
+
+
+MBOX = (
+    b"From anne@example.org Mon Mar  7 10:00:00 2011\n"
+    b"From: Anne <anne@example.org>\nSubject: [Forum 1] Welcome\n"
+    b"Message-ID: <w1@example.org>\nDate: Mon, 07 Mar 2011 10:00:00 +0000\n\nHello.\n"
+    b">From the archive, quoted.\n\n"
+    b"From bob@example.org Mon Mar  7 12:00:00 2011\n"
+    b"From: bob@example.org\nSubject: Re: [Forum 1] Welcome\n"
+    b"Message-ID: <w2@example.org>\nIn-Reply-To: <w1@example.org>\n"
+    b"Date: Mon, 07 Mar 2011 12:00:00 +0000\n\nThanks.\n"
+)
+
+
+def write_list(root: Path) -> tuple[Path, Path]:
+    (root / "lists" / "forum").mkdir(parents=True)
+    pck = root / "lists" / "forum" / "config.pck"
+    pck.write_bytes(config())
+    mbox = root / "forum.mbox"
+    mbox.write_bytes(MBOX)
+    return pck, mbox
+
+
+def test_a_mailman_2_list_comes_over_from_its_config_pck_and_mbox(
+    tmp_path: Path, db_path: Path
+) -> None:
+    pck, mbox = write_list(tmp_path)
+    dry = admin(db_path, "import", "mailman2", str(pck), "--archive", str(mbox), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "forum@lists.example.org: would be created" in dry.stdout
+    for named in ("subject_prefix '[Forum %d]'", "ban_list (^.*@spam", "accept_these_nonmembers",
+                  "generic_nonmember_action 2", "Moderate flag on 1 member", "msg_footer text",
+                  "advertised", "Mailman's own state"):  # fmt: skip
+        assert named in dry.stderr, named
+    assert "hunter2" not in dry.stdout + dry.stderr  # passwords are never carried or shown
+    assert "no such list" in admin(db_path, "lists", "show", LIST).stderr
+
+    done = admin(db_path, "import", "mailman2", str(pck), "--archive", str(mbox))
+    assert done.returncode == 0, done.stderr
+    assert "2 post(s) imported" in done.stdout
+    members = {m["address"]: m for m in json.loads(
+        admin(db_path, "members", "list", LIST, "--json").stdout)}  # fmt: skip
+    got = {a: (m["role"], m["mode"], m["status"]) for a, m in members.items()}
+    assert got == {
+        "anne@example.org": ("moderator", "regular", "enabled"),
+        "Bob@example.org": ("member", "regular", "enabled"),
+        "nina@example.org": ("member", "nomail", "enabled"),
+        "bouncy@example.org": ("member", "regular", "disabled"),
+        "paused@example.org": ("member", "regular", "disabled"),
+        "modflag@example.org": ("member", "regular", "enabled"),
+        "dora@example.org": ("member", "digest", "enabled"),
+        "owner@example.org": ("owner", "nomail", "enabled"),
+    }
+    assert members["anne@example.org"]["name"] == "Anne Müller"  # Latin-1, the list's charset
+    assert members["bouncy@example.org"]["disabled_reason"] == "bounces"
+    shown = json.loads(admin(db_path, "lists", "show", LIST, "--json").stdout)
+    assert shown["name"] == "Forum" and shown["description"] == "Café-Diskussion"
+    assert (shown["subject_prefix"], shown["reply_to"], shown["archive"]) == (
+        "[Forum]", "replies@example.org", "private")  # fmt: skip
+    assert (shown["subscription"], shown["posting"], shown["max_message_size"]) == (
+        "approve", "members", 100 * 1024 * 1024)  # fmt: skip
+    assert (shown["bounce_threshold"], shown["bounce_stale_days"], shown["bounce_warnings"]) == (
+        3.0, 10, 2)  # fmt: skip
+    thread = json.loads(admin(db_path, "threads", LIST, "--json").stdout)[0]["roots"][0]
+    assert thread["date"].startswith("2011-03-07T10:00:00")
+    assert [r["message_id"] for r in thread["replies"]] == ["w2@example.org"]
+
+    again = admin(db_path, "import", "mailman2", str(pck), "--archive", str(mbox))
+    assert "members added: none; already on the list: 8" in again.stdout
+    assert "0 post(s) imported, 2 already there" in again.stdout
+
+    with RunningSink(Sink()) as sink:
+        server = Server(db_path, "--relay", f"127.0.0.1:{sink.port}")
+        try:
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as client:
+                client.sendmail("Bob@example.org", [LIST], (
+                    f"From: Bob <Bob@example.org>\r\nTo: {LIST}\r\nSubject: Moved\r\n"
+                    "Message-ID: <moved@example.org>\r\n\r\nWe are on maillist now.\r\n"
+                ).encode())  # fmt: skip
+            sink.wait(lambda s: len(s.rcpts()) >= 2)
+        finally:
+            server.stop()
+    # enabled regular members; not Bob (he asked not to receive his own posts in Mailman),
+    # not the digest reader, nomail, disabled or the unsubscribed owner
+    assert sorted(sink.rcpts()) == ["anne@example.org", "modflag@example.org"]
+
+
+def test_a_pickle_is_read_as_data_and_never_runs(tmp_path: Path, db_path: Path) -> None:
+    marker = tmp_path / "ran"
+    pck = tmp_path / "config.pck"
+    pck.write_bytes(hostile(f"touch {marker}"))
+    done = admin(db_path, "import", "mailman2", str(pck))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "is not a Mailman 2.1 config.pck" in done.stderr
+    assert not marker.exists()
+    pck.write_bytes(b"not a pickle at all")
+    bad = admin(db_path, "import", "mailman2", str(pck))
+    assert "is not a readable Python pickle" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("name", ["config.pck", "config-with-instances.pck", "config-greek.pck"])
+def test_mailman_3s_own_mailman_2_test_data_imports(db_path: Path, name: str) -> None:
+    found = pck_files()
+    if name not in found:
+        pytest.skip(f"Mailman 3 (with its Mailman 2.1 test data) is not installed: {found}")
+    done = admin(db_path, "import", "mailman2", str(found[name]))
+    assert done.returncode == 0, done.stderr
+    address = done.stdout.split(":", 1)[0]
+    members = json.loads(admin(db_path, "members", "list", address, "--json").stdout)
+    subscribed = [m for m in members if m["mode"] != "nomail"]
+    assert len(subscribed) == 3 and all(m["name"] for m in subscribed), members  # usernames
+    assert any(m["role"] == "owner" for m in members), members
