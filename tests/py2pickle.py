@@ -22,7 +22,7 @@ class Instance:
 
     module: str
     name: str
-    state: dict[str, Any] = field(default_factory=dict)
+    state: dict[Any, Any] = field(default_factory=dict)
 
 
 def dumps(value: Any) -> bytes:
