@@ -113,8 +113,9 @@ def one_run(count: int, posts: int) -> dict[str, float]:
         return {
             "csv": timed(created, "members", "import", "team@example.org", str(tmp / "people.csv")),
             "mlmmj": timed(tmp / "mlmmj.db", "import", "mlmmj", str(listdir)),
-            "mailman2": timed(tmp / "mm2.db", "import", "mailman2",
-                              str(tmp / "lists" / "team" / "config.pck")),  # fmt: skip
+            "mailman2": timed(
+                tmp / "mm2.db", "import", "mailman2", str(tmp / "lists" / "team" / "config.pck")
+            ),
         }
 
 

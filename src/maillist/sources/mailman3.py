@@ -22,18 +22,29 @@ from maillist.sources.plan import ListPlan, Subscriber
 
 PAGE = 1000  # roster entries a request
 TIMEOUT = 30.0  # seconds for one REST request
-READERS = 8  # preference requests in flight
+READERS = 4  # preference requests in flight (Mailman's REST is one gunicorn worker by default)
 
 MODES = {
     "regular": Mode.REGULAR, "plaintext_digests": Mode.DIGEST, "mime_digests": Mode.DIGEST,
     "summary_digests": Mode.DIGEST,
 }  # fmt: skip
+NONMEMBER_RULES = (
+    "accept_these_nonmembers", "hold_these_nonmembers", "reject_these_nonmembers",
+    "discard_these_nonmembers",
+)  # fmt: skip
+STATE = {
+    "created_at", "digest_last_sent_at", "last_post_at", "next_digest_number", "post_id",
+    "volume", "usenet_watermark", "moderator_password", "http_etag", "self_link",
+    "bounces_address", "join_address", "leave_address", "owner_address", "request_address",
+    "no_reply_address",
+}  # fmt: skip
 READ = {
+    *NONMEMBER_RULES,
     "display_name", "description", "subject_prefix", "max_message_size", "reply_goes_to_list",
     "reply_to_address", "subscription_policy", "archive_policy", "default_member_action",
     "default_nonmember_action", "personalize", "bounce_score_threshold",
     "bounce_info_stale_after", "bounce_you_are_disabled_warnings", "dmarc_mitigate_action",
-    "footer_uri", "posting_address", "fqdn_listname", "list_name", "mail_host",
+    "posting_address", "fqdn_listname", "list_name", "mail_host",
 }  # fmt: skip
 
 
@@ -163,9 +174,12 @@ def _settings(plan: ListPlan, config: dict[str, Any]) -> None:
     if config.get("bounce_you_are_disabled_warnings") is not None:
         plan.keep("bounce_warnings", str(min(10, int(config["bounce_you_are_disabled_warnings"]))),
                   "bounce_you_are_disabled_warnings")  # fmt: skip
-    if text("footer_uri"):
-        plan.leave(f"footer_uri {text('footer_uri')}", "maillist's footer is its template")
-    other = sorted(k for k in config if k not in READ and k not in {"http_etag", "self_link"})
+    for key in NONMEMBER_RULES:
+        entries = [str(e) for e in config.get(key) or []]
+        if entries:
+            plan.leave(f"{key} ({_some(entries)})", "maillist has no per-address posting rules: "
+                       "non-members' posts are held for a moderator")  # fmt: skip
+    other = sorted(k for k in config if k not in READ and k not in STATE)
     if other:
         plan.leave(
             f"{len(other)} other settings ({', '.join(other)})", "maillist has no meaning for them"
@@ -217,7 +231,7 @@ def _preferences(rest: Rest, member: dict[str, Any]) -> dict[str, Any]:
     if not member_id:
         return {}
     try:
-        return rest.get(f"members/{member_id}/preferences")
+        return rest.get(f"members/{member_id}/all/preferences")  # effective, not only set ones
     except KeyError:
         return {}
 
@@ -228,6 +242,9 @@ def _rules(plan: ListPlan, rest: Rest, list_id: str) -> None:
         if action and action != "defer":
             plan.leave(f"nonmember {entry.get('email')} moderation_action {action}",
                        "maillist has no per-address posting rules: non-members' posts are held")  # fmt: skip
+    for entry in rest.entries(f"lists/{list_id}/uris"):
+        plan.leave(f"{entry.get('name')} {entry.get('uri')}", "maillist's notices and footer "
+                   "come from its templates")  # fmt: skip
     for name, why in (("bans", "maillist has no bans: remove or refuse the address by hand"),
                       ("held", "held messages stay in Mailman: decide them there before moving")):  # fmt: skip
         try:
@@ -235,6 +252,10 @@ def _rules(plan: ListPlan, rest: Rest, list_id: str) -> None:
         except KeyError:
             continue
         if found:
-            shown = ", ".join(str(e.get("email") or e.get("sender") or e.get("subject") or "?")
-                              for e in found[:5])  # fmt: skip
+            shown = _some([str(e.get("email") or e.get("sender") or "?") for e in found])
             plan.leave(f"{len(found)} {name} ({shown})", why)
+
+
+def _some(entries: list[str]) -> str:
+    more = f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+    return ", ".join(entries[:5]) + more
