@@ -133,9 +133,14 @@ def test_a_real_mlmmj_list_comes_over_with_members_settings_and_history(
                     "Message-ID: <after@example.org>\r\n\r\nFirst post on maillist.\r\n"
                 ).encode())  # fmt: skip
             sink.wait(lambda s: len(s.rcpts()) >= 3)
+            regular = sorted(sink.rcpts())
+            digest = admin(db_path, "digests", "send", LIST)  # the digest reader gets it there
+            assert "1 post(s) to 1 reader(s)" in digest.stdout, digest
+            sink.wait(lambda s: "dora@example.net" in s.rcpts())
         finally:
             server.stop()
     # regular members only: not the digest reader, not nomail, not the unsubscribed staff; and
     # none of the imported history was sent again
-    assert sorted(sink.rcpts()) == ["anne@example.org", "bob@example.org", "carl@example.org"]
+    assert regular == ["anne@example.org", "bob@example.org", "carl@example.org"]
+    assert sorted(sink.rcpts()) == [*regular, "dora@example.net"]  # never nina (nomail)
     assert all(b"after@example.org" in r.data for r in sink.received)

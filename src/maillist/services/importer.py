@@ -97,6 +97,7 @@ async def apply(
             local = address.rsplit("@", 1)[0]
             mlist = db_lists.insert(conn, address, local, "", Posting.MEMBERS, f"[{local}]", at)
             report.created = True
+        report.list_address = mlist.address  # as the site spells it
         mlist = _configure(conn, mlist, settings, report)
         _place(conn, mlist, people, report, at, progress)
         if plan.archive is not None:

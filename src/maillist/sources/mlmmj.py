@@ -152,8 +152,11 @@ def _archive_files(archive: Path) -> list[tuple[int, Path]]:
 
 def _archived(files: list[tuple[int, Path]], cap: int) -> Iterator[Archived]:
     for number, path in files:
-        size = path.stat().st_size
-        raw = crlf(path.read_bytes()) if size <= cap else None
+        try:
+            size = path.stat().st_size
+            raw = crlf(path.read_bytes()) if size <= cap else None
+        except OSError as exc:  # gone or unreadable since it was listed: the import stops
+            raise BadInput(f"cannot read {path}: {exc.strerror}") from None
         yield Archived(f"archive/{number}", raw, size)
 
 
