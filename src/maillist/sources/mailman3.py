@@ -22,6 +22,7 @@ from maillist.sources.plan import ListPlan, Subscriber
 
 PAGE = 1000  # roster entries a request
 TIMEOUT = 30.0  # seconds for one REST request
+MAX_ANSWER = 64 * 1024 * 1024  # bytes of one REST answer (a page of 1,000 members is ~600 KB)
 READERS = 4  # preference requests in flight (Mailman's REST is one gunicorn worker by default)
 
 MODES = {
@@ -67,7 +68,9 @@ class Rest:
         request = urllib.request.Request(target, headers={"Authorization": f"Basic {token}"})
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
-                body = answer.read()
+                body = answer.read(MAX_ANSWER + 1)
+            if len(body) > MAX_ANSWER:
+                raise BadInput(f"Mailman's REST API sent over {MAX_ANSWER:,} bytes for {path}")
         except urllib.error.HTTPError as exc:
             if exc.code == 401:
                 raise BadInput(f"Mailman's REST API refused user {self.user!r}: check "

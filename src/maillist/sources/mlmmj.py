@@ -12,7 +12,7 @@ from maillist.models import Mode, Role
 from maillist.sources.mbox import crlf
 from maillist.sources.plan import Archived, ListPlan, Subscriber
 
-CONTROL_CAP = 1024 * 1024  # bytes read of any one control or subscriber file line set
+LINE = 4096  # the longest line kept of a control or subscriber file
 
 MODES = (
     ("subscribers.d", Mode.REGULAR),
@@ -161,19 +161,23 @@ def _archived(files: list[tuple[int, Path]], cap: int) -> Iterator[Archived]:
 
 
 def _numbered(path: Path) -> Iterator[tuple[int, str]]:
-    text = _text(path)
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            yield number, line.strip()
+    """Each non-blank line with its number, read a line at a time: a subscriber file of any
+    size is read whole; a line no address could fill is cut (and then reported as a bad
+    address)."""
+    try:
+        with path.open("rb") as handle:
+            number = 0
+            while line := handle.readline(LINE):
+                number += 1
+                text = line.decode("utf-8", errors="replace").strip()
+                if text:
+                    yield number, text
+                rest = line
+                while rest and not rest.endswith(b"\n"):  # the rest of an over-long line
+                    rest = handle.readline(LINE)
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _lines(path: Path) -> list[str]:
     return [line for _, line in _numbered(path)]
-
-
-def _text(path: Path) -> str:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(CONTROL_CAP).decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
