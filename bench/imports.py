@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from mailman3env import PASSWORD, Mailman, missing  # noqa: E402
 from py2pickle import Py2Str, dumps  # noqa: E402
 
 MLMMJ_MAKE = Path("/usr/bin/mlmmj-make-ml")
@@ -101,6 +102,28 @@ def timed(db: Path, *args: str) -> float:
     return took
 
 
+def mailman3_list(mm: Mailman, rows: list[tuple[str, str, str]]) -> None:
+    """The same people on a Mailman 3 list, one REST request each (as Postorius adds them)."""
+    mm.call("POST", "domains", {"mail_host": "example.org"})
+    mm.call("POST", "lists", {"fqdn_listname": "team@example.org"})
+    modes = {"regular": "regular", "digest": "mime_digests", "nomail": "regular"}
+    for address, name, mode in rows:
+        member = mm.call("POST", "members", {
+            "list_id": "team.example.org", "subscriber": address, "display_name": name,
+            "delivery_mode": modes[mode], "pre_verified": "true", "pre_confirmed": "true",
+            "pre_approved": "true", "send_welcome_message": "false",
+        })  # fmt: skip
+        if mode == "nomail":
+            mm.call("PATCH", f"{member}/preferences", {"delivery_status": "by_user"})
+
+
+def timed_mailman3(db: Path, url: str) -> float:
+    import os
+
+    os.environ["MAILMAN_REST_PASSWORD"] = PASSWORD
+    return timed(db, "import", "mailman3", "team@example.org", "--rest", url)
+
+
 def one_run(count: int, posts: int) -> dict[str, float]:
     rows = people(count)
     with tempfile.TemporaryDirectory() as scratch:
@@ -124,7 +147,12 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--posts", type=int, default=200, help="mlmmj archive messages")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mailman3", type=int, default=0, metavar="N",
+                        help="also N members read from a real Mailman 3 through REST "
+                        "(make mailman3; filling it costs ~20 ms a member)")  # fmt: skip
     args = parser.parse_args()
+    if args.mailman3:
+        mailman3_figures(args.mailman3, args.runs)
     results = []
     for run in range(1, args.runs + 1):
         figures = one_run(args.members, args.posts)
@@ -136,6 +164,38 @@ def main() -> None:
     for name, value in medians.items():
         ratio = value / medians["csv"]
         print(f"  {name:9s} {value:6.2f} s  ({ratio:.2f}x the CSV members import)")
+
+
+def mailman3_figures(count: int, runs: int) -> None:
+    if missing():
+        print(f"mailman3: skipped: {missing()}")
+        return
+    rows = people(count)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(scratch)
+        mm = Mailman(tmp)
+        try:
+            mm.start()
+            start = time.perf_counter()
+            mailman3_list(mm, rows)
+            print(f"mailman3: {count:,} members subscribed through REST in "
+                  f"{time.perf_counter() - start:.1f} s")  # fmt: skip
+            csv_file(tmp / "people.csv", rows)
+            took = []
+            for run in range(1, runs + 1):
+                created = tmp / f"csv{run}.db"
+                timed(created, "lists", "create", "team@example.org")
+                csv = timed(
+                    created, "members", "import", "team@example.org", str(tmp / "people.csv")
+                )
+                took.append((csv, timed_mailman3(tmp / f"mm3-{run}.db", mm.url)))
+                print(f"run {run}: csv {csv:.2f} s, mailman3 {took[-1][1]:.2f} s", flush=True)
+        finally:
+            mm.stop()
+    csv = statistics.median(t[0] for t in took)
+    rest = statistics.median(t[1] for t in took)
+    print(f"mailman3: {count:,} members, median of {runs}: {rest:.2f} s "
+          f"({rest / csv:.1f}x the CSV import's {csv:.2f} s)\n")  # fmt: skip
 
 
 if __name__ == "__main__":
