@@ -186,3 +186,20 @@ def test_mailman_3s_own_mailman_2_test_data_imports(db_path: Path, name: str) ->
     subscribed = [m for m in members if m["mode"] != "nomail"]
     assert len(subscribed) == 3 and all(m["name"] for m in subscribed), members  # usernames
     assert any(m["role"] == "owner" for m in members), members
+
+
+def test_what_is_not_a_list_is_one_clear_line_and_nothing_written(
+    tmp_path: Path, db_path: Path
+) -> None:
+    pck, _ = write_list(tmp_path)
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    for args, says in (
+        (("mailman2", str(pck), "--archive", str(passwd)), "is not an mbox file"),
+        (("mailman2", str(tmp_path / "nope.pck")), "cannot read"),
+        (("mlmmj", str(tmp_path)), "is not an mlmmj list directory"),
+    ):
+        done = admin(db_path, "import", *args)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no such list" in admin(db_path, "lists", "show", LIST).stderr  # the mbox came last
