@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import dbutil
 from mailman3env import pck_files
 from py2pickle import Instance, Py2Str, dumps, hostile
 from serverutil import Server
@@ -42,7 +43,11 @@ def config() -> bytes:
         s("subject_prefix"): s("[Forum %d] "),
         s("members"): members,
         s("digest_members"): {s("dora@example.org"): 0},
-        s("usernames"): {s("anne@example.org"): s("Anne Müller"), s("dora@example.org"): s("Dora")},
+        s("usernames"): {
+            s("anne@example.org"): s("Anne Müller"),  # typed by email: bytes in the list's charset
+            s("bob@example.org"): "Bøb Ŭnicode",  # typed on the web: Python 2 unicode
+            s("dora@example.org"): s("Dora"),
+        },
         s("user_options"): {
             s("nina@example.org"): 1, s("bouncy@example.org"): 1, s("paused@example.org"): 1,
             s("modflag@example.org"): 128 | 256, s("bob@example.org"): 2,
@@ -103,13 +108,16 @@ def test_a_mailman_2_list_comes_over_from_its_config_pck_and_mbox(
     pck, mbox = write_list(tmp_path)
     dry = admin(db_path, "import", "mailman2", str(pck), "--archive", str(mbox), "--dry-run")
     assert dry.returncode == 0, dry.stderr
+    if not dbutil.POSTGRES:
+        assert not db_path.exists()  # a dry run on a new host does not even create the site
     assert "forum@lists.example.org: would be created" in dry.stdout
     for named in ("subject_prefix '[Forum %d]'", "ban_list (^.*@spam", "accept_these_nonmembers",
                   "generic_nonmember_action 2", "Moderate flag on 1 member", "msg_footer text",
                   "advertised", "Mailman's own state"):  # fmt: skip
         assert named in dry.stderr, named
     assert "hunter2" not in dry.stdout + dry.stderr  # passwords are never carried or shown
-    assert "no such list" in admin(db_path, "lists", "show", LIST).stderr
+    nothing = admin(db_path, "lists", "show", LIST).stderr
+    assert "no such list" in nothing or "no database at" in nothing
 
     done = admin(db_path, "import", "mailman2", str(pck), "--archive", str(mbox))
     assert done.returncode == 0, done.stderr
@@ -128,6 +136,7 @@ def test_a_mailman_2_list_comes_over_from_its_config_pck_and_mbox(
         "owner@example.org": ("owner", "nomail", "enabled"),
     }
     assert members["anne@example.org"]["name"] == "Anne Müller"  # Latin-1, the list's charset
+    assert members["Bob@example.org"]["name"] == "Bøb Ŭnicode"
     assert members["bouncy@example.org"]["disabled_reason"] == "bounces"
     shown = json.loads(admin(db_path, "lists", "show", LIST, "--json").stdout)
     assert shown["name"] == "Forum" and shown["description"] == "Café-Diskussion"
@@ -169,6 +178,13 @@ def test_a_pickle_is_read_as_data_and_never_runs(tmp_path: Path, db_path: Path) 
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "is not a Mailman 2.1 config.pck" in done.stderr
     assert not marker.exists()
+    odd = tmp_path / "lists" / "odd" / "config.pck"
+    odd.parent.mkdir(parents=True)
+    odd.write_bytes(dumps({s("real_name"): s("Odd"), s("host_name"): s("example.org"),
+                           s("members"): [s("not a dict")], s("max_message_size"): s("40"),
+                           s("bounce_info_stale_after"): float("inf"),
+                           s("ban_list"): {s("a"): 1}}))  # fmt: skip
+    assert admin(db_path, "import", "mailman2", str(odd)).returncode == 0  # odd values: defaults
     pck.write_bytes(b"not a pickle at all")
     bad = admin(db_path, "import", "mailman2", str(pck))
     assert "is not a readable Python pickle" in bad.stderr and "Traceback" not in bad.stderr

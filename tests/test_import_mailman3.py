@@ -6,6 +6,7 @@ cannot be installed."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import smtplib
@@ -94,8 +95,8 @@ def maillist(db: Path, *args: str, password: str = PASSWORD) -> subprocess.Compl
 def test_a_mailman_3_list_comes_over_through_its_rest_api(
     mailman: Mailman, tmp_path: Path, db_path: Path
 ) -> None:
-    mbox = tmp_path / "team.mbox"  # as HyperKitty exports a list's history
-    mbox.write_bytes(MBOX.replace(b"[Forum 1] ", b"[Team] "))
+    mbox = tmp_path / "team.mbox.gz"  # as HyperKitty exports a list's history: gzipped
+    mbox.write_bytes(gzip.compress(MBOX.replace(b"[Forum 1] ", b"[Team] ")))
     args = ("import", "mailman3", LIST, "--rest", mailman.url, "--archive", str(mbox))
     dry = maillist(db_path, *args, "--dry-run")
     assert dry.returncode == 0, dry.stderr

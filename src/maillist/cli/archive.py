@@ -14,8 +14,10 @@ from maillist.cli.runtime import run
 if TYPE_CHECKING:
     from maillist.services import archive as svc
     from maillist.services import mboxio, static
+    from maillist.sources import mbox
 else:
     mboxio = lazy("maillist.services.mboxio")
+    mbox = lazy("maillist.sources.mbox")
     static = lazy("maillist.services.static")
     svc = lazy("maillist.services.archive")
 
@@ -31,14 +33,14 @@ ListArg = Annotated[str, typer.Argument(help="The list's address.")]
 def import_(
     ctx: typer.Context,
     list_address: ListArg,
-    file: Annotated[Path, typer.Argument(help="The mbox file (mboxo or mboxrd).")],
+    file: Annotated[Path, typer.Argument(help="The mbox file (mboxo or mboxrd; gzipped too).")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report the defects it would meet; write nothing.")
     ] = False,
 ) -> None:
     """Import an existing list's history: threaded exactly as live mail, duplicates skipped,
     never redistributed. Unusable messages are reported by position; the rest go on."""
-    total = file.stat().st_size if file.is_file() else 0
+    total = mbox.size(file) if file.is_file() else 0
     with typer.progressbar(length=total, label="reading", file=None) as bar:
         report = run(
             ctx,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,7 +13,8 @@ import typer
 
 from maillist.cli.lazy import lazy
 from maillist.cli.output import note, say
-from maillist.cli.runtime import run
+from maillist.cli.runtime import config, run
+from maillist.config import is_url
 from maillist.errors import BadInput
 
 if TYPE_CHECKING:
@@ -101,14 +104,27 @@ def from_mailman3(
 def _apply(ctx: typer.Context, plan: ListPlan, into: str | None, dry_run: bool) -> None:
     work = len(plan.people) + plan.archive_size
     show_bar = len(plan.people) >= PROGRESS_FROM or plan.archive_size >= 1024 * 1024
-    with typer.progressbar(length=max(work, 1), label="importing", file=sys.stderr,
-                           hidden=not (show_bar and sys.stderr.isatty())) as bar:  # fmt: skip
+    site = config(ctx).db
+    with ExitStack() as stack:
+        location = None
+        if dry_run and not is_url(site) and not Path(site).exists():
+            # a dry run writes nothing, not even a new site: it runs on a scratch one
+            location = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "dry-run.db"
+        bar = stack.enter_context(
+            typer.progressbar(
+                length=max(work, 1),
+                label="importing",
+                file=sys.stderr,
+                hidden=not (show_bar and sys.stderr.isatty()),
+            )
+        )
         report = run(
             ctx,
             lambda db, cfg: importer.apply(
                 db, plan, into=into, dry_run=dry_run, actor=cfg.actor, progress=bar.update
             ),
             create=True,
+            location=location,
         )
     _show(report)
 

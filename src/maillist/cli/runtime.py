@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
@@ -22,10 +23,15 @@ def config(ctx: typer.Context) -> Config:
 
 
 def run(
-    ctx: typer.Context, call: Callable[[Store, Config], Awaitable[T]], *, create: bool = False
+    ctx: typer.Context,
+    call: Callable[[Store, Config], Awaitable[T]],
+    *,
+    create: bool = False,
+    location: Path | str | None = None,
 ) -> T:
-    """Open the database, run one service call on it, close it. Errors propagate to main().
-    Only the commands that start a site (`lists create`, `demo`) create a missing database."""
+    """Open the database (`location`, else the configured one), run one service call on it,
+    close it. Errors propagate to main(). Only the commands that start a site (`lists create`,
+    `demo`, `import`) create a missing database."""
     cfg = config(ctx)
 
     import asyncio
@@ -33,7 +39,7 @@ def run(
     from maillist.services.database import open_site  # loaded by the commands that need it
 
     async def go() -> T:
-        db = await open_site(cfg.db, create=create)
+        db = await open_site(location or cfg.db, create=create)
         try:
             return await call(db, cfg)
         finally:

@@ -7,6 +7,7 @@ are left alone. Archived posts are threaded with their own dates and never redis
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,23 +21,29 @@ from maillist.db import bounces as db_bounces
 from maillist.db import lists as db_lists
 from maillist.db import people as db_people
 from maillist.db import subscriptions as db_subs
-from maillist.errors import BadAddress, BadOption, UnknownList
-from maillist.listoptions import parse_option
+from maillist.errors import BadAddress, BadOption, MaillistError, UnknownList
+from maillist.listoptions import MAX_MESSAGE_SIZE_CAP, parse_option
 from maillist.mail.mailparse import Limits
 from maillist.models import MailingList, Mode, NewMember, Posting, Role
 from maillist.people.addresses import has_control, normalise_list_address
 from maillist.services import mboxio
+from maillist.services.ingest import Incoming
 from maillist.services.notify import Notifier
 from maillist.services.requests import Requests
 from maillist.services.sandbox import Sandbox
 from maillist.services.validation import normalise_all
-from maillist.sources.plan import ListPlan, Subscriber
+from maillist.sources.plan import Archived, ListPlan, Subscriber
 from maillist.templating import Templates
 
 Progress = Callable[[int], None]
 """Called with how much more was done: a person placed, or bytes of the archive read."""
 
 RANK = {Role.MEMBER: 0, Role.MODERATOR: 1, Role.OWNER: 2}
+HISTORY = MAX_MESSAGE_SIZE_CAP  # the largest archived message kept: the live cap is for new posts
+
+
+class Cancelled(MaillistError):
+    """The import was interrupted and rolled back."""
 
 
 @dataclass(slots=True)
@@ -87,6 +94,26 @@ async def apply(
     loop = asyncio.get_running_loop()
     requests = Requests(Notifier(Templates()))  # never used: imported posts are history
     parser = Sandbox("import", workers=1)
+    stop = threading.Event()  # set when the import is cancelled (Ctrl-C): the transaction ends
+
+    def check() -> None:
+        if stop.is_set():
+            raise Cancelled("the import was interrupted: nothing was written")
+
+    def parsed(entry: Archived) -> Incoming | None:
+        """The message parsed on the loop (in the sandbox when big), while this thread waits."""
+        future = asyncio.run_coroutine_threadsafe(
+            mboxio.incoming(parser, mlist_now[0], entry, limits, report.posts.problems, HISTORY),
+            loop,
+        )
+        try:
+            return future.result(timeout=limits.parse_seconds + 60)
+        except TimeoutError:
+            future.cancel()
+            report.posts.problems.append(f"{entry.where}: skipped: not parsed in time")
+            return None
+
+    mlist_now: list[MailingList] = []
 
     def transaction(conn: Conn) -> None:
         at = stamp()
@@ -99,18 +126,18 @@ async def apply(
             report.created = True
         report.list_address = mlist.address  # as the site spells it
         mlist = _configure(conn, mlist, settings, report)
-        _place(conn, mlist, people, report, at, progress)
+        mlist_now[:] = [mlist]
+        _place(conn, mlist, people, report, at, progress, check)
         if plan.archive is not None:
-            for entry in plan.archive(mlist.max_message_size):
+            for entry in plan.archive(HISTORY):  # history is kept whole, whatever the live cap
+                check()
                 report.posts.read += 1
                 if progress is not None:
                     progress(entry.size)
-                future = asyncio.run_coroutine_threadsafe(
-                    mboxio.incoming(parser, mlist, entry, limits, report.posts.problems), loop
-                )
-                item = future.result(timeout=limits.parse_seconds + 60)
+                item = parsed(entry)
                 if item is not None:
                     mboxio.keep(conn, entry.where, item, requests, report.posts)
+        check()
         report.named = _names_from_posts(conn, mlist)
         added = sum(report.added.values())
         db_audit.record(
@@ -125,6 +152,9 @@ async def apply(
         await db.write(transaction, heavy=True)
     except _DryRun:
         pass
+    except asyncio.CancelledError:
+        stop.set()  # the writer thread rolls back at its next message or chunk
+        raise
     finally:
         await parser.close()
     return report
@@ -206,6 +236,7 @@ def _place(
     report: Report,
     at: str,
     progress: Progress | None,
+    check: Callable[[], None],
 ) -> None:
     present = db_subs.addresses_on(conn, mlist.id)
     new = [p for p in people if p.address.lower() not in present]
@@ -213,6 +244,7 @@ def _place(
     known = db_people.ids_for(conn, [p.address for p in new])
     report.new_people += sum(1 for p in new if p.address.lower() not in known)
     for start in range(0, len(new), 5000):
+        check()
         chunk = new[start : start + 5000]
         db_people.add_keeping_names(conn, ((p.address, p.name) for p in chunk), at)
         db_subs.insert_many(

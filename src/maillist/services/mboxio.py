@@ -69,7 +69,8 @@ async def import_mbox(
             if dry_run:
                 report.problems += await checked(parser, entry, limits, mlist)
                 continue
-            item = await incoming(parser, mlist, entry, limits, report.problems)
+            item = await incoming(parser, mlist, entry, limits, report.problems,
+                                  mlist.max_message_size)  # fmt: skip
             if item is not None:
                 pending.append((entry.where, item))
             if len(pending) >= CHUNK:
@@ -82,11 +83,8 @@ async def import_mbox(
     return report
 
 
-def over_cap(entry: Archived, mlist: MailingList) -> str:
-    return (
-        f"{entry.where}: skipped: {entry.size:,} bytes, over the list's limit of "
-        f"{mlist.max_message_size:,} (max_message_size)"
-    )
+def over_cap(entry: Archived, cap: int) -> str:
+    return f"{entry.where}: skipped: {entry.size:,} bytes, over the limit of {cap:,}"
 
 
 async def checked(
@@ -94,7 +92,7 @@ async def checked(
 ) -> list[str]:
     """What a dry run reports of one message."""
     if entry.raw is None:
-        return [over_cap(entry, mlist)]
+        return [over_cap(entry, mlist.max_message_size)]
     try:
         return await parser.run(
             mboxes.defects, entry.where, entry.raw, limits, mlist.domain,
@@ -112,12 +110,13 @@ async def incoming(
     entry: Archived,
     limits: Limits,
     problems: list[str],
+    cap: int,
 ) -> Incoming | None:
     """The message parsed as SMTP would parse it, marked imported; None (and a line in
-    `problems`) when it is over a cap or cannot be used."""
+    `problems`) when it was over `cap` bytes or cannot be used."""
     raw, where, now = entry.raw, entry.where, datetime.now(UTC)
     if raw is None:
-        problems.append(over_cap(entry, mlist))
+        problems.append(over_cap(entry, cap))
         return None
     try:
         if len(raw) <= INLINE_BYTES and not mailparse.is_multipart(raw):

@@ -5,16 +5,14 @@ meaning are carried over; every other one is named in `left_behind`."""
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 from maillist.errors import BadInput
 from maillist.models import Mode, Role
 from maillist.sources import mbox, pickle2
-from maillist.sources.plan import ListPlan, Subscriber
+from maillist.sources.plan import ListPlan, Subscriber, without_post_number
 
-_NUMBER = re.compile(r"\s*%(\([a-z_]+\))?[-#0 +]*\d*[di]")  # the post number in a prefix
 # Mailman/Defaults.py and MemberAdaptor.py
 DISABLE_DELIVERY, DONT_RECEIVE_OWN, MODERATE = 1, 2, 128
 BY_USER, BY_ADMIN, BY_BOUNCE, UNKNOWN = 2, 3, 4, 1
@@ -31,58 +29,74 @@ READ = {
     "reply_goes_to_list", "reply_to_address", "msg_footer", "archive", "archive_private",
     "subscribe_policy", "generic_nonmember_action", "accept_these_nonmembers",
     "hold_these_nonmembers", "reject_these_nonmembers", "discard_these_nonmembers", "ban_list",
-    "default_member_moderation", "personalize", "bounce_score_threshold",
-    "bounce_info_stale_after", "bounce_you_are_disabled_warnings", "preferred_language",
+    "personalize", "bounce_score_threshold", "bounce_info_stale_after",
+    "bounce_you_are_disabled_warnings",
 }  # fmt: skip
 STATE = {
     "passwords", "password", "mod_password", "post_password", "bounce_info", "pending",
-    "data_version", "last_post_time", "post_id", "created_at", "one_last_digest",
-    "digest_volume_frequency", "volume", "next_digest_number", "digest_last_sent_at",
-    "hold_and_cmd_autoresponses", "language", "topics_userinterest", "new_member_options",
-    "last_moderation_date", "bounce_matching_headers",
+    "data_version", "last_post_time", "post_id", "created_at", "one_last_digest", "volume",
+    "next_digest_number", "digest_last_sent_at", "hold_and_cmd_autoresponses", "language",
+    "topics_userinterest", "last_moderation_date",
 }  # fmt: skip
+NONMEMBER_RULES = (
+    "accept_these_nonmembers", "hold_these_nonmembers", "reject_these_nonmembers",
+    "discard_these_nonmembers", "ban_list",
+)  # fmt: skip
 
 
 def read(config_pck: Path, archive: Path | None = None) -> ListPlan:
-    data = pickle2.load(config_pck)
-    if not isinstance(data, dict) or "members" not in data or "host_name" not in data:
+    raw = pickle2.load(config_pck)
+    if not isinstance(raw, dict) or b"members" not in raw or b"host_name" not in raw:
         raise BadInput(f"{config_pck} is not a Mailman 2.1 config.pck (no members or host_name)")
-    charset = CHARSETS.get(str(data.get("preferred_language", "en")), "utf-8")
-
-    def text(key: str) -> str:
-        return pickle2.recode(data.get(key, ""), charset).strip()
-
-    internal = config_pck.parent.name if config_pck.parent.name not in {"", "."} else ""
-    local = (internal or text("real_name")).lower()
-    plan = ListPlan(source=f"Mailman 2.1 {config_pck}", address=f"{local}@{text('host_name')}")
-    _settings(plan, data, text)
-    _people(plan, data, charset)
+    language = raw.get(b"preferred_language", b"en")
+    charset = CHARSETS.get(language.decode("latin-1") if isinstance(language, bytes) else "", "")
+    try:
+        data = pickle2.texts(raw, charset or "utf-8")
+        plan = _plan(config_pck, data)
+    except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+        raise BadInput(f"{config_pck} holds a value Mailman 2.1 would not have written "
+                       f"({type(exc).__name__}: {str(exc)[:80]})") from None  # fmt: skip
     if archive is not None:
-        if not archive.is_file():
-            raise BadInput(f"no mbox file at {archive}")
-        plan.archive_size = archive.stat().st_size
-        plan.archive = lambda cap: mbox.messages(archive, cap)
+        mbox.attach(plan, archive)
+    request = config_pck.parent / "request.pck"
+    if request.is_file():
+        plan.leave(f"{request} (held posts and pending requests)", "decide them in Mailman "
+                   "before moving: maillist does not read Mailman's request queue")  # fmt: skip
     return plan
 
 
-def _settings(plan: ListPlan, data: dict[str, Any], text: Any) -> None:
+def _plan(config_pck: Path, data: dict[Any, Any]) -> ListPlan:
+    def text(key: str) -> str:
+        value = data.get(key)
+        return value.strip() if isinstance(value, str) else ""
+
+    # Mailman 2.1 lets real_name differ from the list's internal name only in case
+    local = text("real_name").lower() or config_pck.parent.name.lower()
+    plan = ListPlan(source=f"Mailman 2.1 {config_pck}", address=f"{local}@{text('host_name')}")
+    if config_pck.parent.name.lower() not in {local, "", "."}:
+        plan.leave(f"the folder name {config_pck.parent.name!r}", f"the list's real_name says "
+                   f"its address is {plan.address}")  # fmt: skip
+    _settings(plan, data, text)
+    _people(plan, data)
+    return plan
+
+
+def _settings(plan: ListPlan, data: dict[Any, Any], text: Any) -> None:
     if text("real_name"):
         plan.keep("name", text("real_name"), "real_name")
     if text("description"):
-        plan.keep("description", text("description")[:500], "description")
-    prefix = text("subject_prefix")
-    if "%" in prefix:
-        plan.leave(f"subject_prefix {prefix!r}", "maillist's prefix has no post number")
-        prefix = prefix.replace("%(real_name)s", text("real_name"))
-        prefix = " ".join(_NUMBER.sub("", prefix).split())
-    plan.keep("subject_prefix", prefix, "subject_prefix")
-    size = int(data.get("max_message_size") or 0)
+        plan.keep("description", text("description"), "description")
+    plan.keep("subject_prefix", without_post_number(plan, text("subject_prefix"),
+                                                    text("real_name")), "subject_prefix")  # fmt: skip
+    size = _int(data.get("max_message_size"))
     if size:
         plan.keep("max_message_size", f"{size}K", "max_message_size (KB)")
+        plan.leave(f"max_message_size {size} KB", "Mailman held bigger posts for a moderator; "
+                   "maillist refuses them when they arrive (the archive keeps every size)")  # fmt: skip
     else:
         plan.leave("max_message_size 0 (no limit)", "maillist always has one: 100M at most")
         plan.keep("max_message_size", "100M", "max_message_size 0")
-    reply = int(data.get("reply_goes_to_list") or 0)
+    reply = _int(data.get("reply_goes_to_list"))
     target = {0: "author", 1: "list", 2: text("reply_to_address")}.get(reply, "author")
     plan.keep("reply_to", target or "author", "reply_goes_to_list")
     plan.keep("footer", "yes" if text("msg_footer") else "no", "msg_footer")
@@ -93,24 +107,24 @@ def _settings(plan: ListPlan, data: dict[str, Any], text: Any) -> None:
     else:
         private = data.get("archive_private", 0)
         plan.keep("archive", "private" if private else "public", "archive_private")
-    policy = int(data.get("subscribe_policy") or 0)
+    policy = _int(data.get("subscribe_policy"))
     plan.keep("subscription", "approve" if policy >= 2 else "confirm", "subscribe_policy")
     if policy == 0:
         plan.leave("subscribe_policy 0 (no confirmation)", "maillist always confirms a join")
     plan.keep("personalize", "yes" if data.get("personalize") else "no", "personalize")
     _posting(plan, data)
     _bounces(plan, data)
-    for key in ("accept_these_nonmembers", "hold_these_nonmembers", "reject_these_nonmembers",
-                "discard_these_nonmembers", "ban_list"):  # fmt: skip
-        entries = [str(e) for e in data.get(key) or []]
+    for key in NONMEMBER_RULES:
+        entries = [str(e) for e in _list(data.get(key))]
         if entries:
-            shown = ", ".join(entries[:5]) + (
-                f" and {len(entries) - 5} more" if len(entries) > 5 else ""
-            )
-            plan.leave(f"{key} ({shown})", "maillist has no per-address posting rules or bans: "
-                       "posts from non-members are held for a moderator")  # fmt: skip
-    state = sorted(k for k in data if k in STATE)
-    other = sorted(k for k in data if k not in READ and k not in STATE)
+            plan.leave(f"{key} ({_some(entries)})", "maillist has no per-address posting rules or "
+                       "bans: posts from non-members are held for a moderator")  # fmt: skip
+    if "preferred_language" in data:
+        plan.leave(f"preferred_language {text('preferred_language')}", "read for the charset of "
+                   "names; maillist's notices come from its own templates")  # fmt: skip
+    state = sorted(str(k) for k in data if k in STATE)
+    other = sorted(str(k) for k in data if k not in READ and k not in STATE
+                   and k != "preferred_language")  # fmt: skip
     if other:
         plan.leave(
             f"{len(other)} other settings ({', '.join(other)})", "maillist has no meaning for them"
@@ -120,11 +134,11 @@ def _settings(plan: ListPlan, data: dict[str, Any], text: Any) -> None:
                    "never carried (maillist signs members in by email)")  # fmt: skip
 
 
-def _posting(plan: ListPlan, data: dict[str, Any]) -> None:
-    options: dict[str, int] = data.get("user_options") or {}
-    moderated = sum(1 for flags in options.values() if int(flags or 0) & MODERATE)
-    action = int(data.get("generic_nonmember_action") or 0)
-    members = len(data.get("members") or {}) + len(data.get("digest_members") or {})
+def _posting(plan: ListPlan, data: dict[Any, Any]) -> None:
+    options = _dict(data.get("user_options"))
+    moderated = sum(1 for flags in options.values() if _int(flags) & MODERATE)
+    action = _int(data.get("generic_nonmember_action"))
+    members = len(_dict(data.get("members"))) + len(_dict(data.get("digest_members")))
     if members and moderated >= members:
         plan.keep("posting", "moderated", "every member's Moderate flag")
     elif action == 0:
@@ -140,46 +154,47 @@ def _posting(plan: ListPlan, data: dict[str, Any]) -> None:
                    "moderation: their posts go out as any member's")  # fmt: skip
 
 
-def _bounces(plan: ListPlan, data: dict[str, Any]) -> None:
-    threshold = data.get("bounce_score_threshold")
+def _bounces(plan: ListPlan, data: dict[Any, Any]) -> None:
+    threshold = _float(data.get("bounce_score_threshold"))
     if threshold is not None:
-        plan.keep("bounce_threshold", str(max(1.0, float(threshold))), "bounce_score_threshold")
-    stale = data.get("bounce_info_stale_after")
+        plan.keep(
+            "bounce_threshold", str(min(100.0, max(1.0, threshold))), "bounce_score_threshold"
+        )
+    stale = _float(data.get("bounce_info_stale_after"))
     if stale:
-        days = min(30, max(1, math.ceil(float(stale) / 86400)))
+        days = min(30, max(1, math.ceil(stale / 86400)))
         plan.keep("bounce_stale_days", str(days), "bounce_info_stale_after")
     warnings = data.get("bounce_you_are_disabled_warnings")
     if warnings is not None:
-        plan.keep(
-            "bounce_warnings", str(min(10, int(warnings))), "bounce_you_are_disabled_warnings"
-        )
+        plan.keep("bounce_warnings", str(min(10, max(0, _int(warnings)))),
+                  "bounce_you_are_disabled_warnings")  # fmt: skip
 
 
-def _people(plan: ListPlan, data: dict[str, Any], charset: str) -> None:
-    options: dict[str, int] = data.get("user_options") or {}
-    names: dict[str, Any] = data.get("usernames") or {}
-    status: dict[str, Any] = data.get("delivery_status") or {}
+def _people(plan: ListPlan, data: dict[Any, Any]) -> None:
+    options = _dict(data.get("user_options"))
+    names = _dict(data.get("usernames"))
+    status = _dict(data.get("delivery_status"))
     subscribed: set[str] = set()
     for key, mode in (("members", Mode.REGULAR), ("digest_members", Mode.DIGEST)):
-        for lower, cased in sorted((data.get(key) or {}).items()):
-            address = cased if isinstance(cased, str) and cased else lower
-            flags = int(options.get(lower) or 0)
-            why = status.get(lower, (0, 0))
-            reason = int(why[0]) if isinstance(why, tuple | list) and why else 0
-            disabled = ""
-            chosen = mode
+        for lower, cased in sorted(_dict(data.get(key)).items(), key=lambda kv: str(kv[0])):
+            address = cased if isinstance(cased, str) and cased else str(lower)
+            flags = _int(options.get(lower))
+            why = status.get(lower)
+            reason = _int(why[0]) if isinstance(why, tuple | list) and why else 0
+            disabled, chosen = "", mode
             if flags & DISABLE_DELIVERY or reason:
-                if reason in (BY_ADMIN,):
+                if reason == BY_ADMIN:
                     disabled = "admin"
                 elif reason == BY_BOUNCE:
                     disabled = "bounces"
                 else:
                     chosen = Mode.NOMAIL  # by the member (or, in old lists, unknown)
+            name = names.get(lower)
             plan.people.append(
                 Subscriber(
                     address,
                     f"{key} {lower}",
-                    name=pickle2.recode(names.get(lower, ""), charset),
+                    name=name if isinstance(name, str) else "",
                     mode=chosen,
                     disabled=disabled,
                     receive_own=not flags & DONT_RECEIVE_OWN,
@@ -187,9 +202,30 @@ def _people(plan: ListPlan, data: dict[str, Any], charset: str) -> None:
             )
             subscribed.add(str(lower).lower())
     for key, role in (("owner", Role.OWNER), ("moderator", Role.MODERATOR)):
-        for address in data.get(key) or []:
+        for address in _list(data.get(key)):
             plan.people.append(
                 Subscriber(
                     str(address), key, role=role, receives=str(address).lower() in subscribed
                 )
             )
+
+
+def _some(entries: list[str]) -> str:
+    more = f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+    return ", ".join(e[:100] for e in entries[:5]) + more
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int | float) and math.isfinite(value) else 0
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _dict(value: object) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []

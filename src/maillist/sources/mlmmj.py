@@ -44,11 +44,21 @@ WHY = {
     "memorymailsize": "an mlmmj implementation detail",
     "staticbounceaddr": "maillist handles its own bounces at LIST-bounces@",
     "listtext": "notices come from maillist's own templates",
+    "notmetoo": "carried as receive_own = no for each member imported; maillist has no list-wide "
+    "setting, so members who join later get their own posts",
 }
 
 
 def read(listdir: Path) -> ListPlan:
-    """The plan for the list in `listdir`; BadInput when it is not an mlmmj list directory."""
+    """The plan for the list in `listdir`; BadInput when it is not an mlmmj list directory or
+    cannot be read (mlmmj's spool belongs to its own user: run as that user, or root)."""
+    try:
+        return _read(listdir)
+    except OSError as exc:
+        raise BadInput(f"cannot read {exc.filename or listdir}: {exc.strerror}") from None
+
+
+def _read(listdir: Path) -> ListPlan:
     control = listdir / "control"
     if not (control / "listaddress").is_file():
         raise BadInput(f"{listdir} is not an mlmmj list directory: no control/listaddress")
@@ -59,7 +69,7 @@ def read(listdir: Path) -> ListPlan:
     for alias in addresses[1:]:
         plan.leave(f"control/listaddress {alias}", "maillist lists have one address each")
     _settings(plan, control)
-    _people(plan, listdir)
+    _people(plan, listdir, receive_own=not (control / "notmetoo").exists())
     archive = listdir / "archive"
     files = _archive_files(archive)
     if files:
@@ -78,8 +88,8 @@ def _settings(plan: ListPlan, control: Path) -> None:
         lines = _lines(control / name) if on(name) else []
         return lines[0] if lines else ""
 
-    if on("prefix"):
-        plan.keep("subject_prefix", first("prefix"), "control/prefix")
+    plan.keep("subject_prefix", first("prefix"), "control/prefix" if on("prefix") else
+              "no control/prefix")  # fmt: skip
     if on("moderated") or on("modonlypost"):
         plan.keep("posting", "moderated", "control/moderated" if on("moderated") else
                   "control/modonlypost")  # fmt: skip
@@ -106,8 +116,9 @@ def _settings(plan: ListPlan, control: Path) -> None:
         plan.keep("batch_size", first("maxverprecips"), "control/maxverprecips")
     if on("noarchive"):
         plan.keep("archive", "none", "control/noarchive")
+    plan.keep("footer", "yes" if on("footer") else "no", "control/footer" if on("footer") else
+              "no control/footer")  # fmt: skip
     if on("footer"):
-        plan.keep("footer", "yes", "control/footer")
         plan.leave("control/footer text", "maillist's footer is its template "
                    "(templates/footer.txt): it names the author, their badges and how to leave")  # fmt: skip
     for header in _lines(control / "customheaders") if on("customheaders") else []:
@@ -122,16 +133,24 @@ def _settings(plan: ListPlan, control: Path) -> None:
         plan.leave(f"control/{name}", WHY.get(name, "maillist has no meaning for it"))
     if (control.parent / "text").is_dir():
         plan.leave("text/", WHY["listtext"])
+    for folder, what in (("moderation", "posts held for moderation"),
+                         ("subconf", "joins waiting for confirmation"),
+                         ("unsubconf", "leaves waiting for confirmation")):  # fmt: skip
+        waiting = control.parent / folder
+        count = sum(1 for p in waiting.iterdir() if p.is_file()) if waiting.is_dir() else 0
+        if count:
+            plan.leave(f"{folder}/ ({count} {what})", "decide or finish them in mlmmj before "
+                       "moving: maillist does not read mlmmj's queues")  # fmt: skip
 
 
-def _people(plan: ListPlan, listdir: Path) -> None:
+def _people(plan: ListPlan, listdir: Path, receive_own: bool) -> None:
     seen: set[str] = set()
     for folder, mode in MODES:
         directory = listdir / folder
         for path in sorted(directory.iterdir()) if directory.is_dir() else []:
             for number, line in _numbered(path):
-                plan.people.append(Subscriber(line, f"{folder}/{path.name} line {number}",
-                                              mode=mode))  # fmt: skip
+                where = f"{folder}/{path.name} line {number}"
+                plan.people.append(Subscriber(line, where, mode=mode, receive_own=receive_own))
                 seen.add(line.lower())
     for role, name in ((Role.OWNER, "owner"), (Role.MODERATOR, "moderators")):
         path = listdir / "control" / name
@@ -146,7 +165,10 @@ def _people(plan: ListPlan, listdir: Path) -> None:
 def _archive_files(archive: Path) -> list[tuple[int, Path]]:
     if not archive.is_dir():
         return []
-    found = [(int(p.name), p) for p in archive.iterdir() if p.name.isdigit() and p.is_file()]
+    found = [
+        (int(p.name), p) for p in archive.iterdir()
+        if p.name.isascii() and p.name.isdecimal() and not p.is_symlink() and p.is_file()
+    ]  # fmt: skip
     return sorted(found)
 
 

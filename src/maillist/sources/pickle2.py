@@ -3,10 +3,12 @@
 A pickle names classes and functions for the reader to import and call; this reader imports
 nothing. Every class or function a pickle names becomes an `Opaque` record of what it was given,
 so a hostile file can build lists, dicts and strings but run nothing. Python 2 byte strings come
-back as str decoded as Latin-1 (every byte kept: `recode` reads them in the list's charset)."""
+back as bytes and its unicode strings as str; `texts` turns the bytes into text in the list's
+charset (Mailman 2.1 kept names typed by email as bytes, names typed on the web as unicode)."""
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 from pathlib import Path
@@ -28,6 +30,7 @@ class Opaque:
         self.state = state
 
 
+@functools.cache  # one class a name, however often the pickle names it
 def _named(module: str, name: str) -> type[Opaque]:
     return type(f"{module}.{name}", (Opaque,), {})
 
@@ -44,23 +47,31 @@ class _DataOnly(pickle.Unpickler):
 def load(path: Path) -> Any:
     try:
         size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise BadInput(f"{path} is {size:,} bytes: larger than any config.pck maillist reads")
+        data = path.read_bytes()
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror}") from None
-    if size > MAX_BYTES:
-        raise BadInput(f"{path} is {size:,} bytes: larger than any config.pck maillist reads")
-    data = path.read_bytes()
     try:
-        return _DataOnly(io.BytesIO(data), encoding="latin1").load()
+        return _DataOnly(io.BytesIO(data), encoding="bytes").load()
     except Exception as exc:
         raise BadInput(f"{path} is not a readable Python pickle ({type(exc).__name__})") from None
 
 
-def recode(value: object, charset: str) -> str:
-    """A Python 2 string as text in the list's charset (Mailman 2 kept them as bytes)."""
-    if not isinstance(value, str):
-        return "" if value is None else str(value)
-    raw = value.encode("latin1", errors="replace")
+def texts(value: Any, charset: str) -> Any:
+    """`value` with every byte string decoded in `charset` (Latin-1 where it does not decode:
+    Mailman itself read us-ascii names as Latin-1); dict keys too. Opaque records are left."""
+    if isinstance(value, bytes):
+        return decode(value, charset)
+    if isinstance(value, dict):
+        return {texts(k, charset): texts(v, charset) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return type(value)(texts(v, charset) for v in value)
+    return value
+
+
+def decode(raw: bytes, charset: str) -> str:
     try:
-        return raw.decode(charset or "ascii")
+        return raw.decode(charset or "latin-1")
     except (LookupError, UnicodeDecodeError):
-        return raw.decode("utf-8", errors="replace")
+        return raw.decode("latin-1")

@@ -4,6 +4,7 @@ server, plus what cannot be carried over. Built by a reader in `sources/`, appli
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -62,3 +63,18 @@ class ListPlan:
 
     def leave(self, what: str, why: str) -> None:
         self.left_behind.append(f"{what}: {why}")
+
+
+_NUMBER = re.compile(r"\s*%(\([a-z_]+\))?[-#0 +]*\d*[di]")  # Mailman's post number: %d, %05d
+
+
+def without_post_number(plan: ListPlan, prefix: str, list_name: str) -> str:
+    """A Mailman subject prefix as maillist can use it: its list-name placeholders filled in, its
+    post number dropped (and named in the plan)."""
+    if "%" not in prefix and "$" not in prefix:
+        return prefix
+    filled = prefix.replace("%(real_name)s", list_name).replace("$display_name", list_name)
+    kept = " ".join(_NUMBER.sub("", filled).split())
+    if kept != " ".join(filled.split()):
+        plan.leave(f"subject_prefix {prefix!r}", "maillist's prefix has no post number")
+    return kept
