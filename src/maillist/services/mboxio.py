@@ -19,6 +19,7 @@ from maillist.db import ingest as db_ingest
 from maillist.db import lists as db_lists
 from maillist.db.store import savepoint
 from maillist.errors import BadInput, MaillistError, MessageRefused, UnknownList
+from maillist.listoptions import MAX_MESSAGE_SIZE_CAP
 from maillist.mail import mailparse, mboxes
 from maillist.mail.mailparse import Limits
 from maillist.models import Kind, MailingList
@@ -84,7 +85,9 @@ async def import_mbox(
 
 
 def over_cap(entry: Archived, cap: int) -> str:
-    return f"{entry.where}: skipped: {entry.size:,} bytes, over the limit of {cap:,}"
+    what = "maillist's limit" if cap == MAX_MESSAGE_SIZE_CAP else "the list's limit"
+    setting = "" if cap == MAX_MESSAGE_SIZE_CAP else " (max_message_size)"
+    return f"{entry.where}: skipped: {entry.size:,} bytes, over {what} of {cap:,}{setting}"
 
 
 async def checked(
