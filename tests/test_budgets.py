@@ -142,11 +142,13 @@ def test_an_archive_read_of_a_poisoned_post_freezes_nobody(site: tuple[Server, P
 
     prober = in_flight(srv, threading.Thread(target=read))
     assert prober.longest < ANSWERED, f"another client waited {prober.longest:.1f} s"
+    # The archive reads a post's structure without the email package's header objects, whose
+    # parameter parsing was quadratic in this Content-Type (14 s before the sandbox, then past
+    # its budget): now it is simply shown. A post past its budget: tests/test_sandbox.py.
     part, page, again, raw = pages
-    assert part.status_code == 503 and "could not be" in part.text
-    assert again.status_code == 503  # the failure is remembered: no second budget spent
+    assert part.status_code == again.status_code == 200 and part.content == b"attached"
     assert page.status_code == 200
-    assert "could not be displayed" in page.text and "Hello all." in page.text
+    assert "Hello all." in page.text and "could not be displayed" not in page.text
     assert raw.status_code == 200
 
 

@@ -7,8 +7,12 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
 import dbutil
 from maillist.db.store import Store
+from maillist.errors import Unavailable
+from maillist.services import archive
 from maillist.services.archive import Archive
 from maillist.services.sandbox import Sandbox
 from test_smtp_receive import admin
@@ -57,3 +61,36 @@ async def test_a_long_thread_is_rendered_across_the_display_workers(
     texts = [p.body.html if p.body else "" for p in page.posts]
     assert [f"Post number {n} here." in t for n, t in enumerate(texts)] == [True] * 40, texts[:3]
     assert not any("could not be displayed" in t for t in texts)
+
+
+def many_parts(message_id: str, parts: int) -> str:
+    """A post whose structure costs time to read in proportion to its parts (any parser)."""
+    inner = "".join("--b\nContent-Type: text/plain\n\nx\n" for _ in range(parts))
+    return (
+        f"From anne@example.org Mon Jan  1 00:00:00 2024\nFrom: Anne <anne@example.org>\n"
+        f"To: {LIST}\nSubject: Parts\nMessage-ID: <{message_id}>\n"
+        "Date: Mon, 01 Jan 2024 10:00:00 +0000\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b"\n\n'
+        f"--b\nContent-Type: text/plain\n\nHello all.\n{inner}--b--\n\n"
+    )
+
+
+async def test_a_post_past_its_budget_is_shown_degraded_and_remembered(
+    db: Store, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert admin(db_path, "lists", "create", LIST).returncode == 0
+    (tmp_path / "p.mbox").write_text(many_parts("parts@example.org", 900))
+    assert admin(db_path, "archive", "import", LIST, str(tmp_path / "p.mbox")).returncode == 0
+    monkeypatch.setattr(archive, "BODY_SECONDS", 0.002)  # below what 900 parts take to read
+    display = Sandbox("display", workers=1)
+    try:
+        service = Archive(db, display)
+        thread = (await service.locate(LIST, "parts@example.org", archive.ADMIN))[0]
+        page = await service.thread(LIST, thread, archive.ADMIN)
+        [post] = page.posts
+        assert post.body is not None and "could not be displayed" in post.body.html
+        assert "Hello all." in post.body.html  # the text as received, escaped
+        with pytest.raises(Unavailable):
+            await service.part(LIST, "parts@example.org", 1, archive.ADMIN)  # no second budget
+    finally:
+        await display.close()

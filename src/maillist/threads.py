@@ -3,6 +3,7 @@ narrow subject rule on top for clients that send no threading headers. Pure."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,9 +17,14 @@ SUBJECT_FALLBACK_DAYS = 30
 def strip_prefix(subject: str, prefix: str) -> str:
     """Remove every copy of the list's prefix (e.g. "[team]") and reply markers before it."""
     text = subject
-    if prefix:
-        text = re.sub(r"\s*" + re.escape(prefix) + r"\s*", " ", text, flags=re.IGNORECASE)
+    if prefix and prefix.casefold() in subject.casefold():  # most subjects: no regex at all
+        text = _prefix_pattern(prefix).sub(" ", text)
     return " ".join(text.split())
+
+
+@functools.lru_cache(maxsize=64)  # one pattern a list prefix
+def _prefix_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(r"\s*" + re.escape(prefix) + r"\s*", flags=re.IGNORECASE)
 
 
 def _base(subject: str, prefix: str) -> str:

@@ -529,12 +529,19 @@ class _People:
         self.accounts = sql.authors(conn, addresses)
         self.badges = db_badges.for_addresses(conn, addresses)
         self.styles = sql.badge_styles(conn) if self.badges else {}
+        self._shown: dict[tuple[str, bool, str], Person] = {}  # a page's authors repeat
 
     def get(self, address: str, verified: bool, written: str = "") -> Person | None:
         """A person as the archive shows them: the account's name; without one (a stranger on
         an open list, an imported author) the name their From gave, else the local part."""
         if not address:
             return None
+        key = (address, verified, written)
+        if key not in self._shown:
+            self._shown[key] = self._person(address, verified, written)
+        return self._shown[key]
+
+    def _person(self, address: str, verified: bool, written: str) -> Person:
         account = self.accounts.get(address.lower())
         fallback = bodies.hide_addresses(" ".join(written.split())[:100]) or address.split("@")[0]
         shown = account.name if account is not None and account.name else fallback
