@@ -100,11 +100,10 @@ async def apply(
         if stop.is_set():
             raise Cancelled("the import was interrupted: nothing was written")
 
-    def parsed(entry: Archived) -> Incoming | None:
+    def parsed(mlist: MailingList, entry: Archived) -> Incoming | None:
         """The message parsed on the loop (in the sandbox when big), while this thread waits."""
         future = asyncio.run_coroutine_threadsafe(
-            mboxio.incoming(parser, mlist_now[0], entry, limits, report.posts.problems, HISTORY),
-            loop,
+            mboxio.incoming(parser, mlist, entry, limits, report.posts.problems, HISTORY), loop
         )
         try:
             return future.result(timeout=limits.parse_seconds + 60)
@@ -112,8 +111,6 @@ async def apply(
             future.cancel()
             report.posts.problems.append(f"{entry.where}: skipped: not parsed in time")
             return None
-
-    mlist_now: list[MailingList] = []
 
     def transaction(conn: Conn) -> None:
         at = stamp()
@@ -126,7 +123,6 @@ async def apply(
             report.created = True
         report.list_address = mlist.address  # as the site spells it
         mlist = _configure(conn, mlist, settings, report)
-        mlist_now[:] = [mlist]
         _place(conn, mlist, people, report, at, progress, check)
         if plan.archive is not None:
             for entry in plan.archive(HISTORY):  # history is kept whole, whatever the live cap
@@ -134,7 +130,7 @@ async def apply(
                 report.posts.read += 1
                 if progress is not None:
                     progress(entry.size)
-                item = parsed(entry)
+                item = parsed(mlist, entry)
                 if item is not None:
                     mboxio.keep(conn, entry.where, item, requests, report.posts)
         check()
