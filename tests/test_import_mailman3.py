@@ -102,11 +102,12 @@ def test_a_mailman_3_list_comes_over_through_its_rest_api(
     assert dry.returncode == 0, dry.stderr
     assert "would be created" in dry.stdout and "nothing written" in dry.stdout
     for named in ("nonmember spammer@example.net moderation_action discard",
-                  "1 bans (banned@example.net)", "1 held (stranger@example.net)",
+                  "1 bans (banned@example.net)",
                   "moderation_action hold for member erin@example.com",
                   "accept_these_nonmembers (friend@example.net"):  # fmt: skip
         assert named in dry.stderr, named
     assert PASSWORD not in dry.stdout + dry.stderr
+    assert "held for moderation: 1 post(s) would be carried into the queue" in dry.stdout
 
     done = maillist(db_path, *args)
     assert done.returncode == 0, done.stderr
@@ -131,9 +132,19 @@ def test_a_mailman_3_list_comes_over_through_its_rest_api(
         "list", "approve", "public", "members")  # fmt: skip
     assert shown["max_message_size"] == 200 * 1024
 
+    held = json.loads(maillist(db_path, "moderation", "list", LIST, "--json").stdout)
+    assert [(h["sender"], h["subject"]) for h in held] == [("stranger@example.net", "let me in")]
+    assert held[0]["reason"] == "held in Mailman 3: The message is not from a list member"
+    queue = json.loads(maillist(db_path, "queue", "--json").stdout)
+    assert (queue["jobs_waiting"], queue["states"]) == (0, {})  # no notice, no post queued
+
     again = maillist(db_path, *args)
     assert "members added: none; already on the list: 8" in again.stdout
     assert "0 post(s) imported, 2 already there" in again.stdout
+    assert (
+        "held for moderation: 0 post(s) carried into the queue (no notices sent), 1 already"
+        in again.stdout
+    )
 
     with RunningSink(Sink()) as sink:
         server = Server(db_path, "--relay", f"127.0.0.1:{sink.port}")
@@ -147,7 +158,8 @@ def test_a_mailman_3_list_comes_over_through_its_rest_api(
         finally:
             server.stop()
     # alice only: erin asked not to get her own posts, bob and bea read digests, carol is
-    # nomail, dave is disabled by bounces, the owner and moderator were not subscribed
+    # nomail, dave is disabled by bounces, the owner and moderator were not subscribed; and the
+    # held post carried over sent its moderators no second notice
     assert sink.rcpts() == ["alice@example.com"]
 
 

@@ -131,7 +131,7 @@ def _apply(ctx: typer.Context, plan: ListPlan, into: str | None, dry_run: bool) 
 
 def _show(report: importer.Report) -> None:
     would = "would be " if report.dry_run else ""
-    for problem in report.problems + report.posts.problems:
+    for problem in report.problems + report.posts.problems + report.held.problems:
         note(f"problem: {problem}")
     for left in report.left_behind:
         note(f"not carried over: {left}")
@@ -148,6 +148,10 @@ def _show(report: importer.Report) -> None:
     if posts.read:
         say(f"  archive: {posts.imported} post(s) {would}imported, {posts.duplicates} already "
             f"there, of {posts.read} read")  # fmt: skip
-    problems = len(report.problems) + len(posts.problems)
+    held = report.held
+    if held.imported or held.duplicates:
+        say(f"  held for moderation: {held.imported} post(s) {would}carried into the queue "
+            f"(no notices sent), {held.duplicates} already there")  # fmt: skip
+    problems = len(report.problems) + len(posts.problems) + len(held.problems)
     say(f"  {problems} problem(s), {len(report.left_behind)} setting(s) not carried over"
         + ("; nothing written (dry run)" if report.dry_run else ""))  # fmt: skip

@@ -10,7 +10,7 @@ import asyncio
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from maillist.clock import stamp
@@ -58,6 +58,7 @@ class Report:
     new_people: int = 0  # of those added, how many the site did not know yet
     named: int = 0  # people without a name who got the one their own archived posts gave
     posts: mboxio.ImportReport = field(default_factory=mboxio.ImportReport)
+    held: mboxio.ImportReport = field(default_factory=mboxio.ImportReport)  # into moderation
     problems: list[str] = field(default_factory=list)
     left_behind: list[str] = field(default_factory=list)
 
@@ -133,6 +134,13 @@ async def apply(
                 item = parsed(mlist, entry)
                 if item is not None:
                     mboxio.keep(conn, entry.where, item, requests, report.posts)
+        for post in plan.held:  # after the history: a held reply finds its thread
+            check()
+            entry = Archived(post.where, post.raw, len(post.raw))
+            item = parsed(mlist, entry)
+            if item is not None:
+                item = replace(item, imported=False, held=post.reason)
+                mboxio.keep(conn, entry.where, item, requests, report.held)
         check()
         report.named = _names_from_posts(conn, mlist)
         added = sum(report.added.values())

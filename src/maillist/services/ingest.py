@@ -51,6 +51,9 @@ class Incoming:
     client: str = ""  # the connecting client's IP address (rate limits for notices)
     auth: Authentication | None = None  # a post's DKIM/ARC/DMARC results (None: not checked)
     imported: bool = False  # history from an mbox: shown in the archive, never redistributed
+    # a post the server a list came from was holding: held here for this reason, without the
+    # notices a new hold sends (the old server already told its author and moderators)
+    held: str = ""
     # a sub-address message's words or bounce (mail/reading.py)
     reading: Reading = field(default_factory=Reading)
 
@@ -100,6 +103,8 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
     decision = (
         IMPORTED
         if item.imported
+        else policy.Decision(Verdict.HOLD, (item.held,))
+        if item.held
         else policy.decide(
             policy.Facts(
                 mlist=lst,
@@ -152,7 +157,9 @@ def ingest_one(conn: Conn, item: Incoming, requests: Requests) -> Outcome:
         sql.touch_thread(conn, thread_id, at, p.subject, key, rename=parent_row is None)
     if decision.verdict is Verdict.HOLD:
         reason = "; ".join(decision.reasons)
-        requests.on_hold(conn, _mail(item, row), sql.hold(conn, row, lst.id, reason, at), reason)
+        held_id = sql.hold(conn, row, lst.id, reason, at)
+        if not item.held:
+            requests.on_hold(conn, _mail(item, row), held_id, reason)
     elif decision.verdict is Verdict.ACCEPT and not item.imported:
         db_outbound.enqueue(conn, row, lst.id, at)  # the fan-out job, in the verdict's transaction
     return Outcome(row, p.message_id, decision.verdict, decision.reasons, search=entry)

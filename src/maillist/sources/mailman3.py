@@ -20,7 +20,7 @@ from typing import Any
 from maillist.errors import BadInput
 from maillist.models import Mode, Role
 from maillist.sources import mbox
-from maillist.sources.plan import ListPlan, Subscriber, without_post_number
+from maillist.sources.plan import HeldPost, ListPlan, Subscriber, without_post_number
 
 PAGE = 1000  # roster entries a request
 TIMEOUT = 30.0  # seconds for one REST request
@@ -296,8 +296,16 @@ def _rules(plan: ListPlan, rest: Rest, list_id: str) -> None:
     for entry in _optional(rest, f"lists/{list_id}/uris"):
         plan.leave(f"{entry.get('name')} {entry.get('uri')}", "maillist's notices and footer "
                    "come from its templates")  # fmt: skip
+    for entry in _optional(rest, f"lists/{list_id}/held"):
+        text, reason = entry.get("msg"), str(entry.get("reason") or "held")
+        where = f"held {entry.get('request_id')}"
+        if isinstance(text, str) and text:
+            raw = mbox.crlf(text.encode("utf-8", "surrogateescape"))
+            plan.held.append(HeldPost(where, raw, f"held in Mailman 3: {reason[:200]}"))
+        else:
+            plan.leave(f"{where} ({entry.get('sender')})", "Mailman did not give its text: "
+                       "decide it in Mailman")  # fmt: skip
     for name, why in (("bans", "maillist has no bans: remove or refuse the address by hand"),
-                      ("held", "held messages stay in Mailman: decide them there before moving"),
                       ("requests", "pending joins stay in Mailman: decide them there first")):  # fmt: skip
         found = _optional(rest, f"lists/{list_id}/{name}")
         if found:

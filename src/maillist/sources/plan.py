@@ -43,6 +43,15 @@ class Archived:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class HeldPost:
+    """A post the source server was holding for its moderators: held here too."""
+
+    where: str  # "held 3"
+    raw: bytes  # CRLF line endings
+    reason: str  # why, as the moderation queue shows it: "held in Mailman 3: ..."
+
+
 ArchiveReader = Callable[[int], Iterator[Archived]]
 """Called with the largest message to keep (the list's size cap); yields the archive in order."""
 
@@ -55,6 +64,7 @@ class ListPlan:
     people: list[Subscriber] = field(default_factory=list)
     left_behind: list[str] = field(default_factory=list)  # "setting = value: why not carried"
     problems: list[str] = field(default_factory=list)  # what the reader could not read
+    held: list[HeldPost] = field(default_factory=list)
     archive: ArchiveReader | None = None
     archive_size: int = 0  # bytes, for a progress bar
 
