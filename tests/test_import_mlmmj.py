@@ -69,6 +69,18 @@ def make_list(spool: Path, sink_port: int) -> Path:
     for sender, text in POSTS:
         mlmmj("mlmmj-receive", "-F", "-s", sender, "-L", str(listdir),
               stdin=f"To: {LIST}\n{text}")  # fmt: skip
+    mlmmj(
+        "mlmmj-receive",
+        "-F",
+        "-s",
+        "zed@example.net",
+        "-L",
+        str(listdir),
+        stdin=(
+            f"To: {LIST}\nFrom: Zed <zed@example.net>\nSubject: Let me in\n"
+            "Message-ID: <zed1@example.net>\nDate: Thu, 04 Jan 2024 10:00:00 +0000\n\nHold me.\n"
+        ),
+    )  # a non-subscriber's post: mlmmj holds it for its moderators (modnonsubposts)
     return listdir
 
 
@@ -79,6 +91,7 @@ def test_a_real_mlmmj_list_comes_over_with_members_settings_and_history(
         listdir = make_list(tmp_path / "spool", mlmmj_sink.port)
         mlmmj_sink.wait(lambda s: len(s.received) >= 3)  # mlmmj sent each post to its members
     assert sorted(p.name for p in (listdir / "archive").iterdir()) == ["1", "2", "3"]
+    assert len(list((listdir / "moderation").iterdir())) == 1  # zed's post, held by mlmmj
 
     dry = admin(db_path, "import", "mlmmj", str(listdir), "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -93,6 +106,12 @@ def test_a_real_mlmmj_list_comes_over_with_members_settings_and_history(
     done = admin(db_path, "import", "mlmmj", str(listdir))
     assert done.returncode == 0, done.stderr
     assert "3 post(s) imported" in done.stdout
+    assert "held for moderation: 1 post(s) carried into the queue" in done.stdout
+    held = json.loads(admin(db_path, "moderation", "list", LIST, "--json").stdout)
+    assert [(h["sender"], h["reason"]) for h in held] == [
+        ("zed@example.net", "held in mlmmj for its moderators")]  # fmt: skip
+    queue = json.loads(admin(db_path, "queue", "--json").stdout)
+    assert (queue["jobs_waiting"], queue["states"]) == (0, {})  # no notice, no post queued
     members = {m["address"]: m for m in json.loads(
         admin(db_path, "members", "list", LIST, "--json").stdout)}  # fmt: skip
     got = {a: (m["role"], m["mode"]) for a, m in members.items()}
@@ -123,6 +142,7 @@ def test_a_real_mlmmj_list_comes_over_with_members_settings_and_history(
     assert again.returncode == 0, again.stderr
     assert "members added: none; already on the list: 7" in again.stdout
     assert "0 post(s) imported, 3 already there" in again.stdout
+    assert "0 post(s) carried into the queue (no notices sent), 1 already there" in again.stdout
     assert "setting " not in again.stdout  # every setting already equal
 
     with RunningSink(Sink()) as sink:

@@ -4,15 +4,18 @@ in `left_behind`; mlmmj keeps no display names."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from maillist.errors import BadInput
 from maillist.models import Mode, Role
 from maillist.sources.mbox import crlf
-from maillist.sources.plan import Archived, ListPlan, Subscriber
+from maillist.sources.plan import Archived, HeldPost, ListPlan, Subscriber
 
 LINE = 4096  # the longest line kept of a control or subscriber file
+HELD_CAP = 100 * 1024 * 1024  # maillist's own largest message
+_COOKIE = re.compile(r"^[0-9a-f]{8,64}$")  # mlmmj names a held post by a random hex cookie
 
 MODES = (
     ("subscribers.d", Mode.REGULAR),
@@ -70,6 +73,7 @@ def _read(listdir: Path) -> ListPlan:
         plan.leave(f"control/listaddress {alias}", "maillist lists have one address each")
     _settings(plan, control)
     _people(plan, listdir, receive_own=not (control / "notmetoo").exists())
+    _held(plan, listdir / "moderation")
     archive = listdir / "archive"
     files = _archive_files(archive)
     if files:
@@ -133,8 +137,7 @@ def _settings(plan: ListPlan, control: Path) -> None:
         plan.leave(f"control/{name}", WHY.get(name, "maillist has no meaning for it"))
     if (control.parent / "text").is_dir():
         plan.leave("text/", WHY["listtext"])
-    for folder, what in (("moderation", "posts held for moderation"),
-                         ("subconf", "joins waiting for confirmation"),
+    for folder, what in (("subconf", "joins waiting for confirmation"),
                          ("unsubconf", "leaves waiting for confirmation")):  # fmt: skip
         waiting = control.parent / folder
         count = sum(1 for p in waiting.iterdir() if p.is_file()) if waiting.is_dir() else 0
@@ -160,6 +163,24 @@ def _people(plan: ListPlan, listdir: Path, receive_own: bool) -> None:
                     line, f"control/{name} line {number}", role=role, receives=line.lower() in seen
                 )
             )
+
+
+def _held(plan: ListPlan, moderation: Path) -> None:
+    """Posts waiting for the list's moderators: `moderation/<cookie>`, the post as received."""
+    if not moderation.is_dir():
+        return
+    other = 0
+    for path in sorted(moderation.iterdir()):
+        if (_COOKIE.match(path.name) and not path.is_symlink() and path.is_file()
+                and path.stat().st_size <= HELD_CAP):  # fmt: skip
+            raw = crlf(path.read_bytes())
+            plan.held.append(HeldPost(f"moderation/{path.name}", raw, "held in mlmmj for its "
+                                      "moderators"))  # fmt: skip
+        else:
+            other += 1
+    if other:
+        plan.leave(f"moderation/ ({other} other file(s))", "not posts mlmmj holds for its "
+                   "moderators: left in mlmmj")  # fmt: skip
 
 
 def _archive_files(archive: Path) -> list[tuple[int, Path]]:
