@@ -27,6 +27,7 @@ import argparse
 import base64
 import contextlib
 import os
+import re
 import select
 import smtplib
 import socket
@@ -74,10 +75,11 @@ class Server:
             if ready:
                 pending += os.read(self.proc.stdout.fileno(), 4096)
                 for line in pending.split(b"\n"):
-                    if b"http listening on" in line:
-                        self.http = int(line.rsplit(b":", 1)[1].split()[0])
-                    elif b"listening on" in line:
-                        self.port = int(line.rsplit(b":", 1)[1])
+                    found = re.search(rb"listening on [^\s:]+:(\d+)", line)
+                    if found and b"http listening on" in line:
+                        self.http = int(found[1])
+                    elif found:
+                        self.port = int(found[1])
         assert self.port, pending
         self.start = time.monotonic() - started
 
