@@ -6,6 +6,7 @@ the process really ends: each test here runs the real command and waits for its 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import socket
@@ -265,3 +266,35 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_ctrl_c_in_a_terminal_stops_the_workers_without_a_traceback(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole foreground process group, the sandbox's worker
+    processes too: they leave quietly (the server stops them), no KeyboardInterrupt on the
+    admin's screen."""
+    db = tmp_path / "demo.db"
+    port = _free_port()
+    assert admin(db, "demo", "--web-url", f"http://127.0.0.1:{port}").returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maillist", "--db", dbutil.location(db), "serve", "--port", "0",
+         "--http-port", str(port), "--dns", default_dns(), "--outbox", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(), cwd=tmp_path,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        while b"SMTP server listening" not in proc.stdout.readline():
+            assert proc.poll() is None
+        base = f"http://127.0.0.1:{port}/lists/managers@example.org/"
+        listing = urllib.request.urlopen(base, timeout=10).read().decode()
+        [thread] = re.findall(r'href="(/lists/managers@example.org/thread/\d+)"', listing)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}{thread}", timeout=10).read()
+        assert b"BariTony" in page  # bodies rendered by the display sandbox's workers
+        os.killpg(proc.pid, signal.SIGINT)
+        code, err = finish(proc)
+        assert code == 0, err
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +52,11 @@ class Overrun:
 
 def _serve(conn: Connection) -> None:
     """A worker's life: run what comes down the pipe until the pipe closes. For a batch, one
-    answer per item as soon as it is done, so the parent can time each item on its own."""
+    answer per item as soon as it is done, so the parent can time each item on its own.
+
+    A terminal's Ctrl-C goes to the whole process group, workers included: they leave it to the
+    server, which stops them (a KeyboardInterrupt here is only a traceback on the admin's screen)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             batch, fn, args, kwargs = conn.recv()
