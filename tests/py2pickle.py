@@ -1,6 +1,8 @@
-"""Write a pickle as Python 2's cPickle (protocol 2) writes Mailman 2.1's config.pck: byte strings
-as SHORT_BINSTRING/BINSTRING in the list's charset, unicode as BINUNICODE, ints as BININT, old
-class instances as GLOBAL + NEWOBJ + BUILD. Python 3 cannot produce these opcodes for str."""
+"""Write a pickle as Python 2's cPickle writes Mailman 2.1's files: byte strings as
+SHORT_BINSTRING/BINSTRING in the list's charset, unicode as BINUNICODE, ints as BININT. Protocol
+1 (`cPickle.dump(x, fp, 1)`, what Mailman 2.1 calls for config.pck, request.pck and held posts):
+no header, bools as INT, old-style class instances as MARK + GLOBAL + OBJ + BUILD. Protocol 2:
+NEWTRUE/NEWFALSE, GLOBAL + NEWOBJ + BUILD. Python 3 cannot produce these opcodes for str."""
 
 from __future__ import annotations
 
@@ -25,13 +27,16 @@ class Instance:
     state: dict[Any, Any] = field(default_factory=dict)
 
 
-def dumps(value: Any) -> bytes:
-    return b"\x80\x02" + _value(value) + b"."
+def dumps(value: Any, protocol: int = 2) -> bytes:
+    header = b"\x80\x02" if protocol == 2 else b""
+    return header + _value(value, protocol) + b"."
 
 
-def _value(value: Any) -> bytes:
+def _value(value: Any, protocol: int = 2) -> bytes:
     if value is None:
         return b"N"
+    if isinstance(value, bool) and protocol == 1:
+        return b"I01\n" if value else b"I00\n"
     if value is True:
         return b"\x88"
     if value is False:
@@ -50,12 +55,18 @@ def _value(value: Any) -> bytes:
         data = value.encode("utf-8")
         return b"X" + struct.pack("<I", len(data)) + data
     if isinstance(value, tuple):
-        return b"(" + b"".join(_value(v) for v in value) + b"t"
+        return b"(" + b"".join(_value(v, protocol) for v in value) + b"t"
     if isinstance(value, list):
-        return b"](" + b"".join(_value(v) for v in value) + b"e"
+        return b"](" + b"".join(_value(v, protocol) for v in value) + b"e"
     if isinstance(value, dict):
-        items = b"".join(_value(k) + _value(v) for k, v in value.items())
+        items = b"".join(_value(k, protocol) + _value(v, protocol) for k, v in value.items())
         return b"}(" + items + b"u"
+    if isinstance(value, Instance) and protocol == 1:
+        return (
+            f"(c{value.module}\n{value.name}\no".encode()  # an old-style class's instance
+            + _value(value.state, protocol)
+            + b"b"
+        )
     if isinstance(value, Instance):
         return (
             f"c{value.module}\n{value.name}\n".encode()

@@ -70,11 +70,20 @@ def from_mailman2(
         Path | None,
         typer.Option("--archive", help="archives/private/LIST.mbox/LIST.mbox, the list's history."),
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Mailman's data directory, where held posts are kept (default: the one beside "
+            "lists/, e.g. /var/lib/mailman/data).",
+        ),
+    ] = None,
     into: Into = None,
     dry_run: DryRun = False,
 ) -> None:
-    """A Mailman 2.1 list from its config.pck (read as data: nothing in it is run)."""
-    _apply(ctx, mailman2.read(config_pck, archive), into, dry_run)
+    """A Mailman 2.1 list from its config.pck (read as data: nothing in it is run), with the
+    posts its request.pck holds for moderators."""
+    _apply(ctx, mailman2.read(config_pck, archive, data), into, dry_run)
 
 
 @app.command("mailman3")

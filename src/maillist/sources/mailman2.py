@@ -10,7 +10,7 @@ from typing import Any
 
 from maillist.errors import BadInput
 from maillist.models import Mode, Role
-from maillist.sources import mbox, pickle2
+from maillist.sources import mailman2held, mbox, pickle2
 from maillist.sources.plan import ListPlan, Subscriber, without_post_number
 
 # Mailman/Defaults.py and MemberAdaptor.py
@@ -44,7 +44,9 @@ NONMEMBER_RULES = (
 )  # fmt: skip
 
 
-def read(config_pck: Path, archive: Path | None = None) -> ListPlan:
+def read(config_pck: Path, archive: Path | None = None, data_dir: Path | None = None) -> ListPlan:
+    """The list of `config_pck`; its history from `archive`; the posts its request.pck holds,
+    their texts in `data_dir` (Mailman's data directory, by default `lists/LIST/../../data`)."""
     raw = pickle2.load(config_pck)
     if not isinstance(raw, dict) or b"members" not in raw or b"host_name" not in raw:
         raise BadInput(f"{config_pck} is not a Mailman 2.1 config.pck (no members or host_name)")
@@ -60,8 +62,8 @@ def read(config_pck: Path, archive: Path | None = None) -> ListPlan:
         mbox.attach(plan, archive)
     request = config_pck.parent / "request.pck"
     if request.is_file():
-        plan.leave(f"{request} (held posts and pending requests)", "decide them in Mailman "
-                   "before moving: maillist does not read Mailman's request queue")  # fmt: skip
+        data_dir = data_dir or config_pck.absolute().parent.parent.parent / "data"
+        mailman2held.read(plan, request, data_dir)
     return plan
 
 
