@@ -354,6 +354,8 @@ def main() -> None:
         "interleaved in the same run (0: skip)",
     )
     args = parser.parse_args()
+    if args.no_plain and not (args.personal or args.signing):
+        parser.error("--no-plain leaves nothing to measure: add --personal or --signing")
     CONNECTIONS[0] = args.connections
     DKIM[0] = args.dkim
     ensure_postfix_tools()
