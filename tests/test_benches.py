@@ -24,7 +24,7 @@ from pgserver import unavailable_reason
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 POSTFIX = ("smtp-sink", "smtp-source")
 
-# bench: (tiny arguments, a line its figures must print, what it needs besides Python)
+# bench (its script's name first): (tiny arguments, a line its figures must print, what it needs besides Python)
 CASES: dict[str, tuple[list[str], str, tuple[str, ...]]] = {
     "cli": (["--runs", "1"], r"maillist --version\s+min [\d.]+ s", ()),
     "members": (["--members", "300", "--runs", "1"], r"members import\s+[\d.]+ s", ()),
@@ -49,6 +49,11 @@ CASES: dict[str, tuple[list[str], str, tuple[str, ...]]] = {
         ["--members", "300", "--posts", "10", "--runs", "1", "--warmup", "2"],
         r"goal: fan-out p99",
         POSTFIX,
+    ),
+    "latency --postgresql": (
+        ["--members", "300", "--posts", "10", "--runs", "1", "--warmup", "2", "--postgresql"],
+        r"goal: fan-out p99",
+        (*POSTFIX, "postgresql"),
     ),
     "mlmmj": (["--members", "100", "--runs", "1"], r"maillist .* recipients/s", POSTFIX),
     "scale": (
@@ -82,7 +87,7 @@ def test_the_bench_runs_and_prints_its_figures(bench: str) -> None:
         pytest.skip(reason)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(
-        [sys.executable, str(BENCH / f"{bench}.py"), *args],
+        [sys.executable, str(BENCH / f"{bench.split()[0]}.py"), *args],
         capture_output=True,
         text=True,
         timeout=300,
